@@ -54,7 +54,7 @@ class WatchObserver {
   virtual ~WatchObserver() = default;
 
   // One watch event received and decoded. type is "ADDED", "MODIFIED", "DELETED",
-  // "BOOKMARK" or "ERROR"; list items are reported as "ADDED" with from_list = true.
+  // "BOOKMARK" or "ERROR". Listed items are not reported here (see OnRelist).
   virtual void OnWatchEvent(std::string_view type) = 0;
   // A watch stream ended (or failed to start) for `reason`; the loop will watch or list again.
   virtual void OnWatchRestart(RestartReason reason) = 0;
