@@ -1,0 +1,120 @@
+// BufferMetrics: the EventBuffer's BufferObserver, publishing write latency, write stalls,
+// verification results, mismatches, dedup hits, evictions, the gray-release state, config
+// reloads and (at scrape) the buffer's size per backend.
+//
+// Families (all label combinations exist from construction, at 0):
+//   eventbuffer_append_duration_seconds{backend}          histogram (AtomicHistogram)
+//   eventbuffer_append_recent_duration_seconds{backend}   summary, 60 s window, .5 .95 .99
+//   eventbuffer_write_pause_seconds{backend}              histogram of stalls > 0
+//   eventbuffer_write_pause_max_seconds{backend}          gauge, longest stall in 60 s
+//   eventbuffer_verifications_total{result}, eventbuffer_mismatches_total{kind}
+//   eventbuffer_evictions_total, eventbuffer_dedup_hits_total
+//   eventbuffer_gray_mode{mode}, eventbuffer_rollout_percent
+//   eventbuffer_config_reloads_total{result}, eventbuffer_config_last_reload_successful,
+//   eventbuffer_config_last_reload_success_timestamp_seconds
+//   eventbuffer_objects{backend}, eventbuffer_events{backend}, eventbuffer_memory_bytes{backend}
+//
+// Thread safety: every method may be called from any thread at once. OnAppend and OnStall
+// take no lock except the summary's (prometheus-cpp's Summary has a mutex; the buffer calls
+// OnAppend for sampled appends only). SetSizeSource and the size callback run under a mutex
+// that only scrapes and SetSizeSource take.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/registry.h>
+#include <prometheus/summary.h>
+
+#include "eventbuffer/buffer_observer.h"
+#include "metrics/atomic_histogram.h"
+#include "metrics/window_max.h"
+
+namespace eventbuffer::metrics {
+
+// The size of the buffer, per backend, as the EventBuffer's Stats() reports it. Kept here so
+// that metrics/ does not depend on event_buffer.h; the controller fills it from Stats().
+struct BufferSizes {
+  struct PerBackend {
+    std::uint64_t objects = 0;  // keys (involved objects) held
+    std::uint64_t events = 0;   // occurrences held
+    std::uint64_t bytes = 0;    // approximate memory held
+  };
+  std::array<PerBackend, kBackendCount> backend{};  // indexed by Backend
+};
+
+class BufferMetrics final : public BufferObserver {
+ public:
+  // Length of the windows behind the summary and the *_max_seconds gauges.
+  static constexpr std::int64_t kWindowNs = 60'000'000'000;
+
+  // Registers the counter, gauge and summary families in `registry`; the histograms, max
+  // gauges and sizes are produced by Collect().
+  explicit BufferMetrics(prometheus::Registry& registry);
+  ~BufferMetrics() override;
+
+  BufferMetrics(const BufferMetrics&) = delete;
+  BufferMetrics& operator=(const BufferMetrics&) = delete;
+
+  // BufferObserver. Durations are in nanoseconds.
+  void OnAppend(Backend backend, std::int64_t duration_ns, std::int64_t stall_ns) override;
+  void OnStall(Backend backend, std::int64_t stall_ns) override;
+  void OnVerification(VerifyResult result) override;
+  void OnMismatch(MismatchKind kind) override;
+  void OnEvictions(std::size_t count) override;
+  void OnDedupHit() override;
+  // Sets eventbuffer_gray_mode{mode} to 1 for `mode`, 0 for the others, and the rollout percent.
+  void OnModeChange(GrayMode mode, double rollout_percent) override;
+
+  // Counts one configuration reload attempt; `success` false when the new file was rejected
+  // (the previous configuration stays in force).
+  void OnConfigReload(bool success);
+
+  // Installs the function a scrape calls for the buffer sizes (the controller passes a
+  // lambda over EventBuffer::Stats()). Without one, sizes read 0. The function must be
+  // thread-safe and must not call back into these metrics.
+  void SetSizeSource(std::function<BufferSizes()> source);
+
+  // The families not kept in the registry: latency and stall histograms, the window max
+  // gauges and the buffer sizes. Called at scrape.
+  std::vector<prometheus::MetricFamily> Collect() const;
+
+  // For tests and benchmarks: observations recorded in the append histogram of `backend`.
+  std::uint64_t AppendCount(Backend backend) const;
+
+  // Implementation details follow.
+ private:
+  struct PerBackend {
+    PerBackend();
+    AtomicHistogram append;
+    AtomicHistogram pause;
+    WindowMax pause_max;
+    prometheus::Summary* recent = nullptr;
+  };
+  void RecordStall(PerBackend& b, std::int64_t stall_ns);
+
+  std::array<std::unique_ptr<PerBackend>, kBackendCount> backends_;
+  std::array<prometheus::Counter*, kVerifyResultCount> verifications_{};
+  std::array<prometheus::Counter*, kMismatchKindCount> mismatches_{};
+  std::array<prometheus::Gauge*, kGrayModeCount> mode_{};
+  prometheus::Counter* evictions_ = nullptr;
+  prometheus::Counter* dedup_hits_ = nullptr;
+  prometheus::Gauge* rollout_percent_ = nullptr;
+  prometheus::Counter* reload_success_ = nullptr;
+  prometheus::Counter* reload_failure_ = nullptr;
+  prometheus::Gauge* last_reload_ok_ = nullptr;
+  prometheus::Gauge* last_reload_success_time_ = nullptr;
+
+  mutable std::mutex size_mu_;
+  std::function<BufferSizes()> size_source_;  // guarded by size_mu_
+};
+
+}  // namespace eventbuffer::metrics
