@@ -1,0 +1,61 @@
+// ListerWatcher: the two API calls the Watcher needs, list a page and stream a watch, as
+// an interface so that the list/watch protocol can be tested without HTTP. ApiClient
+// (api_client.h) implements it over cpprestsdk; tests use a scripted fake.
+//
+// Thread safety: List and Watch are called from the Watcher's thread only, one at a time;
+// Cancel may be called from any thread while they run.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace eventbuffer::controller {
+
+struct ListRequest {
+  std::string resource_version;  // "" = most recent (a consistent read)
+  std::string continue_token;    // from the previous page; "" for the first page
+  int limit = 500;
+};
+
+struct WatchRequest {
+  std::string resource_version;  // watch changes after this version
+  int timeout_seconds = 300;     // the server closes the stream after this long
+  bool allow_bookmarks = true;
+};
+
+// The outcome of one request.
+struct ApiResponse {
+  // HTTP status; 0 when no response arrived (connection, TLS or timeout error) or the
+  // request was cancelled.
+  int http_status = 0;
+  // For a transport failure: what went wrong (no secrets).
+  std::string transport_error;
+  // List: the whole body. Watch: the body only when http_status != 200 (a Status).
+  std::string body;
+  // Retry-After header in seconds; -1 when absent.
+  double retry_after_seconds = -1;
+  // Watch only: the stream broke off (transport error after 200, or a last line without
+  // its newline). The partial line was discarded, never handed to the line handler.
+  bool stream_cut = false;
+  // True when the request ended because Cancel() was called.
+  bool cancelled = false;
+};
+
+// Called for each complete line of a watch stream (without the newline). Return false to
+// stop reading and close the stream.
+using LineHandler = std::function<bool(std::string_view line)>;
+
+class ListerWatcher {
+ public:
+  virtual ~ListerWatcher() = default;
+  // Fetches one page of Events.
+  virtual ApiResponse List(const ListRequest& request) = 0;
+  // Opens a watch and calls `on_line` for each complete line until the server closes the
+  // stream, the handler returns false, the stream breaks, or Cancel() is called.
+  virtual ApiResponse Watch(const WatchRequest& request, const LineHandler& on_line) = 0;
+  // Aborts the request in flight and makes later requests fail at once (shutdown).
+  virtual void Cancel() = 0;
+};
+
+}  // namespace eventbuffer::controller

@@ -1,0 +1,364 @@
+#include "controller/watcher.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace eventbuffer::controller {
+
+namespace {
+
+std::int64_t UnixNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::int64_t SteadyNanos(Watcher::Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+double Seconds(Watcher::Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// A status body's message for a log line, cut to a sane length.
+std::string Excerpt(std::string_view text, std::size_t max = 200) {
+  if (text.size() <= max) return std::string(text);
+  return std::string(text.substr(0, max)) + "...";
+}
+
+RestartReason ReasonForStatus(int http_status) {
+  if (http_status == 0) return RestartReason::kNetwork;
+  if (http_status == 410) return RestartReason::kExpired;
+  if (http_status == 429) return RestartReason::kHttp429;
+  if (http_status == 401 || http_status == 403) return RestartReason::kUnauthorized;
+  if (http_status >= 500) return RestartReason::kHttp5xx;
+  return RestartReason::kError;
+}
+
+}  // namespace
+
+std::string_view WatchStateName(WatchState state) {
+  switch (state) {
+    case WatchState::kStarting:
+      return "starting";
+    case WatchState::kListing:
+      return "listing";
+    case WatchState::kWatching:
+      return "watching";
+    case WatchState::kBackoff:
+      return "backoff";
+    case WatchState::kStopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
+Watcher::Watcher(ListerWatcher* lw, EventSink* sink, WatchObserver* observer, Options options)
+    : lw_(lw),
+      sink_(sink),
+      observer_(observer != nullptr ? observer : &null_observer_),
+      options_(std::move(options)),
+      backoff_(options_.backoff, options_.seed),
+      rng_(options_.seed ^ 0x9e3779b97f4a7c15ULL) {
+  if (!options_.now) options_.now = [] { return Clock::now(); };
+  options_.min_watch_timeout_seconds = std::max(1, options_.min_watch_timeout_seconds);
+  options_.max_watch_timeout_seconds =
+      std::max(options_.min_watch_timeout_seconds, options_.max_watch_timeout_seconds);
+}
+
+Watcher::~Watcher() = default;
+
+void Watcher::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(sleep_mu_);
+    stop_.store(true, std::memory_order_release);
+  }
+  sleep_cv_.notify_all();
+  lw_->Cancel();
+}
+
+bool Watcher::SleepFor(std::chrono::nanoseconds delay) {
+  if (stopping()) return false;
+  SetState(WatchState::kBackoff);
+  if (options_.sleep) return options_.sleep(delay) && !stopping();
+  std::unique_lock<std::mutex> lock(sleep_mu_);
+  return !sleep_cv_.wait_for(lock, delay, [this] { return stopping(); });
+}
+
+void Watcher::SetResourceVersion(std::string_view rv) {
+  if (rv.empty() || rv == rv_scratch_) return;
+  rv_scratch_.assign(rv);
+  std::lock_guard<std::mutex> lock(rv_mu_);
+  resource_version_.assign(rv);
+}
+
+void Watcher::MarkProgress() {
+  last_progress_steady_ns_.store(SteadyNanos(options_.now()), std::memory_order_relaxed);
+  last_progress_unix_ms_.store(UnixNanos() / 1000000, std::memory_order_relaxed);
+  observer_->OnProgress();
+}
+
+void Watcher::Restart(RestartReason reason) {
+  restarts_.fetch_add(1, std::memory_order_relaxed);
+  observer_->OnWatchRestart(reason);
+}
+
+WatcherStatus Watcher::GetStatus() const {
+  WatcherStatus s;
+  s.state = static_cast<WatchState>(state_.load(std::memory_order_acquire));
+  s.synced = synced_.load(std::memory_order_acquire);
+  {
+    std::lock_guard<std::mutex> lock(rv_mu_);
+    s.resource_version = resource_version_;
+  }
+  s.lists = lists_.load(std::memory_order_relaxed);
+  s.list_requests = list_requests_.load(std::memory_order_relaxed);
+  s.watch_requests = watch_requests_.load(std::memory_order_relaxed);
+  s.events = events_.load(std::memory_order_relaxed);
+  s.bookmarks = bookmarks_.load(std::memory_order_relaxed);
+  s.restarts = restarts_.load(std::memory_order_relaxed);
+  s.last_progress_unix_ms = last_progress_unix_ms_.load(std::memory_order_relaxed);
+  return s;
+}
+
+bool Watcher::Healthy(std::chrono::seconds max_no_progress) const {
+  const auto state = static_cast<WatchState>(state_.load(std::memory_order_acquire));
+  if (state == WatchState::kStopped) return false;
+  const std::int64_t now = SteadyNanos(options_.now());
+  const std::int64_t last = last_progress_steady_ns_.load(std::memory_order_relaxed);
+  if (last == 0) return true;  // still on the first list: readiness covers that
+  if (now - last <= std::chrono::nanoseconds(max_no_progress).count()) return true;
+  // An idle cluster: an open watch that has not reached its timeout is healthy waiting.
+  if (state == WatchState::kWatching) {
+    return now <= watch_deadline_steady_ns_.load(std::memory_order_relaxed);
+  }
+  return false;
+}
+
+void Watcher::Run() {
+  bool need_list = true;
+  while (!stopping()) {
+    if (need_list) {
+      if (!ListAll()) continue;  // ListAll slept its backoff already
+      need_list = false;
+      if (!synced_.exchange(true, std::memory_order_acq_rel)) sink_->OnSynced();
+    }
+    const Next next = WatchOnce();
+    if (next == Next::kStop) break;
+    need_list = next == Next::kRelist;
+  }
+  SetState(WatchState::kStopped);
+}
+
+bool Watcher::ListAll() {
+  SetState(WatchState::kListing);
+  lists_.fetch_add(1, std::memory_order_relaxed);
+  observer_->OnRelist();
+  ListRequest request;
+  request.limit = options_.list_limit;
+  int immediate_restarts = 0;
+  std::size_t items = 0;
+  while (!stopping()) {
+    const auto start = options_.now();
+    list_requests_.fetch_add(1, std::memory_order_relaxed);
+    const ApiResponse response = lw_->List(request);
+    observer_->OnApiRequest("list", response.http_status, Seconds(options_.now() - start));
+    if (response.cancelled || stopping()) return false;
+
+    if (response.http_status == 200) {
+      auto page = decoder_.DecodeList(response.body, UnixNanos());
+      if (!page.ok()) {
+        spdlog::warn("list page did not decode: {}", page.error.ToString());
+        SleepFor(backoff_.Next(options_.now()));
+        return false;
+      }
+      for (auto& record : page.value.items) {
+        sink_->Append(std::move(record));
+        ++items;
+      }
+      events_.fetch_add(page.value.items.size(), std::memory_order_relaxed);
+      if (page.value.continue_token.empty()) {
+        SetResourceVersion(page.value.resource_version);
+        last_list_end_ = options_.now();
+        MarkProgress();
+        spdlog::info("list complete: {} events, resourceVersion {}", items,
+                     page.value.resource_version);
+        return true;
+      }
+      request.continue_token = std::move(page.value.continue_token);
+      continue;
+    }
+
+    if (response.http_status == 410 && !request.continue_token.empty()) {
+      // The continue token expired (the paginated snapshot was compacted away): start
+      // the list again from its first page, as client-go does. Items already appended are
+      // de-duplicated by the sink.
+      spdlog::info("list continue token expired; restarting the list");
+      request.continue_token.clear();
+      items = 0;
+      if (++immediate_restarts > options_.max_immediate_list_restarts) {
+        if (!SleepFor(backoff_.Next(options_.now()))) return false;
+      }
+      continue;
+    }
+
+    const RestartReason reason = ReasonForStatus(response.http_status);
+    spdlog::warn("list failed: status {} ({}) {}{}", response.http_status,
+                 RestartReasonName(reason), response.transport_error, Excerpt(response.body));
+    std::chrono::nanoseconds delay = backoff_.Next(options_.now());
+    if (reason == RestartReason::kHttp429 && response.retry_after_seconds >= 0) {
+      delay = std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::duration<double>(std::min(response.retry_after_seconds, 300.0)));
+    }
+    SleepFor(delay);
+    return false;
+  }
+  return false;
+}
+
+Watcher::Next Watcher::WatchOnce() {
+  SetState(WatchState::kWatching);
+  WatchRequest request;
+  {
+    std::lock_guard<std::mutex> lock(rv_mu_);
+    request.resource_version = resource_version_;
+  }
+  std::uniform_int_distribution<int> timeout(options_.min_watch_timeout_seconds,
+                                             options_.max_watch_timeout_seconds);
+  request.timeout_seconds = timeout(rng_);
+  request.allow_bookmarks = true;
+
+  std::uint64_t stream_events = 0;
+  std::uint64_t stream_bookmarks = 0;
+  bool decode_failed = false;
+  bool got_error = false;
+  ApiStatus error_status;
+
+  const LineHandler on_line = [&](std::string_view line) {
+    if (line.empty() || line == "\r") return !stopping();  // keep-alive blank line
+    const std::int64_t now_ns = UnixNanos();
+    auto decoded = decoder_.DecodeWatchLine(line, now_ns);
+    if (!decoded.ok()) {
+      spdlog::warn("watch line did not decode: {}", decoded.error.ToString());
+      decode_failed = true;
+      return false;
+    }
+    WatchEvent& event = decoded.value;
+    observer_->OnWatchEvent(WatchEventTypeName(event.type));
+    switch (event.type) {
+      case WatchEventType::kAdded:
+      case WatchEventType::kModified: {
+        const std::int64_t seen_ms = event.record->numbers().last_seen_unix_ms;
+        if (seen_ms > 0) {
+          observer_->OnEventLag(std::max(0.0, (now_ns / 1e6 - seen_ms) / 1000.0));
+        }
+        sink_->Append(std::move(event.record));
+        events_.fetch_add(1, std::memory_order_relaxed);
+        ++stream_events;
+        SetResourceVersion(event.resource_version);
+        MarkProgress();
+        break;
+      }
+      case WatchEventType::kDeleted:
+        ++stream_events;
+        SetResourceVersion(event.resource_version);
+        MarkProgress();
+        break;
+      case WatchEventType::kBookmark:
+        // A bookmark only moves the resourceVersion forward: nothing changed for us.
+        ++stream_bookmarks;
+        bookmarks_.fetch_add(1, std::memory_order_relaxed);
+        SetResourceVersion(event.resource_version);
+        observer_->OnBookmark();
+        MarkProgress();
+        break;
+      case WatchEventType::kError:
+        got_error = true;
+        error_status = event.status;
+        return false;
+    }
+    return !stopping();
+  };
+
+  const auto start = options_.now();
+  watch_deadline_steady_ns_.store(
+      SteadyNanos(start + std::chrono::seconds(request.timeout_seconds + 30)),
+      std::memory_order_relaxed);
+  watch_requests_.fetch_add(1, std::memory_order_relaxed);
+  const ApiResponse response = lw_->Watch(request, on_line);
+  const double seconds = Seconds(options_.now() - start);
+  observer_->OnApiRequest("watch", response.http_status, seconds);
+  if (response.cancelled || stopping()) return Next::kStop;
+
+  if (response.http_status == 200) {
+    if (got_error) {
+      if (error_status.code == 410 || error_status.reason == "Expired" ||
+          error_status.reason == "Gone") {
+        // The resourceVersion we watch from is older than what the server keeps (compacted
+        // or, for Events, gone from etcd's window): only a new list can give a consistent
+        // starting point. Relist at once, unless the last list was only moments ago —
+        // then a server that keeps answering Expired would get a relist storm.
+        Restart(RestartReason::kExpired);
+        spdlog::info("watch expired ({}): relisting", Excerpt(error_status.message));
+        if (options_.now() - last_list_end_ < std::chrono::seconds(10) && stream_events == 0) {
+          if (!SleepFor(backoff_.Next(options_.now()))) return Next::kStop;
+        }
+        return Next::kRelist;
+      }
+      // Any other ERROR event: client-go gives up the watch and relists after backoff.
+      spdlog::warn("watch ERROR event: code {} reason {} {}", error_status.code,
+                   error_status.reason, Excerpt(error_status.message));
+      Restart(ReasonForStatus(error_status.code == 410 ? 410 : error_status.code));
+      if (!SleepFor(backoff_.Next(options_.now()))) return Next::kStop;
+      return Next::kRelist;
+    }
+    if (decode_failed) {
+      Restart(RestartReason::kDecode);
+      if (!SleepFor(backoff_.Next(options_.now()))) return Next::kStop;
+      return Next::kWatch;
+    }
+    if (response.stream_cut) {
+      // The connection dropped mid-stream; the cut line was discarded by the client.
+      // Watch again from the last complete event: nothing is lost.
+      Restart(RestartReason::kNetwork);
+      spdlog::info("watch stream cut after {:.3f}s ({}); rewatching from {}", seconds,
+                   response.transport_error, request.resource_version);
+      if (!SleepFor(backoff_.Next(options_.now()))) return Next::kStop;
+      return Next::kWatch;
+    }
+    if (stream_events == 0 && stream_bookmarks == 0 && seconds < options_.stale_watch_seconds) {
+      // Events bypass the API server's watch cache: a watch from a resourceVersion the
+      // server cannot serve may be answered with 200 and an immediate close. Watching
+      // again would loop forever without progress: relist, and back off in case the
+      // server keeps doing it.
+      Restart(RestartReason::kStale);
+      spdlog::info("watch closed after {:.3f}s without events: relisting", seconds);
+      if (!SleepFor(backoff_.Next(options_.now()))) return Next::kStop;
+      return Next::kRelist;
+    }
+    // The normal end of a watch: timeoutSeconds reached. Watch again at once.
+    Restart(RestartReason::kTimeout);
+    if (stream_events > 0 || seconds >= 10 * options_.stale_watch_seconds) backoff_.Reset();
+    return Next::kWatch;
+  }
+  return Failure(ReasonForStatus(response.http_status), response, response.http_status == 410);
+}
+
+Watcher::Next Watcher::Failure(RestartReason reason, const ApiResponse& response, bool relist) {
+  Restart(reason);
+  spdlog::warn("watch failed: status {} ({}) {}{}", response.http_status, RestartReasonName(reason),
+               response.transport_error, Excerpt(response.body));
+  std::chrono::nanoseconds delay = backoff_.Next(options_.now());
+  if (reason == RestartReason::kHttp429 && response.retry_after_seconds >= 0) {
+    // The server told us when to come back: exactly that, not our own guess.
+    delay = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::duration<double>(std::min(response.retry_after_seconds, 300.0)));
+  }
+  if (relist && options_.now() - last_list_end_ >= std::chrono::seconds(10)) {
+    delay = std::chrono::nanoseconds(0);  // 410 on a long-running rv: relist at once
+  }
+  if (delay.count() > 0 && !SleepFor(delay)) return Next::kStop;
+  return relist ? Next::kRelist : Next::kWatch;
+}
+
+}  // namespace eventbuffer::controller
