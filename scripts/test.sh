@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, builds everything and runs every
+# test suite. Exits non-zero on any failure.
+#   1. RelWithDebInfo build: all GoogleTest suites, emulator, integration, Prometheus and
+#      manifest tests (CTest);
+#   2. ThreadSanitizer build of the storage, buffer and metrics code: their suites again;
+#   3. AddressSanitizer + UBSan build of the same;
+#   4. a bounded libFuzzer run of the event decoder (FUZZ_SECONDS, default 60; 0 skips).
+# Environment: JOBS (parallel build jobs, default nproc), SKIP_SANITIZERS=1 to skip 2 and 3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+jobs=${JOBS:-$(nproc)}
+fuzz_seconds=${FUZZ_SECONDS:-60}
+
+step() { printf '\n=== %s (%(%H:%M:%S)T)\n' "$*" -1; }
+
+step "dependencies"
+scripts/install-deps.sh
+
+step "build (RelWithDebInfo)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$jobs"
+
+failed=0
+step "tests"
+ctest --test-dir build --output-on-failure -j 2 --timeout 600 || failed=1
+
+if [[ ${SKIP_SANITIZERS:-0} != 1 ]]; then
+  for san in thread address; do
+    step "tests under ${san} sanitizer (storage, buffer, metrics)"
+    cmake -S . -B "build-$san" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSANITIZE=$san \
+      -DKEB_WITH_CONTROLLER=OFF -DKEB_BUILD_BENCH=OFF >/dev/null
+    cmake --build "build-$san" -j "$jobs"
+    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+    ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+      ctest --test-dir "build-$san" --output-on-failure -j 2 --timeout 900 \
+        -L 'eventbuffer_tests|metrics_tests' || failed=1
+  done
+fi
+
+if [[ $fuzz_seconds != 0 ]]; then
+  step "fuzzing the event decoder for ${fuzz_seconds}s"
+  scripts/fuzz-decoder.sh "$fuzz_seconds" || failed=1
+fi
+
+if [[ $failed != 0 ]]; then
+  step "FAILED (see above)"
+  exit 1
+fi
+step "all tests passed"
