@@ -1,0 +1,28 @@
+#include "eventbuffer/buffer_config.h"
+
+#include <cmath>
+#include <sstream>
+
+namespace eventbuffer {
+
+std::string ValidateBufferConfig(const BufferConfig& c) {
+  std::ostringstream out;
+  if (!std::isfinite(c.rollout_percent) || c.rollout_percent < 0 || c.rollout_percent > 100) {
+    out << "eventBuffer.rolloutPercent: must be within [0, 100], got " << c.rollout_percent;
+  } else if (!std::isfinite(c.verify.sample_rate) || c.verify.sample_rate < 0 ||
+             c.verify.sample_rate > 1) {
+    out << "eventBuffer.verify.sampleRate: must be within [0, 1], got " << c.verify.sample_rate;
+  } else if (c.retention.max_age.count() <= 0) {
+    out << "eventBuffer.retention.maxAge: must be positive, got " << c.retention.max_age.count()
+        << "ms";
+  } else if (c.retention.max_events == 0) {
+    out << "eventBuffer.retention.maxEvents: must be positive";
+  } else if (c.retention.max_events_per_object == 0) {
+    out << "eventBuffer.retention.maxEventsPerObject: must be positive";
+  } else if (static_cast<std::size_t>(c.mode) >= kGrayModeCount) {
+    out << "eventBuffer.mode: unknown mode " << static_cast<int>(c.mode);
+  }
+  return out.str();
+}
+
+}  // namespace eventbuffer

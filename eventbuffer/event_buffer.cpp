@@ -1,0 +1,486 @@
+#include "eventbuffer/event_buffer.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <thread>
+#include <utility>
+
+namespace eventbuffer {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t Index(Backend b) { return static_cast<std::size_t>(b); }
+constexpr Backend Other(Backend b) {
+  return b == Backend::kLegacy ? Backend::kAtomic : Backend::kLegacy;
+}
+constexpr bool Writes(GrayMode m, Backend b) {
+  return b == Backend::kLegacy ? WritesLegacy(m) : WritesAtomic(m);
+}
+// The backend that every mode's writes include first: the reference for retention.
+constexpr Backend Primary(GrayMode m) {
+  return WritesLegacy(m) ? Backend::kLegacy : Backend::kAtomic;
+}
+
+// Per-thread xorshift64* generator for verification sampling: no shared state, no locks.
+std::uint64_t NextRandom() {
+  thread_local std::uint64_t state =
+      0x9e3779b97f4a7c15ULL ^ std::hash<std::thread::id>{}(std::this_thread::get_id());
+  state ^= state >> 12;
+  state ^= state << 25;
+  state ^= state >> 27;
+  return state * 0x2545f4914f6cdd1dULL;
+}
+
+// Observer sampling: 1 in kAppendSample appends per backend and thread is timed.
+constexpr std::uint32_t kAppendSampleMask = 15;
+
+void SplitKey(const std::string& key, ObjectSummary* out) {
+  const auto a = key.find('/');
+  const auto b = a == std::string::npos ? std::string::npos : key.find('/', a + 1);
+  if (b == std::string::npos) {
+    out->name = key;
+    return;
+  }
+  out->ns = key.substr(0, a);
+  out->kind = key.substr(a + 1, b - a - 1);
+  out->name = key.substr(b + 1);
+}
+
+}  // namespace
+
+EventBuffer::EventBuffer(BufferConfig config, BufferObserver* observer)
+    : EventBuffer(std::move(config), MakeLegacyBackend(), MakeAtomicBackend(), observer) {}
+
+EventBuffer::EventBuffer(BufferConfig config, std::unique_ptr<SliceBackend> legacy,
+                         std::unique_ptr<SliceBackend> atomic, BufferObserver* observer)
+    : observer_(observer), stripes_(std::make_unique<Stripe[]>(kStripes)) {
+  if (const std::string err = ValidateBufferConfig(config); !err.empty()) {
+    throw std::invalid_argument(err);
+  }
+  if (!legacy || !atomic) throw std::invalid_argument("EventBuffer: null backend");
+  backends_[Index(Backend::kLegacy)] = std::move(legacy);
+  backends_[Index(Backend::kAtomic)] = std::move(atomic);
+  for (std::size_t i = 0; i < kStripes; ++i) stripes_[i].mode = config.mode;
+  rollout_threshold_.store(RolloutThreshold(config.rollout_percent), std::memory_order_relaxed);
+  const double rate = config.verify.sample_rate;
+  verify_all_.store(rate >= 1, std::memory_order_relaxed);
+  verify_threshold_.store(rate >= 1 ? ~0ULL : static_cast<std::uint64_t>(rate * 0x1p64),
+                          std::memory_order_relaxed);
+  config_ = std::move(config);
+  if (observer_ != nullptr) observer_->OnModeChange(config_.mode, config_.rollout_percent);
+}
+
+EventBuffer::~EventBuffer() = default;
+
+bool EventBuffer::SampleVerify() const {
+  if (verify_all_.load(std::memory_order_relaxed)) return true;
+  const std::uint64_t threshold = verify_threshold_.load(std::memory_order_relaxed);
+  return threshold != 0 && NextRandom() < threshold;
+}
+
+void EventBuffer::AppendTo(Backend b, std::string_view key, const EventRef& record) {
+  SliceBackend& be = backend(b);
+  if (observer_ == nullptr) {
+    be.Append(key, record, nullptr);
+    return;
+  }
+  thread_local std::uint32_t counters[kBackendCount] = {};
+  AppendStats stats;
+  if ((++counters[Index(b)] & kAppendSampleMask) == 0) {
+    const auto t0 = Clock::now();
+    be.Append(key, record, &stats);
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0);
+    observer_->OnAppend(b, ns.count(), stats.stall_ns);
+  } else {
+    be.Append(key, record, &stats);
+    if (stats.stall_ns > 0) observer_->OnStall(b, stats.stall_ns);
+  }
+}
+
+EventBuffer::AppendResult EventBuffer::Append(const EventRef& record) {
+  thread_local std::string key;
+  key.clear();
+  record->AppendKey(&key);
+  const std::int64_t time_ms = RecordTimeMs(*record);
+  if (time_ms < age_cutoff_ms_.load(std::memory_order_relaxed)) {
+    expired_.fetch_add(1, std::memory_order_relaxed);
+    return AppendResult::kExpired;
+  }
+  const OccurrenceId id = IdOf(*record);
+  Stripe& s = stripes_[StripeOfHash(Fnv1a64(key))];
+  Verification verification;
+  bool verified = false;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (!s.dedup.Insert(id, time_ms)) {
+      dedup_hits_.fetch_add(1, std::memory_order_relaxed);
+      if (observer_ != nullptr) observer_->OnDedupHit();
+      return AppendResult::kDuplicate;
+    }
+    try {
+      if (s.collect_keys) s.new_keys.emplace(key);
+      if (WritesLegacy(s.mode)) AppendTo(Backend::kLegacy, key, record);
+      if (WritesAtomic(s.mode)) AppendTo(Backend::kAtomic, key, record);
+    } catch (...) {
+      s.dedup.Erase(id);  // not stored (or only partly: the verifier will say so)
+      throw;
+    }
+    if (IsDualWrite(s.mode) && SampleVerify()) {
+      verification = VerifyLocked(s, key);
+      verified = true;
+    }
+  }
+  appended_.fetch_add(1, std::memory_order_relaxed);
+  record_bytes_.fetch_add(record->MemoryBytes(), std::memory_order_relaxed);
+  if (verified) Publish(std::move(verification));
+  return AppendResult::kStored;
+}
+
+Backend EventBuffer::ReadBackendLocked(const Stripe& s, std::uint32_t bucket) const {
+  if (s.mode == GrayMode::kCanary) {
+    return bucket < rollout_threshold_.load(std::memory_order_relaxed) ? Backend::kAtomic
+                                                                       : Backend::kLegacy;
+  }
+  return s.mode == GrayMode::kAtomic ? Backend::kAtomic : Backend::kLegacy;
+}
+
+std::vector<EventRef> EventBuffer::Read(std::string_view key) const {
+  const std::uint64_t h = Fnv1a64(key);
+  Stripe& s = stripes_[StripeOfHash(h)];
+  std::vector<EventRef> out;
+  Verification verification;
+  bool verified = false;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    out = backend(ReadBackendLocked(s, BucketOfHash(h))).Read(key);
+    if (IsDualWrite(s.mode) && SampleVerify()) {
+      verification = VerifyLocked(s, key);
+      verified = true;
+    }
+  }
+  if (verified) Publish(std::move(verification));
+  return out;
+}
+
+std::vector<std::string> EventBuffer::AllKeys() const {
+  std::vector<std::string> keys = backend(Backend::kLegacy).Keys();
+  std::vector<std::string> more = backend(Backend::kAtomic).Keys();
+  if (keys.empty()) return more;
+  if (!more.empty()) {
+    std::unordered_set<std::string_view> seen(keys.begin(), keys.end());
+    std::vector<std::string> extra;
+    for (auto& k : more) {
+      if (!seen.count(k)) extra.push_back(std::move(k));
+    }
+    for (auto& k : extra) keys.push_back(std::move(k));
+  }
+  return keys;
+}
+
+std::vector<ObjectSummary> EventBuffer::Objects() const {
+  std::vector<ObjectSummary> out;
+  for (const std::string& key : AllKeys()) {
+    const std::uint64_t h = Fnv1a64(key);
+    Stripe& s = stripes_[StripeOfHash(h)];
+    std::size_t n;
+    {
+      std::lock_guard<std::mutex> lock(s.mu);
+      n = backend(ReadBackendLocked(s, BucketOfHash(h))).Count(key);
+    }
+    if (n == 0) continue;
+    ObjectSummary summary;
+    SplitKey(key, &summary);
+    summary.events = n;
+    out.push_back(std::move(summary));
+  }
+  return out;
+}
+
+BufferStats EventBuffer::Stats() const {
+  BufferStats st;
+  for (std::size_t b = 0; b < kBackendCount; ++b) {
+    st.backend[b].objects = backends_[b]->KeyCount();
+    st.backend[b].events = backends_[b]->Size();
+    st.backend[b].bytes = backends_[b]->MemoryBytes();
+  }
+  st.dedup_hits = dedup_hits_.load(std::memory_order_relaxed);
+  st.evictions = evictions_.load(std::memory_order_relaxed);
+  st.appended = appended_.load(std::memory_order_relaxed);
+  st.expired = expired_.load(std::memory_order_relaxed);
+  for (std::size_t k = 0; k < kMismatchKindCount; ++k) {
+    st.mismatches[k] = mismatches_[k].load(std::memory_order_relaxed);
+  }
+  for (std::size_t r = 0; r < kVerifyResultCount; ++r) {
+    st.verifications[r] = verifications_[r].load(std::memory_order_relaxed);
+  }
+  st.record_bytes = record_bytes_.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < kStripes; ++i) {
+    std::lock_guard<std::mutex> lock(stripes_[i].mu);
+    st.dedup_entries += stripes_[i].dedup.size();
+  }
+  return st;
+}
+
+BufferConfig EventBuffer::config() const {
+  std::lock_guard<std::mutex> lock(config_mu_);
+  return config_;
+}
+
+void EventBuffer::Reconfigure(const BufferConfig& config) {
+  if (const std::string err = ValidateBufferConfig(config); !err.empty()) {
+    throw std::invalid_argument(err);
+  }
+  std::lock_guard<std::mutex> serial(reconfigure_mu_);
+  const BufferConfig old = this->config();
+  rollout_threshold_.store(RolloutThreshold(config.rollout_percent), std::memory_order_relaxed);
+  const double rate = config.verify.sample_rate;
+  verify_all_.store(rate >= 1, std::memory_order_relaxed);
+  verify_threshold_.store(rate >= 1 ? ~0ULL : static_cast<std::uint64_t>(rate * 0x1p64),
+                          std::memory_order_relaxed);
+  if (old.mode != config.mode) Transition(old.mode, config.mode);
+  {
+    std::lock_guard<std::mutex> lock(config_mu_);
+    config_ = config;
+  }
+  if (observer_ != nullptr &&
+      (old.mode != config.mode || old.rollout_percent != config.rollout_percent)) {
+    observer_->OnModeChange(config.mode, config.rollout_percent);
+  }
+}
+
+void EventBuffer::ClearBackend(Backend b) {
+  SliceBackend& be = backend(b);
+  for (const std::string& key : be.Keys()) {
+    be.DropFront(key, SIZE_MAX);
+    be.EraseIfEmpty(key);
+  }
+}
+
+// The switch. Every stripe moves from `from` to `to` in one critical section of its own.
+// When `to` writes a backend that `from` did not (the stale one), that backend missed every
+// write so far; it is backfilled from the other (the source, which `from` writes), key by
+// key, in the same critical section that switches the key's stripe:
+//   1. clear the stale backend (nobody reads or writes it in `from`);
+//   2. mark every stripe as collecting keys, under its lock: from then on, an append to a
+//      stripe records its key, so a key created after step 3's listing is not missed;
+//   3. list the source's keys (every key created before its stripe was marked is there);
+//   4. per stripe, under its lock: copy each listed or collected key from the source to the
+//      stale backend, in order, then set the stripe's mode to `to`. Appends to the stripe
+//      wait for the lock, then write with the new mode: none falls between copy and switch.
+// Finally a backend that `to` no longer writes is cleared: no stripe writes it or routes
+// reads or verification to it any more, and keeping it would go stale.
+void EventBuffer::Transition(GrayMode from, GrayMode to) {
+  bool gained[kBackendCount], lost[kBackendCount];
+  for (std::size_t b = 0; b < kBackendCount; ++b) {
+    gained[b] = !Writes(from, Backend(b)) && Writes(to, Backend(b));
+    lost[b] = Writes(from, Backend(b)) && !Writes(to, Backend(b));
+  }
+  const bool backfill = gained[0] || gained[1];
+  if (backfill) {
+    const Backend stale = gained[Index(Backend::kLegacy)] ? Backend::kLegacy : Backend::kAtomic;
+    SliceBackend& source = backend(Other(stale));
+    SliceBackend& target = backend(stale);
+    ClearBackend(stale);
+    for (std::size_t i = 0; i < kStripes; ++i) {
+      std::lock_guard<std::mutex> lock(stripes_[i].mu);
+      stripes_[i].collect_keys = true;
+      stripes_[i].new_keys.clear();
+    }
+    std::vector<std::vector<std::string>> listed(kStripes);
+    for (std::string& key : source.Keys())
+      listed[StripeOfHash(Fnv1a64(key))].push_back(std::move(key));
+    for (std::size_t i = 0; i < kStripes; ++i) {
+      Stripe& s = stripes_[i];
+      std::lock_guard<std::mutex> lock(s.mu);
+      for (std::string& key : listed[i]) s.new_keys.insert(std::move(key));
+      for (const std::string& key : s.new_keys) {
+        source.ForEach(key, [&](const EventRef& r) { target.Append(key, r, nullptr); });
+      }
+      s.mode = to;
+      s.collect_keys = false;
+      s.new_keys = {};
+    }
+  } else {
+    for (std::size_t i = 0; i < kStripes; ++i) {
+      std::lock_guard<std::mutex> lock(stripes_[i].mu);
+      stripes_[i].mode = to;
+    }
+  }
+  for (std::size_t b = 0; b < kBackendCount; ++b) {
+    if (lost[b]) ClearBackend(Backend(b));
+  }
+}
+
+std::size_t EventBuffer::DropLocked(Stripe& s, std::string_view key,
+                                    FunctionRef<bool(const EventRef&)> pred) {
+  const Backend primary = Primary(s.mode);
+  thread_local std::vector<OccurrenceId> dropped;
+  dropped.clear();
+  std::size_t bytes = 0;
+  const std::size_t n = backend(primary).DropFrontWhile(key, [&](const EventRef& r) {
+    if (!pred(r)) return false;
+    dropped.push_back(IdOf(*r));
+    bytes += r->MemoryBytes();
+    return true;
+  });
+  if (n == 0) return 0;
+  // Same key, same critical section as every write to it: the other backend holds the same
+  // sequence, so dropping the same count drops the same occurrences.
+  if (IsDualWrite(s.mode)) {
+    backend(Other(primary)).DropFront(key, n);
+    backend(Other(primary)).EraseIfEmpty(key);
+  }
+  backend(primary).EraseIfEmpty(key);
+  for (const OccurrenceId& id : dropped) s.dedup.Evict(id);
+  record_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+  return n;
+}
+
+std::size_t EventBuffer::EnforceRetention(std::int64_t now_unix_ms) {
+  std::lock_guard<std::mutex> serial(retention_mu_);
+  const RetentionConfig r = config().retention;
+  const std::int64_t cutoff = now_unix_ms - static_cast<std::int64_t>(r.max_age.count());
+  age_cutoff_ms_.store(cutoff, std::memory_order_relaxed);
+
+  std::size_t evicted = 0;
+  std::size_t remaining = 0;
+  const std::vector<std::string> keys = AllKeys();
+  for (const std::string& key : keys) {
+    Stripe& s = StripeOf(key);
+    std::lock_guard<std::mutex> lock(s.mu);
+    evicted += DropLocked(s, key, [&](const EventRef& e) { return RecordTimeMs(*e) < cutoff; });
+    const std::size_t count = backend(Primary(s.mode)).Count(key);
+    if (count > r.max_events_per_object) {
+      std::size_t budget = count - r.max_events_per_object;
+      evicted += DropLocked(s, key, [&](const EventRef&) { return budget > 0 && budget-- > 0; });
+    }
+    remaining += std::min(count, r.max_events_per_object);
+  }
+
+  if (remaining > r.max_events) {
+    // Global limit: find the time T of the excess-th oldest occurrence and drop, from the
+    // front of each key, what is older than T (and as many as needed of those at T).
+    // Occurrences older than T behind a newer one in their key stay: the bound may be
+    // exceeded slightly until the next pass, never by more than such out-of-order ones.
+    const std::size_t excess = remaining - r.max_events;
+    std::vector<std::int64_t> times;
+    times.reserve(remaining);
+    for (const std::string& key : keys) {
+      Stripe& s = StripeOf(key);
+      std::lock_guard<std::mutex> lock(s.mu);
+      backend(Primary(s.mode)).ForEach(key, [&](const EventRef& e) {
+        times.push_back(RecordTimeMs(*e));
+      });
+    }
+    if (times.size() > excess) {
+      std::nth_element(times.begin(), times.begin() + static_cast<std::ptrdiff_t>(excess - 1),
+                       times.end());
+      const std::int64_t t = times[excess - 1];
+      std::size_t ties =
+          excess - static_cast<std::size_t>(std::count_if(times.begin(), times.end(),
+                                                          [t](std::int64_t x) { return x < t; }));
+      for (const std::string& key : keys) {
+        Stripe& s = StripeOf(key);
+        std::lock_guard<std::mutex> lock(s.mu);
+        evicted += DropLocked(s, key, [&](const EventRef& e) {
+          const std::int64_t x = RecordTimeMs(*e);
+          if (x < t) return true;
+          if (x == t && ties > 0) {
+            --ties;
+            return true;
+          }
+          return false;
+        });
+      }
+    }
+  }
+
+  // Dedup tombstones: forget those past the age cutoff and those beyond the per-stripe cap
+  // (the global event limit spread over the stripes).
+  const std::size_t cap = std::max<std::size_t>(64, r.max_events / kStripes);
+  for (std::size_t i = 0; i < kStripes; ++i) {
+    std::lock_guard<std::mutex> lock(stripes_[i].mu);
+    stripes_[i].dedup.PruneTombstones(cutoff, cap);
+  }
+
+  if (evicted > 0) {
+    evictions_.fetch_add(evicted, std::memory_order_relaxed);
+    if (observer_ != nullptr) observer_->OnEvictions(evicted);
+  }
+  return evicted;
+}
+
+EventBuffer::Verification EventBuffer::VerifyLocked(const Stripe& s, std::string_view key) const {
+  Verification v;
+  if (!IsDualWrite(s.mode)) return v;  // kSkipped: only one backend is written
+  thread_local std::vector<const EventRecord*> legacy, atomic;
+  legacy.clear();
+  atomic.clear();
+  backend(Backend::kLegacy).ForEach(key, [&](const EventRef& r) { legacy.push_back(r.get()); });
+  backend(Backend::kAtomic).ForEach(key, [&](const EventRef& r) { atomic.push_back(r.get()); });
+  Comparison c = CompareOccurrences(legacy, atomic);
+  v.result = c.match ? VerifyResult::kMatch : VerifyResult::kMismatch;
+  for (MismatchFinding& f : c.findings) {
+    MismatchReport report;
+    report.key = std::string(key);
+    report.mode = s.mode;
+    report.legacy_count = legacy.size();
+    report.atomic_count = atomic.size();
+    report.kind = f.kind;
+    report.first_difference = std::move(f.first_difference);
+    v.reports.push_back(std::move(report));
+  }
+  return v;
+}
+
+void EventBuffer::Publish(Verification&& v) const {
+  verifications_[static_cast<std::size_t>(v.result)].fetch_add(1, std::memory_order_relaxed);
+  if (observer_ != nullptr) observer_->OnVerification(v.result);
+  if (v.reports.empty()) return;
+  for (const MismatchReport& r : v.reports) {
+    mismatches_[static_cast<std::size_t>(r.kind)].fetch_add(1, std::memory_order_relaxed);
+    if (observer_ != nullptr) observer_->OnMismatch(r.kind);
+  }
+  std::lock_guard<std::mutex> lock(sink_mu_);
+  if (sink_) {
+    for (const MismatchReport& r : v.reports) sink_(r);
+  }
+}
+
+VerifyResult EventBuffer::VerifyKey(std::string_view key) {
+  Stripe& s = StripeOf(key);
+  Verification v;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    v = VerifyLocked(s, key);
+  }
+  const VerifyResult result = v.result;
+  Publish(std::move(v));
+  return result;
+}
+
+std::size_t EventBuffer::VerifySweep(std::size_t max_keys) {
+  std::lock_guard<std::mutex> lock(sweep_mu_);
+  std::size_t compared = 0;
+  bool refreshed = false;
+  for (std::size_t done = 0; done < max_keys; ++done) {
+    if (sweep_next_ >= sweep_keys_.size()) {
+      if (refreshed) break;  // every key of this round is done
+      sweep_keys_ = AllKeys();
+      sweep_next_ = 0;
+      refreshed = true;
+      if (sweep_keys_.empty()) break;
+    }
+    if (VerifyKey(sweep_keys_[sweep_next_++]) != VerifyResult::kSkipped) ++compared;
+  }
+  return compared;
+}
+
+void EventBuffer::SetMismatchSink(std::function<void(const MismatchReport&)> sink) {
+  std::lock_guard<std::mutex> lock(sink_mu_);
+  sink_ = std::move(sink);
+}
+
+}  // namespace eventbuffer
