@@ -87,8 +87,27 @@ class Checker:
             sys.exit(SKIP)
         self.require("node", "nodejs")
 
+    def require_kustomize(self):
+        """kubectl with a kustomize that knows components and replacements (v4.2+, kubectl
+        1.22+); Debian 12's own kubernetes-client 1.20 embeds kustomize v2.0.3."""
+        self.require("kubectl", "kubectl")
+        proc = subprocess.run(["kubectl", "version", "--client", "-o", "json"],
+                              capture_output=True, text=True, timeout=60)
+        try:
+            version = json.loads(proc.stdout).get("kustomizeVersion", "")
+        except ValueError:
+            version = ""
+        parts = version.lstrip("v").split(".")
+        if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+            if (int(parts[0]), int(parts[1])) < (4, 2):
+                print(f"SKIP: kubectl's kustomize {version} is too old for these manifests "
+                      "(components, replacements): need v4.2+ (kubectl 1.22+)")
+                sys.exit(SKIP)
+
     def render(self, kustomization_dir, name):
-        self.require("kubectl", "kubernetes-client")
+        if not getattr(self, "kustomize_checked", False):
+            self.require_kustomize()
+            self.kustomize_checked = True
         out = self.run(["kubectl", "kustomize", kustomization_dir], f"kubectl kustomize {name}")
         path = os.path.join(self.work_dir, f"{name}.yaml")
         with open(path, "w") as f:
