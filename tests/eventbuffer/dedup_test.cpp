@@ -1,0 +1,111 @@
+#include "eventbuffer/dedup_index.h"
+
+#include <gtest/gtest.h>
+
+#include "eventbuffer/event_buffer.h"
+#include "tests/eventbuffer/buffer_test_util.h"
+
+namespace eventbuffer {
+namespace {
+
+using testing::MakeEvent;
+using testing::PodEvent;
+
+TEST(DedupIndexTest, IdentityIsUidAndResourceVersion) {
+  const auto a = MakeEvent("default", "Pod", "p", "u1", "10", 1);
+  const auto same = MakeEvent("other", "Pod", "q", "u1", "10", 2, "other message");
+  const auto next_rv = MakeEvent("default", "Pod", "p", "u1", "11", 1);
+  const auto other_uid = MakeEvent("default", "Pod", "p", "u2", "10", 1);
+  EXPECT_EQ(IdOf(*a), IdOf(*same));
+  EXPECT_NE(IdOf(*a), IdOf(*next_rv));
+  EXPECT_NE(IdOf(*a), IdOf(*other_uid));
+  // The boundary between uid and resourceVersion is part of the identity.
+  EXPECT_NE(IdOf(*MakeEvent("d", "Pod", "p", "ab", "c", 1)),
+            IdOf(*MakeEvent("d", "Pod", "p", "a", "bc", 1)));
+}
+
+TEST(DedupIndexTest, EvictedIdsStayDuplicatesUntilPruned) {
+  DedupIndex index;
+  const OccurrenceId a{1, 2}, b{3, 4}, c{5, 6};
+  EXPECT_TRUE(index.Insert(a, 100));
+  EXPECT_FALSE(index.Insert(a, 100));
+  EXPECT_TRUE(index.Insert(b, 200));
+  EXPECT_TRUE(index.Insert(c, 300));
+  index.Evict(a);
+  index.Evict(b);
+  EXPECT_EQ(index.tombstones(), 2u);
+  EXPECT_FALSE(index.Insert(a, 100)) << "a tombstone still deduplicates";
+  // Age: tombstones older than 150 go; live entries are never pruned.
+  EXPECT_EQ(index.PruneTombstones(150, 100), 1u);
+  EXPECT_FALSE(index.Contains(a));
+  EXPECT_TRUE(index.Contains(b));
+  EXPECT_TRUE(index.Contains(c));
+  // Count: beyond the cap the oldest evictions go first.
+  index.Evict(c);
+  EXPECT_EQ(index.PruneTombstones(0, 1), 1u);
+  EXPECT_FALSE(index.Contains(b));
+  EXPECT_TRUE(index.Contains(c));
+  EXPECT_EQ(index.size(), 1u);
+}
+
+TEST(DedupTest, SameOccurrenceIsStoredOnceWhateverRedelivers) {
+  testing::CountingObserver observer;
+  EventBuffer buffer(BufferConfig{}, &observer);
+  for (int round = 0; round < 3; ++round) {  // a list, then two relists
+    for (int i = 0; i < 50; ++i) {
+      const auto r = buffer.Append(PodEvent("web", i));
+      EXPECT_EQ(r, round == 0 ? EventBuffer::AppendResult::kStored
+                              : EventBuffer::AppendResult::kDuplicate);
+    }
+  }
+  EXPECT_EQ(buffer.Read("default/Pod/web").size(), 50u);
+  const BufferStats st = buffer.Stats();
+  EXPECT_EQ(st.appended, 50u);
+  EXPECT_EQ(st.dedup_hits, 100u);
+  EXPECT_EQ(observer.dedup_hits.load(), 100u);
+  // A new resourceVersion of the same Event is a new occurrence.
+  EXPECT_EQ(buffer.Append(MakeEvent("default", "Pod", "web", "uid-web", "999", 1'700'000'000'999)),
+            EventBuffer::AppendResult::kStored);
+}
+
+TEST(DedupTest, RelistAfterCountEvictionDoesNotBringOccurrencesBack) {
+  BufferConfig cfg;
+  cfg.retention.max_events_per_object = 10;
+  cfg.retention.max_age = std::chrono::hours(24);
+  EventBuffer buffer(cfg);
+  const std::int64_t base = 1'700'000'000'000;
+  for (int i = 0; i < 30; ++i) buffer.Append(PodEvent("web", i, base));
+  EXPECT_EQ(buffer.EnforceRetention(base + 100), 20u);
+  for (int i = 0; i < 30; ++i) {
+    EXPECT_EQ(buffer.Append(PodEvent("web", i, base)), EventBuffer::AppendResult::kDuplicate) << i;
+  }
+  const auto events = buffer.Read("default/Pod/web");
+  ASSERT_EQ(events.size(), 10u);
+  EXPECT_EQ(events.front()->resource_version(), "20");
+}
+
+TEST(DedupTest, IndexIsBoundedByTheDataRetention) {
+  BufferConfig cfg;
+  cfg.retention.max_age = std::chrono::minutes(10);
+  cfg.retention.max_events_per_object = 1000;
+  EventBuffer buffer(cfg);
+  const std::int64_t base = 1'700'000'000'000;
+  for (int i = 0; i < 2000; ++i) buffer.Append(PodEvent("p" + std::to_string(i % 20), i, base));
+  EXPECT_EQ(buffer.Stats().dedup_entries, 2000u);
+  // An hour later everything is past maxAge: data and dedup entries are gone.
+  EXPECT_EQ(buffer.EnforceRetention(base + 3'600'000), 2000u);
+  const BufferStats st = buffer.Stats();
+  EXPECT_EQ(st.dedup_entries, 0u);
+  EXPECT_EQ(st.backend[0].events, 0u);
+  EXPECT_EQ(st.record_bytes, 0u);
+  // A relist delivering those old occurrences again does not refill the buffer.
+  for (int i = 0; i < 2000; ++i) {
+    EXPECT_EQ(buffer.Append(PodEvent("p" + std::to_string(i % 20), i, base)),
+              EventBuffer::AppendResult::kExpired);
+  }
+  EXPECT_EQ(buffer.Stats().dedup_entries, 0u);
+  EXPECT_EQ(buffer.Stats().expired, 2000u);
+}
+
+}  // namespace
+}  // namespace eventbuffer
