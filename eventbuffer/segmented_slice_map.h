@@ -1,0 +1,965 @@
+// SegmentedSliceMap: the atomic storage backend. A lock-free hash trie of keys, each key
+// holding an append-only chain of segments; memory is reclaimed with epochs.
+//
+// Thread safety
+//   Every public method may be called from any number of threads at once, except the
+//   destructor. Append, Read, ForEach, Count, Keys, KeyCount, Size and MemoryBytes take no
+//   lock. DropFront, DropFrontWhile and EraseIfEmpty serialize with each other per key
+//   (a striped mutex chosen by the key's hash) but never block appends or reads; they then
+//   take the epoch domain's mutex briefly to hand over memory for reclamation.
+//   Callbacks (ForEach's f, DropFrontWhile's pred) run inside an epoch critical section:
+//   they may call this map, but a slow callback delays memory reclamation process-wide.
+//
+// Guarantees
+//   - Per key, values have one total order (slot order), consistent with each writer's own
+//     order: a writer's later append claims a later slot.
+//   - A reader sees a contiguous run of that order that ends at a prefix of it: never a gap,
+//     a torn value, or a value twice. Appends still in flight are not visible, and neither
+//     is any value behind them, until they complete.
+//   - No element is ever moved: a value stays in the slot where it was constructed until it
+//     is destroyed.
+//
+// Structure
+//   Index: a fixed root array of 2^root_bits atomic slots; a slot holds nothing, one key
+//   (Slice*), an Inner node (16 more slots, indexed by the next 4 hash bits) or, only when
+//   two keys have the same 64-bit hash, an immutable Collision list. A new key is installed
+//   with one CAS; when its slot is taken by another key, one Inner node is pushed down
+//   (one CAS). Nothing is ever rehashed or moved, so growth costs O(1) per insert.
+//   Key: a Slice (hash, key bytes inline, head index, head/tail segment pointers).
+//   Values: a singly linked chain of Segments (8, 16, ... up to 1024 slots, allocated once,
+//   never zeroed). Each Segment has one 64-bit atomic word:
+//       bit 63: closed (the key was erased; no slot may be claimed anymore)
+//       bits 32..62: claimed (slots handed out; may exceed cap by losing claimers)
+//       bits 16..31: readable (a prefix all of whose slots were committed)
+//       bits 0..15: committed (slots whose value is fully constructed)
+//   A writer claims slot i with fetch_add on `claimed`, constructs the value in place, then
+//   increments `committed` with a release CAS; when that makes committed equal to the number
+//   of claimed slots (no append in flight), the same CAS sets readable = committed. A reader
+//   loads the word once (acquire): if committed == min(claimed, cap) it may read all those
+//   slots, otherwise the `readable` prefix. The per-segment word costs no per-slot flag.
+//
+// Invariants
+//   I1. Slots [0, readable) and, when committed == min(claimed, cap), [0, committed) of a
+//       segment hold fully constructed values; a segment's readable prefix only grows.
+//   I2. A segment gets a `next` only after it was full (a claim returned index >= cap), so
+//       every segment but the last of a chain is completely claimed.
+//   I3. head (logical index of the oldest held value) never passes the end of the readable
+//       prefix, and head_seg is the segment containing head (or the last one, full and
+//       completely dropped); segments before head_seg have been retired.
+//   I4. `tail` points to a segment of the chain at or before the last one; it only moves
+//       forward. A segment is retired only after tail has moved past it.
+//   I5. A closed segment is the last of its chain and all its values were dropped; its
+//       slice is marked dead and is unlinked from the index before being retired.
+//   I6. Index nodes (Inner) are never removed while the map lives; Slices, Segments and
+//       Collision lists are freed only through the epoch domain (EBR), so a pointer loaded
+//       inside an EpochGuard stays valid until the guard ends. Because nothing is freed
+//       under a live guard, no CAS in this file can suffer ABA.
+//
+// Reclamation (why readers are safe)
+//   Retention advances head (readers skip dropped slots from then on), unlinks fully
+//   dropped segments from the chain, and hands them and the dropped slots of a partly
+//   dropped segment to EpochDomain::Retire. A retired item runs only once every thread that
+//   was inside a critical section at retirement has left it (segmented_epoch.h), i.e. once
+//   no reader that could have loaded the old head or segment pointer is still running.
+//   Dropped values are destroyed then (shared_ptr counts fall) and whole segments freed.
+//   Reclamation runs at the end of each DropFront/DropFrontWhile/EraseIfEmpty and in
+//   CollectGarbage().
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <mutex>
+#include <new>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "eventbuffer/append_stats.h"
+#include "eventbuffer/segmented_epoch.h"
+
+namespace eventbuffer {
+
+template <class V>
+class SegmentedSliceMap {
+  static_assert(std::is_nothrow_move_constructible_v<V>,
+                "a claimed slot must always be committed: V's move must not throw");
+
+ public:
+  struct Options {
+    // The index root has 2^root_bits slots (8 bytes each). 16 suits up to a few million
+    // keys; tests may use fewer bits to force deep tries.
+    unsigned root_bits = 16;
+    // Replaces std::hash<std::string_view>; tests use a weak hash to force collisions.
+    std::uint64_t (*hash)(std::string_view) = nullptr;
+  };
+
+  SegmentedSliceMap() : SegmentedSliceMap(Options{}) {}
+  explicit SegmentedSliceMap(Options options);
+  // REQUIRES: no other thread uses the map anymore.
+  ~SegmentedSliceMap();
+  SegmentedSliceMap(const SegmentedSliceMap&) = delete;
+  SegmentedSliceMap& operator=(const SegmentedSliceMap&) = delete;
+  SegmentedSliceMap(SegmentedSliceMap&&) = delete;
+  SegmentedSliceMap& operator=(SegmentedSliceMap&&) = delete;
+
+  // Appends value under key (creating the key). Lock-free. If stats != nullptr, sets
+  // stats->stall_ns to the time spent creating the key or allocating a new segment
+  // (0 on the fast path, which reads no clock).
+  void Append(std::string_view key, V value, AppendStats* stats = nullptr);
+
+  // A copy of key's visible values in append order (see Guarantees); empty when absent.
+  std::vector<V> Read(std::string_view key) const;
+
+  // Calls f(const V&) for each visible value of key in append order (same guarantee as
+  // Read). f runs inside an epoch critical section (see Thread safety).
+  template <class F>
+  void ForEach(std::string_view key, F&& f) const;
+
+  // Values held under key: appends completed minus values dropped. Exact when no append
+  // to key is in flight; otherwise it may count completed appends that a Read would not
+  // show yet because an earlier append of the same key is still in flight. O(1).
+  std::size_t Count(std::string_view key) const;
+
+  // Keys currently holding at least one value (no particular order). Walks the index.
+  std::vector<std::string> Keys() const;
+  // Number of keys currently holding at least one value. Walks the index.
+  std::size_t KeyCount() const;
+  // Total values held (completed appends minus drops). O(stripes), no lock.
+  std::size_t Size() const;
+
+  // Drops the oldest n values of key (fewer if fewer are visible); returns how many.
+  // The values are destroyed once no reader can see them anymore.
+  std::size_t DropFront(std::string_view key, std::size_t n);
+  // Drops the leading visible values of key while pred(const V&) is true; returns how many.
+  template <class Pred>
+  std::size_t DropFrontWhile(std::string_view key, Pred&& pred);
+  // Removes key if it holds no values and no append to it is in flight; returns true if
+  // removed. The key's memory is reclaimed once no reader can see it. A later Append of
+  // the same key creates it afresh.
+  bool EraseIfEmpty(std::string_view key);
+
+  // Approximate bytes owned by the structure: index root and nodes, slices with their key
+  // bytes, segments (header and all slots, used or not), counters. Not V's own heap. Memory
+  // waiting for reclamation is still counted. O(stripes).
+  std::size_t MemoryBytes() const;
+
+  // Runs pending reclamation (values and segments dropped, keys erased) that no reader can
+  // see anymore, process-wide. Called by retention; idle maintenance and tests may call it.
+  void CollectGarbage() { domain_->TryReclaim(3); }
+
+  // ---------------------------------------------------------------------------------------
+  // Implementation details follow.
+ private:
+  using Clock = std::chrono::steady_clock;
+  using EpochDomain = segmented_detail::EpochDomain;
+  using EpochGuard = segmented_detail::EpochGuard;
+  using EpochRecord = segmented_detail::EpochRecord;
+
+  static constexpr unsigned kInnerBits = 4;
+  static constexpr unsigned kInnerFanout = 1u << kInnerBits;
+  static constexpr std::uint32_t kFirstSegmentCap = 8;
+  static constexpr std::uint32_t kMaxSegmentCap = 1024;  // 16-bit counters need <= 65535
+  static constexpr std::size_t kStripes = 64;
+  static constexpr std::size_t kDropLocks = 64;
+
+  // Segment word layout (see header comment).
+  static constexpr std::uint64_t kCommittedOne = 1;
+  static constexpr std::uint64_t kReadableShift = 16;
+  static constexpr std::uint64_t kClaimedShift = 32;
+  static constexpr std::uint64_t kClaimOne = std::uint64_t{1} << kClaimedShift;
+  static constexpr std::uint64_t kClosed = std::uint64_t{1} << 63;
+  static std::uint32_t Committed(std::uint64_t w) { return static_cast<std::uint32_t>(w & 0xffff); }
+  static std::uint32_t ReadableField(std::uint64_t w) {
+    return static_cast<std::uint32_t>((w >> kReadableShift) & 0xffff);
+  }
+  static std::uint32_t Claimed(std::uint64_t w) {
+    return static_cast<std::uint32_t>((w >> kClaimedShift) & 0x7fffffff);
+  }
+
+  struct Segment {
+    Segment(std::uint64_t b, std::uint32_t c) : base(b), cap(c) {}
+    std::atomic<std::uint64_t> word{0};
+    std::atomic<Segment*> next{nullptr};
+    const std::uint64_t base;  // logical index of slot 0 within the key
+    const std::uint32_t cap;
+    // Slots [0, destroyed) have been handed to reclamation (or destroyed). Written only by
+    // droppers of this key (under its drop lock) and read by reclamation (after mu_).
+    std::uint32_t destroyed = 0;
+    static constexpr std::size_t SlotsOffset() {
+      return (sizeof(Segment) + alignof(V) - 1) / alignof(V) * alignof(V);
+    }
+    V* slots() { return reinterpret_cast<V*>(reinterpret_cast<char*>(this) + SlotsOffset()); }
+    const V* slots() const {
+      return reinterpret_cast<const V*>(reinterpret_cast<const char*>(this) + SlotsOffset());
+    }
+    // Number of leading slots a reader may read given word w (I1).
+    std::uint32_t Readable(std::uint64_t w) const {
+      const std::uint32_t claimed = std::min(Claimed(w), cap);
+      const std::uint32_t committed = Committed(w);
+      return committed == claimed ? committed : ReadableField(w);
+    }
+    static std::size_t Bytes(std::uint32_t cap) {
+      return SlotsOffset() + std::size_t{cap} * sizeof(V);
+    }
+  };
+  static constexpr std::align_val_t kSegmentAlign{std::max(alignof(Segment), alignof(V))};
+
+  struct Slice {
+    Slice(std::uint64_t h, std::uint32_t len, Segment* first)
+        : hash(h), key_len(len), tail(first), head_seg(first) {}
+    const std::uint64_t hash;
+    const std::uint32_t key_len;
+    // Set once the key is closed (by the eraser, or by an appender that found it closed).
+    std::atomic<bool> dead{false};
+    std::atomic<Segment*> tail;      // I4
+    std::atomic<Segment*> head_seg;  // I3; written only under the key's drop lock
+    std::atomic<std::uint64_t> head{0};
+    char* key_data() { return reinterpret_cast<char*>(this + 1); }
+    std::string_view key() const {
+      return std::string_view(reinterpret_cast<const char*>(this + 1), key_len);
+    }
+    static std::size_t Bytes(std::size_t len) { return sizeof(Slice) + len; }
+  };
+
+  struct Inner {
+    std::atomic<std::uintptr_t> slots[kInnerFanout] = {};
+  };
+
+  struct Collision {  // immutable once published; n Slice* follow the header
+    std::uint64_t n;
+    Slice** items() { return reinterpret_cast<Slice**>(this + 1); }
+    Slice* const* items() const { return reinterpret_cast<Slice* const*>(this + 1); }
+    static std::size_t Bytes(std::uint64_t n) { return sizeof(Collision) + n * sizeof(Slice*); }
+  };
+
+  // Tagged index pointers (all nodes are at least 8-byte aligned).
+  static constexpr std::uintptr_t kTagMask = 3, kTagSlice = 0, kTagInner = 1, kTagCollision = 2;
+  static std::uintptr_t Tag(const void* p, std::uintptr_t tag) {
+    return reinterpret_cast<std::uintptr_t>(p) | tag;
+  }
+  template <class T>
+  static T* Untag(std::uintptr_t v) {
+    return reinterpret_cast<T*>(v & ~kTagMask);
+  }
+
+  struct alignas(64) Stripe {
+    // Appends completed by the thread whose EpochRecord id is this stripe's index (written
+    // with load+store by that thread only; see CountAppend).
+    std::atomic<std::uint64_t> appended{0};
+    std::atomic<std::int64_t> bytes{0};  // bytes allocated by threads mapped here
+  };
+
+  std::uint64_t Hash(std::string_view key) const {
+    return hash_fn_ != nullptr ? hash_fn_(key) : std::hash<std::string_view>{}(key);
+  }
+  static std::int64_t Elapsed(Clock::time_point t0) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count();
+  }
+  static std::uint32_t GrowCap(std::uint32_t cap) { return std::min(cap * 2, kMaxSegmentCap); }
+
+  Stripe& StripeOf(const EpochRecord* rec) const { return stripes_[rec->id % kStripes]; }
+  void CountAppend(const EpochRecord* rec) const {
+    if (rec->id < kStripes) {
+      // relaxed load+store: this thread is the only writer of its stripe (ids are unique
+      // among live threads and a reused record is handed over with release/acquire).
+      // Commit (release) orders it before any drop of the value.
+      std::atomic<std::uint64_t>& c = stripes_[rec->id].appended;
+      c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    } else {
+      shared_appended_.fetch_add(1, std::memory_order_relaxed);  // relaxed: as above
+    }
+  }
+  void AddBytes(const EpochRecord* rec, std::int64_t n) const {
+    StripeOf(rec).bytes.fetch_add(n, std::memory_order_relaxed);  // relaxed: statistics
+  }
+
+  Segment* NewSegment(std::uint64_t base, std::uint32_t cap, const EpochRecord* rec) {
+    // Not zeroed: slots are constructed one by one when claimed.
+    void* mem = ::operator new(Segment::Bytes(cap), kSegmentAlign);
+    AddBytes(rec, static_cast<std::int64_t>(Segment::Bytes(cap)));
+    return ::new (mem) Segment(base, cap);
+  }
+  // Destroys the constructed, not yet destroyed values of seg and frees it.
+  void FreeSegment(Segment* seg) {
+    if constexpr (!std::is_trivially_destructible_v<V>) {
+      const std::uint32_t built =
+          std::min(Committed(seg->word.load(std::memory_order_relaxed)), seg->cap);
+      for (std::uint32_t i = seg->destroyed; i < built; ++i) seg->slots()[i].~V();
+    }
+    freed_bytes_.fetch_add(static_cast<std::int64_t>(Segment::Bytes(seg->cap)),
+                           std::memory_order_relaxed);  // relaxed: statistics
+    const std::uint32_t cap = seg->cap;
+    seg->~Segment();
+    ::operator delete(static_cast<void*>(seg), Segment::Bytes(cap), kSegmentAlign);
+  }
+  Slice* NewSlice(std::string_view key, std::uint64_t h, const EpochRecord* rec) {
+    Segment* first = NewSegment(0, kFirstSegmentCap, rec);
+    void* mem = ::operator new(Slice::Bytes(key.size()));
+    AddBytes(rec, static_cast<std::int64_t>(Slice::Bytes(key.size())));
+    Slice* s = ::new (mem) Slice(h, static_cast<std::uint32_t>(key.size()), first);
+    if (!key.empty()) std::memcpy(s->key_data(), key.data(), key.size());
+    return s;
+  }
+  // Frees a slice and every segment still chained from head_seg.
+  void FreeSliceAndSegments(Slice* s) {
+    Segment* seg = s->head_seg.load(std::memory_order_relaxed);
+    while (seg != nullptr) {
+      Segment* next = seg->next.load(std::memory_order_relaxed);
+      FreeSegment(seg);
+      seg = next;
+    }
+    freed_bytes_.fetch_add(static_cast<std::int64_t>(Slice::Bytes(s->key_len)),
+                           std::memory_order_relaxed);  // relaxed: statistics
+    const std::size_t bytes = Slice::Bytes(s->key_len);
+    s->~Slice();
+    ::operator delete(static_cast<void*>(s), bytes);
+  }
+  Collision* NewCollision(std::uint64_t n, const EpochRecord* rec) {
+    void* mem = ::operator new(Collision::Bytes(n));
+    AddBytes(rec, static_cast<std::int64_t>(Collision::Bytes(n)));
+    Collision* c = static_cast<Collision*>(mem);
+    c->n = n;
+    return c;
+  }
+  void FreeCollision(Collision* c) {
+    freed_bytes_.fetch_add(static_cast<std::int64_t>(Collision::Bytes(c->n)),
+                           std::memory_order_relaxed);  // relaxed: statistics
+    ::operator delete(static_cast<void*>(c), Collision::Bytes(c->n));
+  }
+
+  // Reclamation callbacks (run by EpochDomain once no reader can see the memory).
+  static void ReclaimSegment(void* p, std::uint64_t map, std::uint64_t) {
+    reinterpret_cast<SegmentedSliceMap*>(map)->FreeSegment(static_cast<Segment*>(p));
+  }
+  static void ReclaimSlice(void* p, std::uint64_t map, std::uint64_t) {
+    reinterpret_cast<SegmentedSliceMap*>(map)->FreeSliceAndSegments(static_cast<Slice*>(p));
+  }
+  static void ReclaimCollision(void* p, std::uint64_t map, std::uint64_t) {
+    reinterpret_cast<SegmentedSliceMap*>(map)->FreeCollision(static_cast<Collision*>(p));
+  }
+  static void ReclaimValues(void* p, std::uint64_t from, std::uint64_t to) {
+    V* slots = static_cast<Segment*>(p)->slots();
+    for (std::uint64_t i = from; i < to; ++i) slots[i].~V();
+  }
+  void Retire(EpochDomain::Reclaim fn, void* p, std::uint64_t a, std::uint64_t b = 0) {
+    domain_->Retire(this, fn, p, a, b);
+  }
+  std::uint64_t Self() const { return reinterpret_cast<std::uint64_t>(this); }
+
+  std::atomic<std::uintptr_t>& RootSlot(std::uint64_t h) const {
+    return root_[h & ((std::uint64_t{1} << root_bits_) - 1)];
+  }
+  static bool Matches(const Slice* s, std::uint64_t h, std::string_view key) {
+    return s->hash == h && s->key() == key;
+  }
+
+  Slice* Find(std::string_view key, std::uint64_t h) const;
+  Slice* FindOrInsert(std::string_view key, std::uint64_t h, const EpochRecord* rec);
+  void Unlink(Slice* s, const EpochRecord* rec);
+  Segment* NextSegment(Slice* s, Segment* seg, const EpochRecord* rec);
+  static void Commit(Segment* seg);
+  template <class Pred>
+  std::size_t DropImpl(std::string_view key, std::size_t limit, Pred&& pred);
+  template <class Visit>
+  void VisitSlices(std::uintptr_t v, Visit& visit) const;
+  void FreeTree(std::uintptr_t v);
+
+  EpochDomain* const domain_;
+  const unsigned root_bits_;
+  std::uint64_t (*const hash_fn_)(std::string_view);
+  std::atomic<std::uintptr_t>* const root_;
+  mutable Stripe stripes_[kStripes];
+  // Values dropped, and bytes freed (by reclamation, on any thread).
+  std::atomic<std::uint64_t> dropped_{0};
+  // Appends by threads whose EpochRecord id is >= kStripes.
+  mutable std::atomic<std::uint64_t> shared_appended_{0};
+  mutable std::atomic<std::int64_t> freed_bytes_{0};
+  // Retention and erasure of one key are serialized by drop_mu_[hash % kDropLocks].
+  std::mutex drop_mu_[kDropLocks];
+};
+
+// ---------------------------------------------------------------------------------------
+
+template <class V>
+SegmentedSliceMap<V>::SegmentedSliceMap(Options options)
+    : domain_(&EpochDomain::Global()),
+      root_bits_(std::clamp(options.root_bits, 1u, 24u)),
+      hash_fn_(options.hash),
+      root_(new std::atomic<std::uintptr_t>[std::size_t{1} << root_bits_]()) {}
+
+template <class V>
+SegmentedSliceMap<V>::~SegmentedSliceMap() {
+  // No thread can reach this map anymore, so its pending reclamation may run at once (and
+  // must: partial value destruction refers to segments still linked below).
+  domain_->RunOwned(this);
+  const std::size_t n = std::size_t{1} << root_bits_;
+  for (std::size_t i = 0; i < n; ++i) FreeTree(root_[i].load(std::memory_order_relaxed));
+  delete[] root_;
+}
+
+template <class V>
+void SegmentedSliceMap<V>::FreeTree(std::uintptr_t v) {
+  if (v == 0) return;
+  switch (v & kTagMask) {
+    case kTagSlice:
+      FreeSliceAndSegments(Untag<Slice>(v));
+      break;
+    case kTagInner: {
+      Inner* in = Untag<Inner>(v);
+      for (auto& slot : in->slots) FreeTree(slot.load(std::memory_order_relaxed));
+      delete in;
+      break;
+    }
+    case kTagCollision: {
+      Collision* c = Untag<Collision>(v);
+      for (std::uint32_t i = 0; i < c->n; ++i) FreeSliceAndSegments(c->items()[i]);
+      FreeCollision(c);
+      break;
+    }
+  }
+}
+
+template <class V>
+typename SegmentedSliceMap<V>::Slice* SegmentedSliceMap<V>::Find(std::string_view key,
+                                                                 std::uint64_t h) const {
+  const std::atomic<std::uintptr_t>* slot = &RootSlot(h);
+  unsigned shift = root_bits_;
+  for (;;) {
+    // acquire: the node behind the pointer was fully built before the release CAS that
+    // published it.
+    const std::uintptr_t v = slot->load(std::memory_order_acquire);
+    if (v == 0) return nullptr;
+    switch (v & kTagMask) {
+      case kTagSlice: {
+        Slice* s = Untag<Slice>(v);
+        // relaxed on dead: a stale "alive" only lets Append find the closed segment and
+        // retry; readers see an empty key either way (I5).
+        return Matches(s, h, key) && !s->dead.load(std::memory_order_relaxed) ? s : nullptr;
+      }
+      case kTagInner:
+        slot = &Untag<Inner>(v)->slots[(h >> shift) & (kInnerFanout - 1)];
+        shift += kInnerBits;
+        break;
+      default: {
+        const Collision* c = Untag<Collision>(v);
+        for (std::uint32_t i = 0; i < c->n; ++i) {
+          Slice* s = c->items()[i];
+          if (Matches(s, h, key) && !s->dead.load(std::memory_order_relaxed)) return s;
+        }
+        return nullptr;
+      }
+    }
+  }
+}
+
+template <class V>
+typename SegmentedSliceMap<V>::Slice* SegmentedSliceMap<V>::FindOrInsert(std::string_view key,
+                                                                         std::uint64_t h,
+                                                                         const EpochRecord* rec) {
+  Slice* fresh = nullptr;  // built once, on first need; freed if never published
+  auto fresh_slice = [&] {
+    if (fresh == nullptr) fresh = NewSlice(key, h, rec);
+    return fresh;
+  };
+  auto discard_fresh = [&] {
+    if (fresh != nullptr) {
+      AddBytes(rec, -static_cast<std::int64_t>(Slice::Bytes(fresh->key_len)));
+      Segment* first = fresh->head_seg.load(std::memory_order_relaxed);
+      const std::size_t seg_bytes = Segment::Bytes(first->cap);
+      AddBytes(rec, -static_cast<std::int64_t>(seg_bytes));
+      const std::size_t bytes = Slice::Bytes(fresh->key_len);
+      first->~Segment();
+      ::operator delete(static_cast<void*>(first), seg_bytes, kSegmentAlign);
+      fresh->~Slice();
+      ::operator delete(static_cast<void*>(fresh), bytes);
+      fresh = nullptr;
+    }
+  };
+  std::atomic<std::uintptr_t>* slot = &RootSlot(h);
+  unsigned shift = root_bits_;
+  for (;;) {
+    // acquire: see Find.
+    std::uintptr_t v = slot->load(std::memory_order_acquire);
+    if (v == 0) {
+      // release on success: publishes the fully built slice and its first segment.
+      // acquire on failure is not needed: the loop reloads with acquire.
+      if (slot->compare_exchange_strong(v, Tag(fresh_slice(), kTagSlice), std::memory_order_release,
+                                        std::memory_order_relaxed)) {
+        return fresh;
+      }
+      continue;
+    }
+    switch (v & kTagMask) {
+      case kTagSlice: {
+        Slice* s = Untag<Slice>(v);
+        // acquire on dead: pairs with the release store in EraseIfEmpty/Append; not strictly
+        // needed (we only decide whether to replace the pointer) but keeps reasoning local.
+        const bool dead = s->dead.load(std::memory_order_acquire);
+        if (!dead && Matches(s, h, key)) {
+          discard_fresh();
+          return s;
+        }
+        if (dead) {
+          // An erased key (same or other): take its slot. Its eraser finds it gone.
+          // release: publishes the fresh slice (see above).
+          if (slot->compare_exchange_strong(v, Tag(fresh_slice(), kTagSlice),
+                                            std::memory_order_release, std::memory_order_relaxed)) {
+            return fresh;
+          }
+          continue;
+        }
+        if (s->hash == h) {
+          // Same 64-bit hash, different key: an immutable collision list holds both.
+          Collision* c = NewCollision(2, rec);
+          c->items()[0] = s;
+          c->items()[1] = fresh_slice();
+          // release: publishes the list and the fresh slice.
+          if (slot->compare_exchange_strong(v, Tag(c, kTagCollision), std::memory_order_release,
+                                            std::memory_order_relaxed)) {
+            return fresh;
+          }
+          AddBytes(rec, -static_cast<std::int64_t>(Collision::Bytes(c->n)));
+          ::operator delete(static_cast<void*>(c), Collision::Bytes(c->n));
+          continue;
+        }
+        // Another key holds the slot: push it one level down. Its position in the new node
+        // comes from its own hash; the loop then descends and retries there.
+        if (shift >= 64) std::abort();  // unreachable: different hashes differ in some bit
+        Inner* in = new Inner();
+        AddBytes(rec, static_cast<std::int64_t>(sizeof(Inner)));
+        in->slots[(s->hash >> shift) & (kInnerFanout - 1)].store(v, std::memory_order_relaxed);
+        // release: publishes the node with its one entry.
+        if (!slot->compare_exchange_strong(v, Tag(in, kTagInner), std::memory_order_release,
+                                           std::memory_order_relaxed)) {
+          AddBytes(rec, -static_cast<std::int64_t>(sizeof(Inner)));
+          delete in;
+        }
+        continue;
+      }
+      case kTagInner:
+        slot = &Untag<Inner>(v)->slots[(h >> shift) & (kInnerFanout - 1)];
+        shift += kInnerBits;
+        continue;
+      default: {
+        Collision* c = Untag<Collision>(v);
+        std::uint32_t live = 0;
+        for (std::uint32_t i = 0; i < c->n; ++i) {
+          Slice* s = c->items()[i];
+          if (s->dead.load(std::memory_order_acquire)) continue;
+          if (Matches(s, h, key)) {
+            discard_fresh();
+            return s;
+          }
+          ++live;
+        }
+        // Copy-on-write: the live entries plus the fresh slice (dead ones drop out).
+        Collision* nc = NewCollision(live + 1, rec);
+        std::uint32_t j = 0;
+        for (std::uint32_t i = 0; i < c->n; ++i) {
+          if (!c->items()[i]->dead.load(std::memory_order_acquire))
+            nc->items()[j++] = c->items()[i];
+        }
+        nc->n = j + 1;
+        nc->items()[j] = fresh_slice();
+        // release: publishes the new list.
+        if (slot->compare_exchange_strong(v, Tag(nc, kTagCollision), std::memory_order_release,
+                                          std::memory_order_relaxed)) {
+          Retire(&ReclaimCollision, c, Self());
+          return fresh;
+        }
+        AddBytes(rec, -static_cast<std::int64_t>(Collision::Bytes(live + 1)));
+        ::operator delete(static_cast<void*>(nc), Collision::Bytes(live + 1));
+        continue;
+      }
+    }
+  }
+}
+
+template <class V>
+void SegmentedSliceMap<V>::Unlink(Slice* target, const EpochRecord* rec) {
+  const std::uint64_t h = target->hash;
+  std::atomic<std::uintptr_t>* slot = &RootSlot(h);
+  unsigned shift = root_bits_;
+  for (;;) {
+    std::uintptr_t v = slot->load(std::memory_order_acquire);  // acquire: see Find
+    if (v == 0) return;
+    switch (v & kTagMask) {
+      case kTagSlice:
+        if (Untag<Slice>(v) != target) return;  // replaced by an appender already
+        // relaxed: storing null publishes nothing.
+        if (slot->compare_exchange_strong(v, 0, std::memory_order_relaxed)) return;
+        continue;  // pushed down or replaced meanwhile: look again
+      case kTagInner:
+        slot = &Untag<Inner>(v)->slots[(h >> shift) & (kInnerFanout - 1)];
+        shift += kInnerBits;
+        continue;
+      default: {
+        Collision* c = Untag<Collision>(v);
+        std::uint32_t at = c->n;
+        for (std::uint32_t i = 0; i < c->n; ++i) {
+          if (c->items()[i] == target) at = i;
+        }
+        if (at == c->n) return;
+        std::uintptr_t replacement = 0;
+        Collision* nc = nullptr;
+        if (c->n == 2) {
+          replacement = Tag(c->items()[1 - at], kTagSlice);
+        } else {
+          nc = NewCollision(c->n - 1, rec);
+          std::uint32_t j = 0;
+          for (std::uint32_t i = 0; i < c->n; ++i) {
+            if (i != at) nc->items()[j++] = c->items()[i];
+          }
+          replacement = Tag(nc, kTagCollision);
+        }
+        // release: publishes the new list (if any).
+        if (slot->compare_exchange_strong(v, replacement, std::memory_order_release,
+                                          std::memory_order_relaxed)) {
+          Retire(&ReclaimCollision, c, Self());
+          return;
+        }
+        if (nc != nullptr) {
+          AddBytes(rec, -static_cast<std::int64_t>(Collision::Bytes(nc->n)));
+          ::operator delete(static_cast<void*>(nc), Collision::Bytes(nc->n));
+        }
+        continue;
+      }
+    }
+  }
+}
+
+template <class V>
+typename SegmentedSliceMap<V>::Segment* SegmentedSliceMap<V>::NextSegment(Slice* s, Segment* seg,
+                                                                          const EpochRecord* rec) {
+  // acquire: the next segment was built before the release CAS that linked it.
+  Segment* next = seg->next.load(std::memory_order_acquire);
+  if (next == nullptr) {
+    Segment* fresh = NewSegment(seg->base + seg->cap, GrowCap(seg->cap), rec);
+    // release on success: publishes the new segment's header. acquire on failure: we use
+    // the winner's segment, which must be fully visible.
+    if (seg->next.compare_exchange_strong(next, fresh, std::memory_order_release,
+                                          std::memory_order_acquire)) {
+      next = fresh;
+    } else {
+      AddBytes(rec, -static_cast<std::int64_t>(Segment::Bytes(fresh->cap)));
+      const std::uint32_t cap = fresh->cap;
+      fresh->~Segment();
+      ::operator delete(static_cast<void*>(fresh), Segment::Bytes(cap), kSegmentAlign);
+    }
+  }
+  // Help the tail forward (I4); failure means another thread already moved it.
+  // release: appenders that load tail (acquire) see the segment's header.
+  Segment* expected = seg;
+  s->tail.compare_exchange_strong(expected, next, std::memory_order_release,
+                                  std::memory_order_relaxed);
+  return next;
+}
+
+template <class V>
+void SegmentedSliceMap<V>::Commit(Segment* seg) {
+  // relaxed: only a starting guess for the CAS.
+  std::uint64_t w = seg->word.load(std::memory_order_relaxed);
+  for (;;) {
+    const std::uint32_t committed = Committed(w) + 1;
+    const std::uint32_t claimed = std::min(Claimed(w), seg->cap);
+    std::uint64_t nw = w + kCommittedOne;
+    if (committed == claimed) {
+      // No append in flight: every claimed slot is built, so all of them are readable.
+      nw = (nw & ~(std::uint64_t{0xffff} << kReadableShift)) |
+           (std::uint64_t{committed} << kReadableShift);
+    }
+    // release: the value constructed in the slot happens-before any reader that loads this
+    // word (or a later one in its release sequence: every later change is an RMW) with
+    // acquire. relaxed on failure: we only retry.
+    if (seg->word.compare_exchange_weak(w, nw, std::memory_order_release,
+                                        std::memory_order_relaxed)) {
+      return;
+    }
+  }
+}
+
+template <class V>
+void SegmentedSliceMap<V>::Append(std::string_view key, V value, AppendStats* stats) {
+  EpochGuard guard(*domain_);
+  const EpochRecord* rec = guard.record();
+  const std::uint64_t h = Hash(key);
+  std::int64_t stall_ns = 0;
+  Slice* s = Find(key, h);
+  for (;;) {
+    if (s == nullptr) {
+      const auto t0 = Clock::now();
+      s = FindOrInsert(key, h, rec);
+      stall_ns += Elapsed(t0);
+    }
+    // acquire: the segment's header was published by a release CAS (next or tail).
+    Segment* seg = s->tail.load(std::memory_order_acquire);
+    for (;;) {
+      // relaxed: claiming only reserves an index; the slot's memory belongs to this
+      // segment, whose header we already see (acquire above), and Commit publishes.
+      const std::uint64_t w = seg->word.fetch_add(kClaimOne, std::memory_order_relaxed);
+      if ((w & kClosed) != 0) {
+        // The key was erased under us (I5): mark it (so FindOrInsert replaces it) and start
+        // over with a fresh slice. release: pairs with the acquire in FindOrInsert.
+        s->dead.store(true, std::memory_order_release);
+        s = nullptr;
+        break;
+      }
+      const std::uint32_t idx = Claimed(w);
+      if (idx < seg->cap) {
+        ::new (static_cast<void*>(seg->slots() + idx)) V(std::move(value));
+        CountAppend(rec);  // before Commit, so that Size never counts a drop before its append
+        Commit(seg);
+        if (stats != nullptr) stats->stall_ns = stall_ns;
+        return;
+      }
+      // Full (I2): move to the next segment, allocating it if nobody has yet.
+      if (seg->next.load(std::memory_order_acquire) == nullptr) {
+        const auto t0 = Clock::now();
+        seg = NextSegment(s, seg, rec);
+        stall_ns += Elapsed(t0);
+      } else {
+        seg = NextSegment(s, seg, rec);
+      }
+    }
+  }
+}
+
+template <class V>
+template <class F>
+void SegmentedSliceMap<V>::ForEach(std::string_view key, F&& f) const {
+  EpochGuard guard(*domain_);
+  const Slice* s = Find(key, Hash(key));
+  if (s == nullptr) return;
+  // acquire on head_seg then head: the dropper stores head before head_seg (release), so a
+  // reader that sees a new head_seg also sees a head inside it (I3).
+  const Segment* seg = s->head_seg.load(std::memory_order_acquire);
+  const std::uint64_t head = s->head.load(std::memory_order_acquire);
+  while (seg != nullptr) {
+    // acquire: see Commit.
+    const std::uint32_t n = seg->Readable(seg->word.load(std::memory_order_acquire));
+    for (std::uint64_t i = head > seg->base ? head - seg->base : 0; i < n; ++i) {
+      f(std::as_const(seg->slots()[i]));
+    }
+    if (n < seg->cap) return;                         // the visible prefix ends here
+    seg = seg->next.load(std::memory_order_acquire);  // acquire: see NextSegment
+  }
+}
+
+template <class V>
+std::vector<V> SegmentedSliceMap<V>::Read(std::string_view key) const {
+  std::vector<V> out;
+  ForEach(key, [&out](const V& v) { out.push_back(v); });
+  return out;
+}
+
+template <class V>
+std::size_t SegmentedSliceMap<V>::Count(std::string_view key) const {
+  EpochGuard guard(*domain_);
+  const Slice* s = Find(key, Hash(key));
+  if (s == nullptr) return 0;
+  // head first: it only grows, and the end read afterwards is at least the end it was
+  // bounded by (I3), so the difference cannot go negative. acquire: see ForEach.
+  const std::uint64_t head = s->head.load(std::memory_order_acquire);
+  const Segment* seg = s->tail.load(std::memory_order_acquire);  // acquire: see Append
+  while (const Segment* next = seg->next.load(std::memory_order_acquire)) seg = next;
+  const std::uint64_t w = seg->word.load(std::memory_order_acquire);
+  const std::uint64_t end = seg->base + std::min(Committed(w), seg->cap);
+  return end > head ? static_cast<std::size_t>(end - head) : 0;
+}
+
+template <class V>
+template <class Visit>
+void SegmentedSliceMap<V>::VisitSlices(std::uintptr_t v, Visit& visit) const {
+  if (v == 0) return;
+  switch (v & kTagMask) {
+    case kTagSlice:
+      visit(Untag<Slice>(v));
+      break;
+    case kTagInner:
+      for (const auto& slot : Untag<Inner>(v)->slots) {
+        VisitSlices(slot.load(std::memory_order_acquire), visit);  // acquire: see Find
+      }
+      break;
+    default: {
+      const Collision* c = Untag<Collision>(v);
+      for (std::uint32_t i = 0; i < c->n; ++i) visit(c->items()[i]);
+    }
+  }
+}
+
+template <class V>
+std::vector<std::string> SegmentedSliceMap<V>::Keys() const {
+  std::vector<std::string> keys;
+  EpochGuard guard(*domain_);
+  auto visit = [&](const Slice* s) {
+    if (s->dead.load(std::memory_order_relaxed)) return;  // relaxed: a dead key is empty
+    if (Count(s->key()) > 0) keys.emplace_back(s->key());
+  };
+  const std::size_t n = std::size_t{1} << root_bits_;
+  for (std::size_t i = 0; i < n; ++i) VisitSlices(root_[i].load(std::memory_order_acquire), visit);
+  return keys;
+}
+
+template <class V>
+std::size_t SegmentedSliceMap<V>::KeyCount() const {
+  std::size_t count = 0;
+  EpochGuard guard(*domain_);
+  auto visit = [&](const Slice* s) {
+    if (!s->dead.load(std::memory_order_relaxed) && Count(s->key()) > 0) ++count;
+  };
+  const std::size_t n = std::size_t{1} << root_bits_;
+  for (std::size_t i = 0; i < n; ++i) VisitSlices(root_[i].load(std::memory_order_acquire), visit);
+  return count;
+}
+
+template <class V>
+std::size_t SegmentedSliceMap<V>::Size() const {
+  // acquire: pairs with the release fetch_add in DropImpl. Every append whose value was
+  // dropped was counted (CountAppend) before its Commit, which the dropper acquired, so the
+  // stripe loads below see at least those appends and the result cannot go negative.
+  const std::uint64_t dropped = dropped_.load(std::memory_order_acquire);
+  std::uint64_t appended = shared_appended_.load(std::memory_order_relaxed);
+  for (const Stripe& s : stripes_) appended += s.appended.load(std::memory_order_relaxed);
+  return appended > dropped ? static_cast<std::size_t>(appended - dropped) : 0;
+}
+
+template <class V>
+std::size_t SegmentedSliceMap<V>::MemoryBytes() const {
+  std::int64_t bytes = static_cast<std::int64_t>(sizeof(*this)) +
+                       static_cast<std::int64_t>((std::size_t{1} << root_bits_) * sizeof(void*));
+  for (const Stripe& s : stripes_) bytes += s.bytes.load(std::memory_order_relaxed);
+  bytes -= freed_bytes_.load(std::memory_order_relaxed);  // relaxed: statistics
+  return bytes > 0 ? static_cast<std::size_t>(bytes) : 0;
+}
+
+template <class V>
+std::size_t SegmentedSliceMap<V>::DropFront(std::string_view key, std::size_t n) {
+  return DropImpl(key, n, [](const V&) { return true; });
+}
+
+template <class V>
+template <class Pred>
+std::size_t SegmentedSliceMap<V>::DropFrontWhile(std::string_view key, Pred&& pred) {
+  return DropImpl(key, std::numeric_limits<std::size_t>::max(), std::forward<Pred>(pred));
+}
+
+template <class V>
+template <class Pred>
+std::size_t SegmentedSliceMap<V>::DropImpl(std::string_view key, std::size_t limit, Pred&& pred) {
+  if (limit == 0) return 0;
+  const std::uint64_t h = Hash(key);
+  std::size_t dropped = 0;
+  {
+    std::lock_guard<std::mutex> lock(drop_mu_[h % kDropLocks]);
+    EpochGuard guard(*domain_);
+    Slice* s = Find(key, h);
+    if (s == nullptr) return 0;
+    // relaxed: head and head_seg are written only under this key's drop lock, which we hold.
+    std::uint64_t head = s->head.load(std::memory_order_relaxed);
+    Segment* first = s->head_seg.load(std::memory_order_relaxed);
+    // 1. Advance head over the visible values that qualify.
+    for (Segment* seg = first; seg != nullptr;) {
+      // acquire: see Commit; pred reads the values.
+      const std::uint32_t n = seg->Readable(seg->word.load(std::memory_order_acquire));
+      std::uint64_t i = head - seg->base;
+      while (i < n && dropped < limit && pred(std::as_const(seg->slots()[i]))) {
+        ++i;
+        ++dropped;
+      }
+      head = seg->base + i;
+      if (i < seg->cap) break;
+      seg = seg->next.load(std::memory_order_acquire);  // acquire: see NextSegment
+    }
+    if (dropped == 0 && !(first->next.load(std::memory_order_relaxed) != nullptr &&
+                          head == first->base + first->cap)) {
+      return 0;
+    }
+    // relaxed: ordered before the head_seg release store below, which readers acquire.
+    s->head.store(head, std::memory_order_relaxed);
+    // 2. Unlink the segments now completely dropped, except the last of the chain (I3), and
+    //    only once tail has moved past them (I4).
+    Segment* keep = first;
+    std::vector<Segment*> unlinked;
+    for (;;) {
+      Segment* next = keep->next.load(std::memory_order_acquire);
+      if (next == nullptr || head < keep->base + keep->cap) break;
+      Segment* expected = keep;
+      // release: see NextSegment. Moves tail off the segment we are about to retire.
+      s->tail.compare_exchange_strong(expected, next, std::memory_order_release,
+                                      std::memory_order_relaxed);
+      unlinked.push_back(keep);
+      keep = next;
+    }
+    // release: readers that load the new head_seg (acquire) also see the new head.
+    s->head_seg.store(keep, std::memory_order_release);
+    // 3. Hand the memory over. Items run in retirement order, so the values of `keep`
+    //    handed over now are destroyed before `keep` itself is freed later.
+    for (Segment* seg : unlinked) Retire(&ReclaimSegment, seg, Self());
+    if constexpr (!std::is_trivially_destructible_v<V>) {
+      const std::uint64_t upto = head - keep->base;
+      if (upto > keep->destroyed) {
+        Retire(&ReclaimValues, keep, keep->destroyed, upto);
+        keep->destroyed = static_cast<std::uint32_t>(upto);
+      }
+    }
+    // release: see Size.
+    dropped_.fetch_add(dropped, std::memory_order_release);
+  }
+  domain_->TryReclaim();
+  return dropped;
+}
+
+template <class V>
+bool SegmentedSliceMap<V>::EraseIfEmpty(std::string_view key) {
+  const std::uint64_t h = Hash(key);
+  {
+    std::lock_guard<std::mutex> lock(drop_mu_[h % kDropLocks]);
+    EpochGuard guard(*domain_);
+    const EpochRecord* rec = guard.record();
+    Slice* s = Find(key, h);
+    if (s == nullptr) return false;
+    // relaxed: written only under the drop lock we hold.
+    const std::uint64_t head = s->head.load(std::memory_order_relaxed);
+    Segment* seg = s->tail.load(std::memory_order_acquire);  // acquire: see Append
+    for (;;) {
+      if (seg->next.load(std::memory_order_acquire) != nullptr) {
+        seg = NextSegment(s, seg, rec);  // walk to the last segment, helping tail on
+        continue;
+      }
+      std::uint64_t w = seg->word.load(std::memory_order_acquire);
+      const std::uint32_t claimed = Claimed(w);
+      const std::uint32_t committed = Committed(w);
+      if (committed != std::min(claimed, seg->cap)) return false;  // append in flight
+      if (head != seg->base + committed) return false;             // values held
+      if (claimed > seg->cap) {
+        // An appender found it full and is linking the next segment: help, then look there.
+        seg = NextSegment(s, seg, rec);
+        continue;
+      }
+      // Close: from now on every claim on this segment fails (I5), so no append can be
+      // lost. acq_rel: orders the checks above with appenders' claims on the same word;
+      // failure means an append claimed a slot meanwhile, so look again.
+      if (seg->word.compare_exchange_strong(w, w | kClosed, std::memory_order_acq_rel,
+                                            std::memory_order_acquire)) {
+        break;
+      }
+    }
+    // release: pairs with FindOrInsert's acquire (it may replace the dead slice).
+    s->dead.store(true, std::memory_order_release);
+    Unlink(s, rec);
+    Retire(&ReclaimSlice, s, Self());
+  }
+  domain_->TryReclaim();
+  return true;
+}
+
+}  // namespace eventbuffer
