@@ -1,0 +1,245 @@
+#include "controller/api_client.h"
+
+#include <cpprest/containerstream.h>
+#include <cpprest/http_client.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <pplx/threadpool.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <mutex>
+#include <vector>
+
+#include "controller/line_splitter.h"
+
+namespace eventbuffer::controller {
+
+namespace http = web::http;
+namespace client = web::http::client;
+
+namespace {
+
+// Builds an X509 store holding exactly the certificates of `pem` (the cluster CA bundle).
+// Returns null when no certificate parses.
+X509_STORE* StoreFromPem(const std::string& pem) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  if (bio == nullptr) return nullptr;
+  X509_STORE* store = X509_STORE_new();
+  int added = 0;
+  while (X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
+    if (X509_STORE_add_cert(store, cert) == 1) ++added;
+    X509_free(cert);
+  }
+  ERR_clear_error();  // the loop ends on "no start line"
+  BIO_free(bio);
+  if (added == 0) {
+    X509_STORE_free(store);
+    return nullptr;
+  }
+  return store;
+}
+
+double RetryAfterSeconds(const http::http_headers& headers) {
+  auto it = headers.find("Retry-After");
+  if (it == headers.end()) return -1;
+  char* end = nullptr;
+  const double v = std::strtod(it->second.c_str(), &end);
+  if (end == it->second.c_str() || v < 0) return -1;  // an HTTP-date: not used by kube
+  return v;
+}
+
+std::string ReadAll(const http::http_response& response) {
+  concurrency::streams::container_buffer<std::string> buffer;
+  response.body().read_to_end(buffer).get();
+  return std::move(buffer.collection());
+}
+
+}  // namespace
+
+void InitializeHttpThreads(std::size_t threads) {
+  static std::once_flag once;
+  std::call_once(once, [threads] { crossplat::threadpool::initialize_with_threads(threads); });
+}
+
+struct ApiClient::Impl {
+  KubeConfig config;
+  TokenSource* token;
+  Options options;
+  std::string path;
+  std::mutex mu;
+  pplx::cancellation_token_source cancel_all;  // guarded by mu for replacement-free use
+  std::atomic<bool> cancelled{false};
+  std::unique_ptr<client::http_client> list_client;
+
+  client::http_client_config MakeConfig(int timeout_seconds) const {
+    client::http_client_config cfg;
+    cfg.set_timeout(std::chrono::seconds(timeout_seconds));
+    cfg.set_validate_certificates(!config.insecure_skip_tls_verify);
+    if (!config.insecure_skip_tls_verify && !config.ca_pem.empty()) {
+      const std::string pem = config.ca_pem;
+      cfg.set_ssl_context_callback([pem](boost::asio::ssl::context& ctx) {
+        // Replace the store (which holds the system CAs) by one with the cluster CA only.
+        X509_STORE* store = StoreFromPem(pem);
+        if (store == nullptr) {
+          store = X509_STORE_new();  // trust nothing rather than the system store
+          spdlog::error("cluster CA does not contain a parsable certificate");
+        }
+        SSL_CTX_set_cert_store(ctx.native_handle(), store);
+      });
+    }
+    return cfg;
+  }
+
+  http::http_request MakeRequest(const std::string& uri) const {
+    http::http_request request(http::methods::GET);
+    request.set_request_uri(uri);
+    request.headers().add("Accept", "application/json");
+    request.headers().add("User-Agent", options.user_agent);
+    const std::string bearer = token->Token();
+    if (!bearer.empty()) request.headers().add("Authorization", "Bearer " + bearer);
+    return request;
+  }
+
+  pplx::cancellation_token_source LinkedSource() {
+    std::lock_guard<std::mutex> lock(mu);
+    pplx::cancellation_token all = cancel_all.get_token();
+    return pplx::cancellation_token_source::create_linked_source(all);
+  }
+};
+
+ApiClient::ApiClient(KubeConfig config, TokenSource* token, Options options)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->config = std::move(config);
+  impl_->token = token;
+  impl_->options = std::move(options);
+  impl_->path = impl_->options.namespace_name.empty()
+                    ? "/api/v1/events"
+                    : "/api/v1/namespaces/" +
+                          web::uri::encode_data_string(impl_->options.namespace_name) + "/events";
+  impl_->list_client = std::make_unique<client::http_client>(
+      impl_->config.server, impl_->MakeConfig(impl_->options.list_timeout_seconds));
+}
+
+ApiClient::~ApiClient() = default;
+
+std::string ApiClient::CollectionPath() const { return impl_->path; }
+
+void ApiClient::Cancel() {
+  impl_->cancelled.store(true, std::memory_order_release);
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->cancel_all.cancel();
+}
+
+ApiResponse ApiClient::List(const ListRequest& request) {
+  std::string uri = impl_->path + "?limit=" + std::to_string(request.limit);
+  if (!request.continue_token.empty()) {
+    uri += "&continue=" + web::uri::encode_data_string(request.continue_token);
+  } else if (!request.resource_version.empty()) {
+    uri += "&resourceVersion=" + web::uri::encode_data_string(request.resource_version);
+  }
+  ApiResponse result;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    result = ApiResponse{};
+    if (impl_->cancelled.load(std::memory_order_acquire)) {
+      result.cancelled = true;
+      return result;
+    }
+    auto source = impl_->LinkedSource();
+    try {
+      http::http_response response =
+          impl_->list_client->request(impl_->MakeRequest(uri), source.get_token()).get();
+      result.http_status = response.status_code();
+      result.retry_after_seconds = RetryAfterSeconds(response.headers());
+      result.body = ReadAll(response);
+    } catch (const std::exception& e) {
+      result.http_status = 0;
+      result.transport_error = e.what();
+      result.cancelled = impl_->cancelled.load(std::memory_order_acquire);
+      return result;
+    }
+    if (result.http_status != 401 || !impl_->token->from_file() || attempt > 0) break;
+    // The token may have rotated under us: re-read it and try once more.
+    impl_->token->Invalidate();
+  }
+  if (result.http_status == 401) impl_->token->Invalidate();
+  return result;
+}
+
+ApiResponse ApiClient::Watch(const WatchRequest& request, const LineHandler& on_line) {
+  std::string uri = impl_->path +
+                    "?watch=1&allowWatchBookmarks=" + (request.allow_bookmarks ? "true" : "false") +
+                    "&timeoutSeconds=" + std::to_string(request.timeout_seconds);
+  if (!request.resource_version.empty()) {
+    uri += "&resourceVersion=" + web::uri::encode_data_string(request.resource_version);
+  }
+  // One client per watch: its inactivity timer must outlast timeoutSeconds.
+  client::http_client watch_client(
+      impl_->config.server,
+      impl_->MakeConfig(request.timeout_seconds + impl_->options.watch_timeout_margin_seconds));
+
+  ApiResponse result;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    result = ApiResponse{};
+    if (impl_->cancelled.load(std::memory_order_acquire)) {
+      result.cancelled = true;
+      return result;
+    }
+    auto source = impl_->LinkedSource();
+    bool got_headers = false;
+    LineSplitter splitter;
+    try {
+      http::http_response response =
+          watch_client.request(impl_->MakeRequest(uri), source.get_token()).get();
+      got_headers = true;
+      result.http_status = response.status_code();
+      result.retry_after_seconds = RetryAfterSeconds(response.headers());
+      if (result.http_status != 200) {
+        result.body = ReadAll(response);
+        if (result.http_status == 401 && impl_->token->from_file() && attempt == 0) {
+          impl_->token->Invalidate();
+          continue;
+        }
+        if (result.http_status == 401) impl_->token->Invalidate();
+        return result;
+      }
+      auto buffer = response.body().streambuf();
+      std::vector<unsigned char> chunk(impl_->options.read_chunk_bytes);
+      for (;;) {
+        // Ask for what is already buffered, or for one byte (which waits for the next
+        // chunk from the network without waiting for a full buffer).
+        const std::size_t available = static_cast<std::size_t>(
+            std::max<std::streamsize>(0, static_cast<std::streamsize>(buffer.in_avail())));
+        const std::size_t want = available > 0 ? std::min(available, chunk.size()) : 1;
+        const std::size_t n = buffer.getn(chunk.data(), want).get();
+        if (n == 0) break;  // end of stream: the server closed the watch
+        if (!splitter.Feed(std::string_view(reinterpret_cast<const char*>(chunk.data()), n),
+                           on_line)) {
+          // The handler is done with this stream (ERROR event, bad line, shutdown): close
+          // the connection rather than draining it.
+          source.cancel();
+          splitter.Reset();
+          break;
+        }
+      }
+      if (splitter.HasPartial()) {
+        result.stream_cut = true;
+        result.transport_error = "stream ended inside a line";
+      }
+    } catch (const std::exception& e) {
+      result.transport_error = e.what();
+      result.cancelled = impl_->cancelled.load(std::memory_order_acquire);
+      if (!got_headers) {
+        result.http_status = 0;
+      } else {
+        result.stream_cut = true;  // the connection broke after 200
+      }
+    }
+    return result;
+  }
+  return result;
+}
+
+}  // namespace eventbuffer::controller
