@@ -567,19 +567,29 @@ def sized_message(prefix, size, unicode_fill):
     return out + "." * (size - len(out.encode("utf-8")))
 
 
-def build_fast_stream(sim, count, base_rv, objects):
-    """Pre-builds `count` watch lines (ADDED, and MODIFIED repeats of earlier stream Events)."""
+def build_fast_stream(sim, count, base_rv, objects, managed_fields_ratio=0.35):
+    """Pre-builds `count` watch lines: ADDED Events and (1 in 5) MODIFIED repeats of recent
+    stream Events, ~850-1000 bytes each. Lines are rendered from templates so that a million
+    events take seconds, not minutes."""
     rng = random.Random(sim.rng.random())
     objects = max(1, objects)
+
+    def fast_uid():
+        h = "%032x" % rng.getrandbits(128)
+        return "%s-%s-4%s-%s-%s" % (h[:8], h[8:12], h[13:16], "89ab"[int(h[16], 16) & 3] + h[17:20], h[20:])
+
+    def js(text):
+        return go_json(text).decode("utf-8")
+
     refs = []
     for i in range(objects):
         ns = NAMESPACES[i % len(NAMESPACES)]
         app = APPS[ns][i % len(APPS[ns])]
         name = "%s-%s-%05d" % (app, hashlib.sha1(app.encode()).hexdigest()[:9], i)
-        refs.append(({"kind": "Pod", "namespace": ns, "name": name,
-                      "uid": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "apiVersion": "v1",
-                      "resourceVersion": str(rng.randint(1000000, 9999999)),
-                      "fieldPath": "spec.containers{app}"}, NODES[i % 3]))
+        uid = fast_uid()
+        ref = {"kind": "Pod", "namespace": ns, "name": name, "uid": uid, "apiVersion": "v1",
+               "resourceVersion": str(rng.randint(1000000, 9999999)), "fieldPath": "spec.containers{app}"}
+        refs.append((ns, name, uid, go_json(ref).decode("utf-8"), NODES[i % 3]))
     reasons = [
         ("BackOff", "Warning", "Back-off restarting failed container app in pod {name}_{ns}({uid})"),
         ("Unhealthy", "Warning", 'Readiness probe failed: Get "http://10.244.1.17:8080/ready": dial tcp '
@@ -588,47 +598,50 @@ def build_fast_stream(sim, count, base_rv, objects):
         ("Killing", "Normal", "Stopping container app"),
         ("Failed", "Warning", "Error: ImagePullBackOff"),
     ]
+    mf_template = ('"managedFields":[{"manager":"kubelet","operation":"Update","apiVersion":"v1","time":"%s",'
+                   '"fieldsType":"FieldsV1","fieldsV1":{"f:count":{},"f:firstTimestamp":{},"f:involvedObject":{},'
+                   '"f:lastTimestamp":{},"f:message":{},"f:reason":{},"f:reportingComponent":{},'
+                   '"f:reportingInstance":{},"f:source":{"f:component":{},"f:host":{}},"f:type":{}}}]')
+    template = ('{"type":"%s","object":{"kind":"Event","apiVersion":"v1","metadata":{"name":"%s.%x",'
+                '"namespace":"%s","uid":"%s","resourceVersion":"%d","creationTimestamp":"%s"%s},'
+                '"involvedObject":%s,"reason":"%s","message":%s,"source":{"component":"kubelet","host":"%s"},'
+                '"firstTimestamp":"%s","lastTimestamp":"%s","count":%d,"type":"%s","eventTime":null,'
+                '"reportingComponent":"kubelet","reportingInstance":"%s"}}\n')
     offsets = array("Q")
     parts = []
     pos = 0
     recent = []
     t0 = time.time() - count / 1000.0
-    mf = sim.managed_fields
+    last_second, stamp = None, ""
+    messages = {}
+    use_mf = sim.managed_fields
     for i in range(count):
         rv = base_rv + 1 + i
         now = t0 + i / 1000.0
-        stamp = rfc3339(now)
+        second = int(now)
+        if second != last_second:
+            last_second, stamp = second, rfc3339(second)
         if recent and rng.random() < 0.2:
-            obj = recent[rng.randrange(len(recent))]
-            obj["count"] += 1
-            obj["lastTimestamp"] = stamp
-            wtype = b"MODIFIED"
+            ev = recent[rng.randrange(len(recent))]
+            ev[9] += 1
+            ev[8] = stamp
+            wtype = "MODIFIED"
         else:
-            ref, node = refs[rng.randrange(objects)]
-            reason, etype, msg = reasons[rng.randrange(len(reasons))]
-            md = {"name": "%s.%x" % (ref["name"], int(now * 1e9)), "namespace": ref["namespace"],
-                  "uid": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "resourceVersion": "",
-                  "creationTimestamp": stamp}
-            if mf:
-                md["managedFields"] = [{"manager": "kubelet", "operation": "Update", "apiVersion": "v1",
-                                        "time": stamp, "fieldsType": "FieldsV1",
-                                        "fieldsV1": {"f:count": {}, "f:firstTimestamp": {},
-                                                     "f:involvedObject": {}, "f:lastTimestamp": {},
-                                                     "f:message": {}, "f:reason": {},
-                                                     "f:reportingComponent": {}, "f:reportingInstance": {},
-                                                     "f:source": {"f:component": {}, "f:host": {}},
-                                                     "f:type": {}}}]
-            obj = {"metadata": md, "involvedObject": ref, "reason": reason,
-                   "message": msg.format(name=ref["name"], ns=ref["namespace"], uid=ref["uid"]),
-                   "source": {"component": "kubelet", "host": node}, "firstTimestamp": stamp,
-                   "lastTimestamp": stamp, "count": 1, "type": etype, "eventTime": None,
-                   "reportingComponent": "kubelet", "reportingInstance": node}
-            wtype = b"ADDED"
-            recent.append(obj)
+            ri, mi = rng.randrange(objects), rng.randrange(len(reasons))
+            ns, name, uid, ref_json, node = refs[ri]
+            reason, etype, msg = reasons[mi]
+            msg_json = messages.get((ri, mi))
+            if msg_json is None:
+                msg_json = messages[(ri, mi)] = js(msg.format(name=name, ns=ns, uid=uid))
+            mf = "," + mf_template % stamp if use_mf and rng.random() < managed_fields_ratio else ""
+            ev = [name, int(now * 1e9), ns, fast_uid(), stamp, mf, ref_json, reason,
+                  stamp, 1, etype, node, msg_json]
+            wtype = "ADDED"
+            recent.append(ev)
             if len(recent) > 256:
                 recent.pop(0)
-        obj["metadata"]["resourceVersion"] = str(rv)
-        line = b'{"type":"' + wtype + b'","object":{"kind":"Event","apiVersion":"v1",' + go_json(obj)[1:] + b"}\n"
+        line = (template % (wtype, ev[0], ev[1], ev[2], ev[3], rv, ev[4], ev[5], ev[6], ev[7], ev[12], ev[11],
+                            ev[4], ev[8], ev[9], ev[10], ev[11])).encode("utf-8")
         offsets.append(pos)
         parts.append(line)
         pos += len(line)

@@ -1,0 +1,596 @@
+"""Tests of the kube-apiserver emulator: the wire format and every scripted fault."""
+
+import base64
+import hashlib
+import json
+import os
+import ssl
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from emulator_fixture import Emulator  # noqa: E402
+
+
+def list_all(emu, path, limit):
+    """Pages through a list; returns (pages, items)."""
+    pages, items, cont = [], [], ""
+    while True:
+        sep = "&" if "?" in path else "?"
+        q = "%s%slimit=%d" % (path, sep, limit) + ("&continue=" + cont if cont else "")
+        status, _, page = emu.get_json(q)
+        if status != 200:
+            raise AssertionError("list %s -> %d %s" % (q, status, page))
+        pages.append(page)
+        items += page["items"]
+        cont = page["metadata"].get("continue", "")
+        if not cont:
+            return pages, items
+
+
+class WireFormatTest(unittest.TestCase):
+    """TLS, idle scenario, small watch window, fast bookmarks."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = Emulator("--scenario", "idle", "--window", "50", "--bookmark-interval", "0.3")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.close()
+
+    def current_rv(self, namespace="nobody-uses-this"):
+        status, _, page = self.emu.get_json("/api/v1/namespaces/%s/events" % namespace)
+        self.assertEqual(status, 200)
+        return int(page["metadata"]["resourceVersion"])
+
+    def test_discovery_and_version(self):
+        status, _, version = self.emu.get_json("/version", token=None)
+        self.assertEqual(status, 200)
+        self.assertEqual(version["major"], "1")
+        status, _, api = self.emu.get_json("/api")
+        self.assertEqual((status, api["kind"], api["versions"]), (200, "APIVersions", ["v1"]))
+        status, _, res = self.emu.get_json("/api/v1")
+        self.assertEqual(res["kind"], "APIResourceList")
+        events = [r for r in res["resources"] if r["name"] == "events"]
+        self.assertEqual(len(events), 1)
+        self.assertTrue(events[0]["namespaced"])
+        self.assertIn("watch", events[0]["verbs"])
+        status, _, body = self.emu.get_json("/api/v1/pods")
+        self.assertEqual((status, body["kind"], body["reason"]), (404, "Status", "NotFound"))
+
+    def test_list_paging_is_consistent(self):
+        ns = "paging"
+        created = self.emu.post_events(count=25, namespace=ns)["events"]
+        self.assertEqual(len(created), 25)
+        status, _, first = self.emu.get_json("/api/v1/namespaces/%s/events?limit=10" % ns)
+        self.assertEqual(status, 200)
+        self.assertEqual((first["kind"], first["apiVersion"]), ("EventList", "v1"))
+        self.assertEqual(len(first["items"]), 10)
+        self.assertEqual(first["metadata"]["remainingItemCount"], 15)
+        cont = first["metadata"]["continue"]
+        token = json.loads(base64.urlsafe_b64decode(cont + "=" * (-len(cont) % 4)))
+        self.assertEqual(str(token["rv"]), first["metadata"]["resourceVersion"])
+        # Changes after the first page must not show up in its continuation.
+        self.emu.post_events(count=3, namespace=ns)
+        items = list(first["items"])
+        while cont:
+            status, _, page = self.emu.get_json("/api/v1/namespaces/%s/events?limit=10&continue=%s" % (ns, cont))
+            self.assertEqual(status, 200)
+            self.assertEqual(page["metadata"]["resourceVersion"], first["metadata"]["resourceVersion"])
+            items += page["items"]
+            cont = page["metadata"].get("continue", "")
+            if not cont:
+                self.assertNotIn("remainingItemCount", page["metadata"])
+        self.assertEqual(sorted(i["metadata"]["uid"] for i in items), sorted(e["uid"] for e in created))
+        for item in items:
+            self.assertNotIn("kind", item)
+            self.assertNotIn("apiVersion", item)
+        keys = [(i["metadata"]["namespace"], i["metadata"]["name"]) for i in items]
+        self.assertEqual(keys, sorted(keys))
+        _, all_items = list_all(self.emu, "/api/v1/namespaces/%s/events" % ns, 7)
+        self.assertEqual(len(all_items), 28)
+
+    def test_list_item_is_a_realistic_event(self):
+        ns = "fields"
+        self.emu.post_events(count=1, namespace=ns, name="web-1", reason="BackOff", type="Warning",
+                             message="Back-off restarting failed container", fieldPath="spec.containers{web}")
+        self.emu.post_events(count=1, kind="Node", name="worker-9", reason="NodeHasDiskPressure")
+        status, _, page = self.emu.get_json("/api/v1/namespaces/%s/events" % ns)
+        item = page["items"][0]
+        md = item["metadata"]
+        self.assertTrue(md["name"].startswith("web-1."))
+        self.assertEqual(md["namespace"], ns)
+        for field in ("uid", "resourceVersion", "creationTimestamp"):
+            self.assertTrue(md[field])
+        inv = item["involvedObject"]
+        self.assertEqual((inv["kind"], inv["namespace"], inv["name"], inv["apiVersion"], inv["fieldPath"]),
+                         ("Pod", ns, "web-1", "v1", "spec.containers{web}"))
+        self.assertEqual((item["reason"], item["type"], item["count"]), ("BackOff", "Warning", 1))
+        self.assertEqual(item["source"]["component"], "kubelet")
+        self.assertIsNone(item["eventTime"])
+        self.assertRegex(item["firstTimestamp"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        # A cluster-scoped object: no involvedObject.namespace, the Event lives in "default".
+        status, _, page = self.emu.get_json("/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dworker-9")
+        self.assertEqual(len(page["items"]), 1)
+        self.assertNotIn("namespace", page["items"][0]["involvedObject"])
+        self.assertEqual(page["items"][0]["involvedObject"]["kind"], "Node")
+
+    def test_expired_continue_token_gets_410(self):
+        ns = "expire-continue"
+        self.emu.post_events(count=6, namespace=ns)
+        status, _, first = self.emu.get_json("/api/v1/namespaces/%s/events?limit=2" % ns)
+        cont = first["metadata"]["continue"]
+        self.emu.fault(kind="expire_continue", times=1)
+        status, _, body = self.emu.get_json("/api/v1/namespaces/%s/events?limit=2&continue=%s" % (ns, cont))
+        self.assertEqual(status, 410)
+        self.assertEqual((body["kind"], body["apiVersion"], body["status"], body["reason"], body["code"]),
+                         ("Status", "v1", "Failure", "Expired", 410))
+        self.assertIn("too old to display a consistent list result", body["message"])
+        # Only once: the same token works again, and a new list works.
+        status, _, _ = self.emu.get_json("/api/v1/namespaces/%s/events?limit=2&continue=%s" % (ns, cont))
+        self.assertEqual(status, 200)
+        _, items = list_all(self.emu, "/api/v1/namespaces/%s/events" % ns, 2)
+        self.assertEqual(len(items), 6)
+        # A token whose resourceVersion was compacted away is expired too.
+        self.emu.post_events(count=1, namespace=ns)
+        self.emu.fault(kind="compact")
+        status, _, body = self.emu.get_json("/api/v1/namespaces/%s/events?limit=2&continue=%s" % (ns, cont))
+        self.assertEqual((status, body["reason"]), (410, "Expired"))
+        status, _, body = self.emu.get_json("/api/v1/events?limit=2&continue=bm90LWEtdG9rZW4")
+        self.assertEqual((status, body["reason"]), (400, "BadRequest"))
+
+    def test_watch_added_modified_deleted(self):
+        ns = "watch-lines"
+        rv = self.current_rv(ns)
+        w = self.emu.watch("resourceVersion=%d&timeoutSeconds=2" % rv, namespace=ns)
+        try:
+            self.assertEqual(w.status, 200)
+            self.assertEqual(w.headers["transfer-encoding"], "chunked")
+            self.assertEqual(w.headers["content-type"], "application/json")
+            out = self.emu.post_events(count=1, namespace=ns, name="api-0", repeat=2)["events"]
+            uid = out[0]["uid"]
+            self.emu.post_events(delete={"uids": [uid]})
+            self.assertTrue(w.read_until(lambda x: len(x.lines()) >= 4))
+            events = w.events()
+            self.assertEqual([e["type"] for e in events], ["ADDED", "MODIFIED", "MODIFIED", "DELETED"])
+            for e in events:
+                self.assertEqual((e["object"]["kind"], e["object"]["apiVersion"]), ("Event", "v1"))
+                self.assertEqual(e["object"]["metadata"]["uid"], uid)
+            self.assertEqual([e["object"].get("count") for e in events[:3]], [1, 2, 3])
+            rvs = [int(e["object"]["metadata"]["resourceVersion"]) for e in events[:3]]
+            self.assertEqual(rvs, sorted(set(rvs)))
+            self.assertGreater(rvs[0], rv)
+            self.assertGreaterEqual(w.chunks, 4)
+            # timeoutSeconds ends the stream cleanly with the terminating chunk.
+            self.assertTrue(w.read_to_end(timeout=10))
+            self.assertTrue(w.terminated)
+            self.assertEqual(w.partial(), b"")
+        finally:
+            w.close()
+
+    def test_watch_without_resource_version_starts_with_current_state(self):
+        ns = "initial-state"
+        created = self.emu.post_events(count=3, namespace=ns)["events"]
+        w = self.emu.watch("timeoutSeconds=1", namespace=ns)
+        try:
+            w.read_to_end()
+            events = w.events()
+            self.assertEqual([e["type"] for e in events], ["ADDED"] * 3)
+            self.assertEqual(sorted(e["object"]["metadata"]["uid"] for e in events),
+                             sorted(c["uid"] for c in created))
+        finally:
+            w.close()
+
+    def test_bookmarks_only_when_allowed(self):
+        ns = "bookmarks"
+        rv = self.current_rv(ns)
+        with_bm = self.emu.watch("resourceVersion=%d&allowWatchBookmarks=true&timeoutSeconds=2" % rv, namespace=ns)
+        without = self.emu.watch("resourceVersion=%d&timeoutSeconds=2" % rv, namespace=ns)
+        try:
+            self.emu.post_events(count=1, namespace="elsewhere")
+            with_bm.read_to_end()
+            without.read_to_end()
+            bookmarks = [e for e in with_bm.events() if e["type"] == "BOOKMARK"]
+            self.assertGreaterEqual(len(bookmarks), 2)
+            for b in bookmarks:
+                self.assertEqual((b["object"]["kind"], b["object"]["apiVersion"]), ("Event", "v1"))
+                self.assertGreaterEqual(int(b["object"]["metadata"]["resourceVersion"]), rv)
+            # The bookmark moves past changes in other namespaces.
+            self.assertGreater(int(bookmarks[-1]["object"]["metadata"]["resourceVersion"]), rv)
+            self.assertEqual(without.events(), [])
+        finally:
+            with_bm.close()
+            without.close()
+
+    def test_namespace_watch_filters_other_namespaces(self):
+        rv = self.current_rv()
+        w = self.emu.watch("resourceVersion=%d&timeoutSeconds=1" % rv, namespace="ns-a")
+        try:
+            self.emu.post_events(count=2, namespace="ns-b")
+            self.emu.post_events(count=1, namespace="ns-a")
+            w.read_to_end()
+            self.assertEqual([e["object"]["metadata"]["namespace"] for e in w.events()], ["ns-a"])
+        finally:
+            w.close()
+
+    def test_too_old_resource_version_gets_error_410(self):
+        rv = self.current_rv()
+        self.emu.post_events(count=60, namespace="churn")   # the window holds 50 changes
+        w = self.emu.watch("resourceVersion=%d&timeoutSeconds=5" % rv)
+        try:
+            w.read_to_end()
+            self.assertEqual(w.status, 200)
+            events = w.events()
+            self.assertEqual(len(events), 1)
+            self.assertEqual(events[0]["type"], "ERROR")
+            st = events[0]["object"]
+            self.assertEqual((st["kind"], st["status"], st["reason"], st["code"]), ("Status", "Failure", "Expired", 410))
+            self.assertRegex(st["message"], r"^too old resource version: %d \(\d+\)$" % rv)
+            self.assertTrue(w.terminated)
+        finally:
+            w.close()
+        # The newest resourceVersion is still watchable.
+        w = self.emu.watch("resourceVersion=%d&timeoutSeconds=1" % self.current_rv())
+        try:
+            w.read_to_end()
+            self.assertEqual(w.events(), [])
+        finally:
+            w.close()
+
+    def test_unauthorized_and_token_rotation(self):
+        status, _, body = self.emu.get_json("/api/v1/events", token=None)
+        self.assertEqual((status, body["kind"], body["reason"], body["code"]), (401, "Status", "Unauthorized", 401))
+        status, _, _ = self.emu.get_json("/api/v1/events", token="wrong")
+        self.assertEqual(status, 401)
+        old = self.emu.token()
+        self.assertEqual(self.emu.get("/api/v1/events", token=old)[0], 200)
+        self.emu.control("POST", "rotate-token", {})
+        new = self.emu.token()
+        self.assertNotEqual(old, new)
+        status, _, body = self.emu.get_json("/api/v1/events", token=old)
+        self.assertEqual((status, body["reason"]), (401, "Unauthorized"))
+        self.assertEqual(self.emu.get("/api/v1/events", token=new)[0], 200)
+        with open(self.emu.path("kubeconfig-inline")) as f:
+            self.assertIn("token: " + new, f.read())
+        # Rewriting the token file directly is picked up as well.
+        with open(self.emu.path("token"), "w") as f:
+            f.write("hand-written-token\n")
+        self.assertEqual(self.emu.get("/api/v1/events", token="hand-written-token")[0], 200)
+        self.assertEqual(self.emu.get("/api/v1/events", token=new)[0], 401)
+        # Watches check the token too.
+        w = self.emu.watch("timeoutSeconds=1", token=new)
+        try:
+            w.read_to_end()
+            self.assertEqual(w.status, 401)
+        finally:
+            w.close()
+
+    def test_tls_certificate_and_plain_http(self):
+        for host in ("127.0.0.1", "localhost"):
+            conn = self.emu.connection(host=host)
+            conn.request("GET", "/version")
+            self.assertEqual(conn.getresponse().status, 200)
+            conn.close()
+        untrusted = ssl.create_default_context()   # system roots only: must not trust our CA
+        conn = self.emu.connection(ssl_ctx=untrusted)
+        with self.assertRaises(ssl.SSLCertVerificationError):
+            conn.request("GET", "/version")
+        conn.close()
+        import http.client
+        plain = http.client.HTTPConnection("127.0.0.1", self.emu.port, timeout=10)
+        plain.request("GET", "/api/v1/events", headers={"Authorization": "Bearer " + self.emu.token()})
+        resp = plain.getresponse()
+        self.assertEqual(resp.status, 400)
+        self.assertIn(b"HTTP request to an HTTPS server", resp.read())
+        plain.close()
+        self.assertIn("requests", self.emu.stats())   # the control API works over plain HTTP
+        with open(self.emu.path("kubeconfig")) as f:
+            kc = f.read()
+        self.assertIn("server: https://127.0.0.1:%d" % self.emu.port, kc)
+        self.assertIn("certificate-authority: " + self.emu.path("ca.crt"), kc)
+        self.assertIn("tokenFile: " + self.emu.path("token"), kc)
+
+    def test_unicode_and_large_messages(self):
+        ns = "unicode"
+        rv = self.current_rv(ns)
+        w = self.emu.watch("resourceVersion=%d&timeoutSeconds=5" % rv, namespace=ns)
+        try:
+            small = self.emu.post_events(count=5, namespace=ns, unicode=True)["events"]
+            big = self.emu.post_events(count=1, namespace=ns, unicode=True, message_bytes=100 * 1024)["events"]
+            big_ascii = self.emu.post_events(count=1, namespace=ns, message_bytes=100 * 1024)["events"]
+            self.assertTrue(w.read_until(lambda x: len(x.lines()) >= 7))
+            wire = w.body
+        finally:
+            w.close()
+        snap = {o["uid"]: o for o in self.emu.snapshot(since_rv=rv)}
+        watched = {e["object"]["metadata"]["uid"]: e["object"]["message"] for e in w.events()}
+        _, _, page = self.emu.get_json("/api/v1/namespaces/%s/events" % ns)
+        listed = {i["metadata"]["uid"]: i["message"] for i in page["items"]}
+        for e in small + big + big_ascii:
+            self.assertEqual(watched[e["uid"]], snap[e["uid"]]["message"])
+            self.assertEqual(listed[e["uid"]], snap[e["uid"]]["message"])
+        self.assertEqual(len(watched[big[0]["uid"]].encode("utf-8")), 100 * 1024)
+        self.assertEqual(len(watched[big_ascii[0]["uid"]].encode("utf-8")), 100 * 1024)
+        joined = "".join(watched.values())
+        for ch in ("\U0001F680", "\u4e2d", "\n", "\"", "\\", "<", "&", "\u2028"):
+            self.assertIn(ch, joined)
+        # Go's encoding: UTF-8 kept raw, HTML characters and U+2028 escaped.
+        self.assertIn("\u00e9".encode("utf-8"), wire)
+        self.assertIn(b"\\u003c", wire)
+        self.assertIn(b"\\u0026", wire)
+        self.assertIn(b"\\u2028", wire)
+        self.assertNotIn(b"<", wire)
+
+
+class FaultTest(unittest.TestCase):
+    """Plain HTTP (--no-tls), so this also covers that mode."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = Emulator("--scenario", "idle", "--bookmark-interval", "60", tls=False)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.close()
+
+    def setUp(self):
+        self.emu.fault(kind="clear")
+
+    def rv(self):
+        return int(self.emu.stats()["resource_version"])
+
+    def test_drop_mid_line(self):
+        for mode in ("chunk", "raw"):
+            with self.subTest(mode=mode):
+                w = self.emu.watch("resourceVersion=%d&timeoutSeconds=10" % self.rv())
+                try:
+                    self.emu.fault(kind="drop_mid_line", after_events=2, times=1, mode=mode)
+                    self.emu.post_events(count=4, namespace="drop")
+                    w.read_to_end()
+                    self.assertTrue(w.eof)
+                    self.assertFalse(w.terminated)          # no terminating chunk: a dead connection
+                    self.assertEqual(len(w.lines()), 2)
+                    self.assertTrue(w.partial().startswith(b'{"type":"ADDED"'))
+                    with self.assertRaises(ValueError):
+                        json.loads(w.partial())
+                finally:
+                    w.close()
+        self.assertEqual(self.emu.stats()["faults_fired"]["drop_mid_line"], 2)
+
+    def test_drop_mid_line_repeats(self):
+        w1 = self.emu.watch("resourceVersion=%d&timeoutSeconds=10" % self.rv())
+        self.emu.fault(kind="drop_mid_line", after_events=0, times=2)
+        self.emu.post_events(count=1, namespace="drop2")
+        w1.read_to_end()
+        self.assertEqual((len(w1.lines()), w1.eof), (0, True))
+        w2 = self.emu.watch("resourceVersion=%d&timeoutSeconds=10" % (self.rv() - 1))
+        w2.read_to_end()
+        self.assertEqual((len(w2.lines()), w2.eof, w2.terminated), (0, True, False))
+        w3 = self.emu.watch("resourceVersion=%d&timeoutSeconds=1" % (self.rv() - 1))
+        w3.read_to_end()
+        self.assertEqual(len(w3.lines()), 1)
+        self.assertTrue(w3.terminated)
+        for w in (w1, w2, w3):
+            w.close()
+
+    def test_expire_watch_on_open_watch(self):
+        rv = self.rv()
+        w = self.emu.watch("resourceVersion=%d&timeoutSeconds=20" % rv)
+        try:
+            self.emu.post_events(count=2, namespace="expire")
+            self.assertTrue(w.read_until(lambda x: len(x.lines()) >= 2))
+            self.emu.fault(kind="expire_watch")
+            w.read_to_end(timeout=10)
+            events = w.events()
+            self.assertEqual([e["type"] for e in events], ["ADDED", "ADDED", "ERROR"])
+            self.assertEqual((events[2]["object"]["code"], events[2]["object"]["reason"]), (410, "Expired"))
+            self.assertTrue(w.terminated)
+        finally:
+            w.close()
+
+    def test_expire_watch_after_events_and_next_watch(self):
+        self.emu.fault(kind="expire_watch", after_events=3)
+        w = self.emu.watch("resourceVersion=%d&timeoutSeconds=20" % self.rv())
+        try:
+            self.emu.post_events(count=5, namespace="expire2")
+            w.read_to_end(timeout=10)
+            self.assertEqual([e["type"] for e in w.events()], ["ADDED"] * 3 + ["ERROR"])
+        finally:
+            w.close()
+        # Armed while nobody watches: the next watch gets it at once.
+        self.emu.fault(kind="expire_watch")
+        w = self.emu.watch("resourceVersion=%d&timeoutSeconds=20" % self.rv())
+        try:
+            w.read_to_end(timeout=10)
+            self.assertEqual([e["type"] for e in w.events()], ["ERROR"])
+        finally:
+            w.close()
+
+    def test_stale_watch(self):
+        before = self.emu.stats()["requests"]["watch"]
+        self.emu.fault(kind="stale_watch", times=2)
+        self.emu.post_events(count=1, namespace="stale")
+        rv = self.rv() - 1
+        for _ in range(2):
+            w = self.emu.watch("resourceVersion=%d&timeoutSeconds=20" % rv)
+            start = time.time()
+            w.read_to_end(timeout=10)
+            self.assertEqual(w.status, 200)
+            self.assertTrue(w.terminated)
+            self.assertEqual(w.lines(), [])
+            self.assertLess(time.time() - start, 5)   # bounded, not a timing assertion on speed
+            w.close()
+        w = self.emu.watch("resourceVersion=%d&timeoutSeconds=1" % rv)
+        w.read_to_end()
+        self.assertEqual(len(w.lines()), 1)
+        w.close()
+        stats = self.emu.stats()
+        self.assertEqual(stats["requests"]["watch"] - before, 3)
+        self.assertEqual([x["outcome"] for x in stats["watches"][-3:]], ["stale", "stale", "timeout"])
+
+    def test_status_429_with_retry_after(self):
+        self.emu.fault(kind="status_429", times=2, retry_after=3, match="list")
+        for _ in range(2):
+            status, headers, body = self.emu.get_json("/api/v1/events")
+            self.assertEqual(status, 429)
+            self.assertEqual(headers["retry-after"], "3")
+            self.assertEqual((body["kind"], body["reason"], body["code"]), ("Status", "TooManyRequests", 429))
+            self.assertEqual(body["details"]["retryAfterSeconds"], 3)
+        w = self.emu.watch("resourceVersion=%d&timeoutSeconds=1" % self.rv())   # match=list spares watches
+        self.assertEqual(w.status, 200)
+        w.close()
+        self.assertEqual(self.emu.get("/api/v1/events")[0], 200)
+
+    def test_status_500(self):
+        self.emu.fault(kind="status_500", times=1, match="watch")
+        self.assertEqual(self.emu.get("/api/v1/events")[0], 200)
+        w = self.emu.watch("resourceVersion=%d&timeoutSeconds=1" % self.rv())
+        self.assertEqual(w.status, 500)
+        body = json.loads(w.body)
+        self.assertEqual((body["kind"], body["reason"], body["code"]), ("Status", "InternalError", 500))
+        w.close()
+        w = self.emu.watch("resourceVersion=%d&timeoutSeconds=1" % self.rv())
+        self.assertEqual(w.status, 200)
+        w.close()
+        self.emu.fault(kind="status_500", times=1)       # default match: list, watch and get
+        self.assertEqual(self.emu.get("/api/v1/events")[0], 500)
+        self.assertEqual(self.emu.stats()["faults_fired"]["status_500"], 2)
+
+    def test_compact_makes_old_versions_expire(self):
+        rv = self.rv()
+        self.emu.post_events(count=3, namespace="compact")
+        self.emu.fault(kind="compact")
+        w = self.emu.watch("resourceVersion=%d&timeoutSeconds=5" % rv)
+        w.read_to_end()
+        events = w.events()
+        self.assertEqual([e["type"] for e in events], ["ERROR"])
+        self.assertEqual(events[0]["object"]["code"], 410)
+        w.close()
+        w = self.emu.watch("resourceVersion=%d&timeoutSeconds=1" % self.rv())
+        w.read_to_end()
+        self.assertEqual(w.events(), [])
+        w.close()
+
+    def test_stall_watch(self):
+        self.emu.fault(kind="stall_watch", seconds=1)
+        w = self.emu.watch("resourceVersion=%d&timeoutSeconds=20" % self.rv())
+        self.emu.post_events(count=1, namespace="stall")
+        w.read_to_end(timeout=10)
+        self.assertEqual((w.status, w.lines(), w.terminated), (200, [], True))
+        w.close()
+
+    def test_unknown_fault_is_rejected(self):
+        with self.assertRaises(RuntimeError):
+            self.emu.fault(kind="no_such_fault")
+
+    def test_stats_and_snapshot(self):
+        before = self.emu.stats()
+        out = self.emu.post_events(count=2, namespace="snap", repeat=1)["events"]
+        self.assertEqual([e["watchType"] for e in out], ["ADDED", "MODIFIED", "ADDED", "MODIFIED"])
+        self.emu.get("/api/v1/events")
+        after = self.emu.stats()
+        self.assertEqual(after["events_total"] - before["events_total"], 4)
+        self.assertEqual(after["requests"]["list"] - before["requests"]["list"], 1)
+        self.assertEqual(int(after["resource_version"]) - int(before["resource_version"]), 4)
+        self.assertGreaterEqual(after["status_codes"]["200"], 1)
+        snap = self.emu.snapshot()
+        self.assertEqual(len(snap), after["events_total"])
+        ids = [(o["uid"], o["resourceVersion"]) for o in snap]
+        self.assertEqual(len(ids), len(set(ids)))
+        mine = [o for o in snap if o["namespace"] == "snap"]
+        self.assertEqual(len(mine), 4)
+        self.assertTrue(all(o["key"].startswith("snap/Pod/") for o in mine))
+        self.assertEqual(sorted(o["count"] for o in mine), [1, 1, 2, 2])
+
+
+class ScenarioTest(unittest.TestCase):
+
+    def test_demo_traffic_is_realistic(self):
+        with Emulator("--scenario", "demo", "--initial-events", "300", "--events-per-second", "0",
+                      "--seed", "7", "--ttl", "0", tls=False) as emu:
+            snap = emu.snapshot()
+            self.assertEqual(len(snap), 300)
+            reasons = {o["reason"] for o in snap}
+            for r in ("BackOff", "Pulling", "Pulled", "Failed", "FailedScheduling", "Scheduled", "Created",
+                      "Started", "NodeHasDiskPressure", "Unhealthy"):
+                self.assertIn(r, reasons)
+            repeats = [o for o in snap if o["watchType"] == "MODIFIED" and o["reason"] == "BackOff"]
+            self.assertTrue(repeats)
+            self.assertTrue(all(o["count"] >= 2 for o in repeats))
+            _, all_items = list_all(emu, "/api/v1/events", 500)
+            nodes = [i for i in all_items if i["involvedObject"]["kind"] == "Node"]
+            self.assertTrue(nodes)
+            for n in nodes:
+                self.assertNotIn("namespace", n["involvedObject"])
+                self.assertEqual(n["metadata"]["namespace"], "default")
+            new_style = [i for i in all_items if i["reason"] == "Scheduled"]
+            self.assertTrue(new_style)
+            self.assertIsNone(new_style[0]["firstTimestamp"])
+            self.assertRegex(new_style[0]["eventTime"], r"\.\d{6}Z$")
+            sizes = [len(json.dumps(i, separators=(",", ":"))) for i in all_items]
+            self.assertTrue(500 < sum(sizes) / len(sizes) < 1500)
+
+    def test_demo_ongoing_traffic_and_ttl(self):
+        with Emulator("--scenario", "demo", "--initial-events", "10", "--events-per-second", "50", "--ttl", "1",
+                      tls=False) as emu:
+            rv = int(emu.stats()["resource_version"])
+            w = emu.watch("resourceVersion=%d&timeoutSeconds=3" % rv)
+            w.read_to_end(timeout=10)
+            w.close()
+            types = {e["type"] for e in w.events()}
+            self.assertIn("ADDED", types)
+            self.assertIn("DELETED", types)        # TTL of 1 s
+            self.assertGreater(emu.stats()["deleted_total"], 0)
+            emu.control("POST", "traffic", {"events_per_second": 0})
+            time.sleep(0.3)
+            rv = emu.stats()["events_total"]
+            time.sleep(0.5)
+            self.assertEqual(emu.stats()["events_total"], rv)
+
+    def test_fast_stream(self):
+        n = 3000
+        with Emulator("--scenario", "fast-stream", "--stream-events", str(n), tls=True) as emu:
+            stats = emu.stats()
+            first = int(stats["stream"]["first_resource_version"])
+            status, _, page = emu.get_json("/api/v1/events")
+            self.assertEqual(page["items"], [])
+            self.assertEqual(int(page["metadata"]["resourceVersion"]), first + n - 1)
+            w = emu.watch("resourceVersion=%d&allowWatchBookmarks=true&timeoutSeconds=2" % (first - 1))
+            w.read_to_end(timeout=30)
+            w.close()
+            events = w.events()
+            self.assertEqual(len(events), n + 1)
+            self.assertEqual([int(e["object"]["metadata"]["resourceVersion"]) for e in events[:n]],
+                             list(range(first, first + n)))
+            self.assertEqual(events[n]["type"], "BOOKMARK")
+            self.assertEqual(int(events[n]["object"]["metadata"]["resourceVersion"]), first + n - 1)
+            sizes = [len(x) + 1 for x in w.lines()[:n]]
+            self.assertTrue(850 <= sum(sizes) / n <= 1000, sum(sizes) / n)
+            types = [e["type"] for e in events[:n]]
+            self.assertGreater(types.count("MODIFIED"), n // 10)
+            uids = {}
+            for e in events[:n]:
+                o = e["object"]
+                uid = o["metadata"]["uid"]
+                if e["type"] == "MODIFIED":
+                    self.assertEqual(o["count"], uids[uid] + 1)
+                uids[uid] = o["count"]
+            # Watching from the middle of the stream resumes there, with byte-identical lines.
+            w2 = emu.watch("resourceVersion=%d&timeoutSeconds=1" % (first + n - 11))
+            w2.read_to_end(timeout=10)
+            w2.close()
+            self.assertEqual(w2.lines(), w.lines()[n - 10:n])
+            # Events created after the stream follow it.
+            emu.post_events(count=2, namespace="after-stream")
+            w3 = emu.watch("resourceVersion=%d&timeoutSeconds=1" % (first + n - 2))
+            w3.read_to_end(timeout=10)
+            w3.close()
+            rvs = [int(e["object"]["metadata"]["resourceVersion"]) for e in w3.events()]
+            self.assertEqual(rvs, [first + n - 1, first + n, first + n + 1])
+
+
+if __name__ == "__main__":
+    unittest.main()
