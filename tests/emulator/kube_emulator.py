@@ -1672,10 +1672,14 @@ class Emulator:
         self.httpd.serve_forever(poll_interval=0.2)
 
     def stop(self):
+        """Ends open watches cleanly (terminating chunk), then stops the server."""
         self.stop_event.set()
         with self.store.cond:
             self.store.closed = True
             self.store.cond.notify_all()
+        deadline = time.time() + 2
+        while self.active_watches > 0 and time.time() < deadline:
+            time.sleep(0.02)
         self.httpd.shutdown()
 
 
