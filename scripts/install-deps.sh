@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Installs every Debian package that building, running and testing kube-eventbuffer need.
 # Idempotent: when everything is present it does nothing (no apt-get update).
-# Usage: scripts/install-deps.sh [--runtime-only]
+# Usage: scripts/install-deps.sh [--build-only | --runtime-only]
+#   (default)       everything to build, run and test
+#   --build-only    what the controller binary alone needs to build (the image's build stage)
+#   --runtime-only  what scripts/run.sh needs besides the build
 set -euo pipefail
 
-build_pkgs=(
+core_build_pkgs=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   libcpprest-dev libssl-dev zlib1g-dev libboost-dev  # cpprestsdk (HTTP client/listener)
   libyaml-cpp-dev                                     # configuration
   prometheus-cpp-dev libcurl4-openssl-dev             # metrics (its CMake config wants CURL)
   libspdlog-dev libfmt-dev                            # logging
   libsimdjson-dev                                     # event decoding
+)
+build_pkgs=(
+  "${core_build_pkgs[@]}"
   libgtest-dev libgmock-dev libbenchmark-dev          # tests and benchmarks
   libtbb-dev                                          # peer map in the storage benchmark only
   clang-14 libclang-rt-14-dev                         # libFuzzer target
@@ -24,7 +30,12 @@ test_pkgs=(
 runtime_pkgs=(python3 openssl)
 
 want=("${build_pkgs[@]}" "${test_pkgs[@]}")
-if [[ ${1:-} == --runtime-only ]]; then want=("${runtime_pkgs[@]}"); fi
+case ${1:-} in
+  "") ;;
+  --build-only) want=("${core_build_pkgs[@]}") ;;
+  --runtime-only) want=("${runtime_pkgs[@]}") ;;
+  *) echo "usage: $0 [--build-only | --runtime-only]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${want[@]}"; do
