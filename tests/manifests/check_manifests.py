@@ -117,10 +117,18 @@ class Checker:
             raise Failure(f"{name}: kubectl kustomize rendered nothing")
         return path, docs
 
-    def yamllint(self, paths, what):
+    def yamllint(self, paths, what, rendered=True):
         self.require("yamllint", "yamllint")
+        config = self.yamllint_config
+        if rendered:
+            # Rendered output embeds data verbatim (the dashboard JSON in its ConfigMap has
+            # PromQL lines of any length): the project rules apply, except line length.
+            config = os.path.join(self.work_dir, "yamllint-rendered.yaml")
+            with open(config, "w") as f:
+                f.write(f"extends: {json.dumps(self.yamllint_config)}\n"
+                        "rules:\n  line-length: disable\n")
         try:
-            self.run(["yamllint", "--strict", "-c", self.yamllint_config, *paths], f"yamllint {what}")
+            self.run(["yamllint", "--strict", "-c", config, *paths], f"yamllint {what}")
         except Failure as e:
             self.errors.append(str(e))
 
@@ -413,7 +421,7 @@ def cmd_stages_differ_only_in_config(c, args):
 
 
 def cmd_lint_sources(c, args):
-    c.yamllint([c.manifests], "manifests/")
+    c.yamllint([c.manifests], "manifests/", rendered=False)
     c.finish("yamllint manifests/")
 
 
