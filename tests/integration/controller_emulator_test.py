@@ -1,0 +1,433 @@
+#!/usr/bin/env python3
+"""Integration tests: the eventbuffer-controller binary against the API-server emulator.
+
+Each test starts the emulator (TLS, bearer token file) and the controller on loopback,
+drives traffic and one fault through the emulator's control API, and then checks that the
+controller's read API holds exactly the occurrences the emulator emitted: none lost, none
+duplicated, same content, and that the controller did not storm the API server.
+
+Environment: KEB_CONTROLLER (path of the binary), KEB_EMULATOR (path of kube_emulator.py).
+Run one test: python3 controller_emulator_test.py ControllerVsEmulator.test_mid_line_drop
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.parse
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+CONTROLLER = os.environ.get("KEB_CONTROLLER", os.path.join(ROOT, "build", "controller", "eventbuffer-controller"))
+EMULATOR = os.environ.get("KEB_EMULATOR", os.path.join(ROOT, "tests", "emulator", "kube_emulator.py"))
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_json(url, data=None, timeout=10):
+    body = None if data is None else json.dumps(data).encode()
+    req = urllib.request.Request(url, data=body, method="POST" if data is not None else "GET",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read().decode("utf-8"))
+
+
+def http_status(url, timeout=5):
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except (urllib.error.URLError, ConnectionError, socket.timeout):
+        return 0, b""
+
+
+class Emulator:
+    def __init__(self, workdir, *args):
+        self.workdir = workdir
+        self.log = open(os.path.join(workdir, "emulator.log"), "w")
+        self.proc = subprocess.Popen([sys.executable, EMULATOR, "--workdir", workdir, "--port", "0",
+                                      "--exit-with-parent", *args],
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True)
+        deadline = time.time() + 20
+        line = ""
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if "ready" in line or not line:
+                break
+        if "ready" not in line:
+            raise RuntimeError("emulator did not start: %r" % line)
+        with open(os.path.join(workdir, "port")) as f:
+            self.port = int(f.read().strip())
+        self.control = "http://127.0.0.1:%d/_emulator" % self.port
+        self.kubeconfig = os.path.join(workdir, "kubeconfig")
+
+    def post(self, path, data):
+        return http_json(self.control + path, data)
+
+    def events(self, **spec):
+        return self.post("/events", spec)
+
+    def fault(self, **spec):
+        return self.post("/faults", spec)
+
+    def stats(self):
+        return http_json(self.control + "/stats")
+
+    def snapshot(self):
+        return http_json(self.control + "/events-snapshot")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class Controller:
+    def __init__(self, workdir, kubeconfig, *args):
+        self.port = free_port()
+        self.base = "http://127.0.0.1:%d" % self.port
+        self.log_path = os.path.join(workdir, "controller.log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([CONTROLLER, "--kubeconfig", kubeconfig,
+                                      "--health-probe-bind-address", "127.0.0.1:%d" % self.port,
+                                      "--metrics-bind-address", "127.0.0.1:0", "--log-level", "debug", *args],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("controller exited with %s:\n%s" % (self.proc.returncode, self.logs()))
+            if http_status(self.base + "/readyz")[0] == 200:
+                return
+            time.sleep(0.1)
+        raise AssertionError("controller not ready after %ss:\n%s" % (timeout, self.logs()))
+
+    def get(self, path):
+        return http_json(self.base + path)
+
+    def events(self, key):
+        ns, kind, name = key.split("/", 2)
+        q = urllib.parse.urlencode({"namespace": ns, "kind": kind, "name": name})
+        return self.get("/v1/events?" + q)
+
+    def logs(self):
+        with open(self.log_path) as f:
+            return f.read()[-6000:]
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+class ControllerVsEmulator(unittest.TestCase):
+    emulator_args = ("--scenario", "idle")
+
+    def setUp(self):
+        if not os.path.exists(CONTROLLER):
+            self.skipTest("controller binary not built: %s" % CONTROLLER)
+        self.workdir = tempfile.mkdtemp(prefix="keb-it-")
+        self.emu = None
+        self.ctl = None
+        self._problems_before = self._problem_count()
+
+    def _problem_count(self):
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        return len(result.errors) + len(result.failures) if result is not None else 0
+
+    def tearDown(self):
+        failed = self._problem_count() > self._problems_before
+        if self.ctl:
+            self.ctl.stop()
+        if self.emu:
+            self.emu.stop()
+        if failed and self.ctl:
+            sys.stderr.write("---- controller log ----\n%s\n" % self.ctl.logs())
+        if not os.environ.get("KEB_KEEP_WORKDIR"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def start(self, emulator_args=None, controller_args=(), ready=True):
+        self.emu = Emulator(self.workdir, *(emulator_args or self.emulator_args))
+        self.ctl = Controller(self.workdir, self.emu.kubeconfig, *controller_args)
+        if ready:
+            self.ctl.wait_ready()
+
+    # -- the central check ---------------------------------------------------------------
+    def expected(self, namespace=None):
+        """Occurrences the emulator emitted (ADDED/MODIFIED), grouped by key, in order."""
+        by_key = {}
+        for occ in self.emu.snapshot():
+            if namespace is not None and occ["namespace"] != namespace:
+                continue
+            by_key.setdefault(occ["key"], []).append(occ)
+        return by_key
+
+    def served(self, keys):
+        return {key: self.ctl.events(key)["events"] for key in keys}
+
+    def assert_converges(self, timeout=30, namespace=None, check_content=True):
+        """Waits until the controller serves exactly the emulator's occurrences."""
+        deadline = time.time() + timeout
+        last = None
+        while True:
+            expected = self.expected(namespace)
+            served = self.served(expected.keys())
+            problems = []
+            for key, occs in expected.items():
+                want = [(o["uid"], o["resourceVersion"]) for o in occs]
+                got = [(e["uid"], e["resourceVersion"]) for e in served[key]]
+                if len(set(got)) != len(got):
+                    problems.append("%s: duplicated occurrences %r" % (key, got))
+                if set(got) != set(want):
+                    problems.append("%s: missing %r extra %r" % (key, sorted(set(want) - set(got))[:5],
+                                                                 sorted(set(got) - set(want))[:5]))
+            objects = self.ctl.get("/v1/objects")["objects"]
+            total_served = sum(o["events"] for o in objects)
+            total_expected = sum(len(v) for v in expected.values())
+            if total_served != total_expected:
+                problems.append("served %d occurrences in total, emulator emitted %d" % (total_served, total_expected))
+            if not problems:
+                break
+            last = problems
+            if time.time() > deadline:
+                self.fail("controller did not converge:\n  " + "\n  ".join(last[:10]))
+            time.sleep(0.2)
+        if check_content:
+            for key, occs in expected.items():
+                by_id = {(e["uid"], e["resourceVersion"]): e for e in served[key]}
+                for o in occs:
+                    e = by_id[(o["uid"], o["resourceVersion"])]
+                    self.assertEqual(e["message"], o["message"], key)
+                    self.assertEqual(e["reason"], o["reason"], key)
+                    self.assertEqual(e["type"], o["type"], key)
+                    self.assertEqual(e["count"], o["count"], key)
+        return sum(len(v) for v in expected.values())
+
+    def wait_for(self, predicate, timeout=30):
+        deadline = time.time() + timeout
+        while not predicate():
+            if time.time() > deadline:
+                self.fail("condition not reached in %ss" % timeout)
+            time.sleep(0.1)
+
+    def watch_requests(self):
+        return self.emu.stats()["requests"]["watch"]
+
+    def list_requests(self):
+        return self.emu.stats()["requests"]["list"]
+
+    # -- tests ---------------------------------------------------------------------------
+    def test_steady_traffic(self):
+        self.start()
+        first = self.emu.events(count=20, name_prefix="web", repeat=2)["events"]
+        self.emu.events(modify={"uids": [first[0]["uid"]], "times": 3})
+        self.emu.events(count=5, kind="Node", name="worker-9")
+        total = self.assert_converges()
+        self.assertEqual(total, 20 * 3 + 3 + 5)
+        self.assertLessEqual(self.watch_requests(), 2)
+        self.assertEqual(self.list_requests(), 1)
+        # Per-key order is the occurrence order.
+        key = first[0]["key"]
+        rvs = [int(e["resourceVersion"]) for e in self.ctl.events(key)["events"]]
+        self.assertEqual(rvs, sorted(rvs))
+        self.assertEqual(len(rvs), 6)
+
+    def test_mid_line_drop(self):
+        self.start()
+        self.emu.events(count=5)
+        self.assert_converges()
+        self.emu.fault(kind="drop_mid_line", after_events=7, times=2)
+        for _ in range(6):
+            self.emu.events(count=5, repeat=1)
+            time.sleep(0.2)
+        self.assert_converges()
+        self.assertEqual(self.emu.stats()["faults_fired"].get("drop_mid_line", 0), 2)
+        self.assertLessEqual(self.watch_requests(), 1 + 2 + 2)
+
+    def test_expired_watch(self):
+        self.start()
+        self.emu.events(count=5)
+        self.assert_converges()
+        self.emu.fault(kind="expire_watch", after_events=3, times=1)
+        # New Events (one revision each) during the gap: the relist must bring them all.
+        # (A revision superseded while no watch is open is gone from the API server: a list
+        # returns only the latest revision, so no client can recover it.)
+        self.emu.events(count=10)
+        self.assert_converges()
+        self.emu.events(count=4, repeat=2)
+        self.assert_converges()
+        self.assertEqual(self.emu.stats()["faults_fired"].get("expire_watch", 0), 1)
+        self.assertEqual(self.list_requests(), 2)  # the first list and one relist
+        self.assertLessEqual(self.watch_requests(), 3)
+
+    def test_stale_watch_trap(self):
+        self.start()
+        self.emu.events(count=3)
+        self.assert_converges()
+        # End the current watch (410), then answer the next three watches with 200 and an
+        # immediate close: the controller must relist with backoff, not reconnect in a loop.
+        self.emu.fault(kind="stale_watch", times=3)
+        self.emu.fault(kind="expire_watch", after_events=0, times=1)
+        self.emu.events(count=4)
+        time.sleep(0.5)
+        self.emu.events(count=4)
+        self.assert_converges(timeout=45)
+        # Once the trap is spent and a watch is open again, repeats (MODIFIED) flow as usual.
+        self.wait_for(lambda: self.emu.stats()["faults_pending"]["stale_watch"] == 0 and
+                      self.emu.stats()["active_watches"] == 1, timeout=30)
+        self.emu.events(count=4, repeat=2)
+        self.assert_converges()
+        stats = self.emu.stats()
+        self.assertEqual(stats["faults_fired"].get("stale_watch", 0), 3)
+        self.assertLessEqual(stats["requests"]["watch"], 1 + 3 + 2)
+        self.assertLessEqual(stats["requests"]["list"], 1 + 1 + 3 + 1)
+
+    def test_too_many_requests(self):
+        self.start()
+        self.emu.events(count=3)
+        self.assert_converges()
+        self.emu.fault(kind="status_429", match="watch", times=2, retry_after=1)
+        self.emu.fault(kind="drop_mid_line", after_events=1, times=1)
+        started = time.time()
+        self.emu.events(count=6)
+        self.assert_converges()
+        elapsed = time.time() - started
+        stats = self.emu.stats()
+        self.assertEqual(stats["faults_fired"].get("status_429", 0), 2)
+        self.assertGreaterEqual(elapsed, 2.0)  # two Retry-After: 1 waits, honoured
+        self.assertLessEqual(stats["requests"]["watch"], 1 + 1 + 2 + 1)
+        self.assertEqual(stats["requests"]["list"], 1)
+
+    def test_server_error(self):
+        self.start()
+        self.emu.events(count=3)
+        self.assert_converges()
+        self.emu.fault(kind="status_500", match="watch", times=3)
+        self.emu.fault(kind="drop_mid_line", after_events=1, times=1)
+        self.emu.events(count=6, repeat=1)
+        self.assert_converges(timeout=40)
+        stats = self.emu.stats()
+        self.assertEqual(stats["faults_fired"].get("status_500", 0), 3)
+        self.assertLessEqual(stats["requests"]["watch"], 1 + 1 + 3 + 1)
+
+    def test_expired_continue(self):
+        # More than one page (limit=500) before the controller starts, and an expired
+        # continue token on the first continuation: the list restarts and loses nothing.
+        self.emu = Emulator(self.workdir, *self.emulator_args)
+        for _ in range(3):
+            self.emu.events(count=400)
+        self.emu.fault(kind="expire_continue", times=1)
+        self.ctl = Controller(self.workdir, self.emu.kubeconfig)
+        self.ctl.wait_ready(timeout=30)
+        total = self.assert_converges(timeout=30, check_content=False)
+        self.assertEqual(total, 1200)
+        stats = self.emu.stats()
+        self.assertEqual(stats["faults_fired"].get("expire_continue", 0), 1)
+        self.assertEqual(stats["requests"]["list_first"], 2)  # restarted once from page 1
+        self.assertLessEqual(stats["requests"]["watch"], 2)
+
+    def test_token_rotation(self):
+        self.start()
+        self.emu.events(count=3)
+        self.assert_converges()
+        self.emu.post("/rotate-token", {})
+        # Cut the current watch so the controller must reconnect with the new token.
+        self.emu.fault(kind="drop_mid_line", after_events=1, times=1)
+        self.emu.events(count=5, repeat=1)
+        self.assert_converges()
+        stats = self.emu.stats()
+        self.assertLessEqual(stats["status_codes"].get("401", 0), 1)
+        self.assertLessEqual(stats["requests"]["watch"], 4)
+        self.assertNotIn(open(os.path.join(self.workdir, "token")).read().strip(), self.ctl.logs())
+
+    def test_tls_wrong_ca_refused(self):
+        self.emu = Emulator(self.workdir, *self.emulator_args)
+        # A kubeconfig that trusts another CA: the controller must refuse the server.
+        other = os.path.join(self.workdir, "other")
+        os.mkdir(other)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=other-ca", "-keyout", os.path.join(other, "ca.key"),
+                        "-out", os.path.join(other, "ca.crt")], check=True, capture_output=True)
+        with open(self.emu.kubeconfig) as f:
+            text = f.read().replace(os.path.join(self.workdir, "ca.crt"), os.path.join(other, "ca.crt"))
+        bad = os.path.join(other, "kubeconfig")
+        with open(bad, "w") as f:
+            f.write(text)
+        self.ctl = Controller(self.workdir, bad)
+        time.sleep(3)
+        self.assertIsNone(self.ctl.proc.poll(), "controller must keep retrying, not exit")
+        self.assertEqual(http_status(self.ctl.base + "/readyz")[0], 503)
+        stats = self.emu.stats()
+        self.assertEqual(stats["requests"]["list"], 0)  # no HTTP request got through TLS
+        self.assertIn("network", self.ctl.logs())
+        self.assertLessEqual(self.ctl.logs().count("list failed"), 4)  # backing off
+
+    def test_unicode_and_large_messages(self):
+        self.start()
+        self.emu.events(count=6, unicode=True, repeat=1)
+        self.emu.events(count=3, message_bytes=100_000, repeat=1)
+        self.emu.events(count=2, unicode=True, message_bytes=100_000)
+        total = self.assert_converges()
+        self.assertEqual(total, 12 + 6 + 2)
+        big = [o for o in self.emu.snapshot() if len(o["message"]) >= 50_000]
+        self.assertEqual(len(big), 8)
+
+    def test_namespace_filter(self):
+        self.emu = Emulator(self.workdir, *self.emulator_args)
+        self.ctl = Controller(self.workdir, self.emu.kubeconfig, "--namespace", "team-a")
+        self.ctl.wait_ready()
+        self.emu.events(count=4, namespace="team-a")
+        self.emu.events(count=4, namespace="team-b")
+        self.assert_converges(namespace="team-a")
+        objects = self.ctl.get("/v1/objects")["objects"]
+        self.assertTrue(objects)
+        self.assertEqual({o["namespace"] for o in objects}, {"team-a"})
+
+    def test_sigterm_shutdown(self):
+        self.start()
+        self.emu.events(count=10)
+        self.assert_converges()
+        self.assertEqual(http_status(self.ctl.base + "/healthz")[0], 200)
+        code, body = http_status(self.ctl.base + "/v1/events?kind=Pod")
+        self.assertEqual(code, 400)
+        self.assertIn(b"error", body)
+        self.assertEqual(http_status(self.ctl.base + "/nope")[0], 404)
+        status = self.ctl.get("/v1/status")
+        self.assertTrue(status["watch"]["synced"])
+        self.assertEqual(status["buffer"]["mismatches"]["total"], 0)
+        started = time.time()
+        code = self.ctl.stop(signal.SIGTERM, timeout=10)
+        self.assertEqual(code, 0)
+        self.assertLess(time.time() - started, 5.0)
+        last = [line for line in self.ctl.logs().splitlines() if line.strip()][-1]
+        record = json.loads(last)
+        self.assertIn("stopped", record["msg"])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
