@@ -122,8 +122,10 @@ class Store:
         self.hist = []                       # [(rv, type, namespace, full bytes)]; contiguous rvs
         self.hist_head = 0                   # index of the first retained entry in hist
         self.floor = start_rv                # history covers (floor, rv]
-        self.occurrences = []                # every ADDED/MODIFIED occurrence (dicts)
-        self.deleted = []                    # every DELETED (dicts)
+        # Every ADDED/MODIFIED occurrence and every DELETED (dicts), the oldest dropped beyond
+        # 2,000,000 so that a demo left running for days stays bounded.
+        self.occurrences = collections.deque(maxlen=2000000)
+        self.deleted = collections.deque(maxlen=2000000)
         self.events_total = 0
         self.snapshots = collections.OrderedDict()   # (rv, ns) -> (keys, bodies)
         self.stream = None
@@ -1066,7 +1068,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_status(400, "BadRequest", "continue key is not valid: incorrect encoded start "
                                                            "resourceVersion (version meta.k8s.io/v1)")
             with store.cond:
-                snap = store.snapshots.get((snap_rv, namespace))
+                snap = store.snapshots.get((snap_rv, namespace, query.get("fieldSelector", "")))
                 expired = snap is None or snap_rv < store.floor or self.emu.faults.take_expire_continue()
             if expired:
                 return self.send_status(
@@ -1090,7 +1092,7 @@ class Handler(BaseHTTPRequestHandler):
                     pairs = [(k, lv) for k, lv in zip(keys, lives) if matches_selector(lv.obj, selector)]
                     keys, items = [p[0] for p in pairs], [p[1] for p in pairs]
                 if limit and len(items) > limit:
-                    store.snapshots[(rv, namespace)] = (keys, items)
+                    store.snapshots[(rv, namespace, query.get("fieldSelector", ""))] = (keys, items)
                     while len(store.snapshots) > 64:
                         store.snapshots.popitem(last=False)
             index = 0

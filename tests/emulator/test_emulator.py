@@ -93,6 +93,18 @@ class WireFormatTest(unittest.TestCase):
         _, all_items = list_all(self.emu, "/api/v1/namespaces/%s/events" % ns, 7)
         self.assertEqual(len(all_items), 28)
 
+    def test_field_selector_paging(self):
+        ns = "selector"
+        self.emu.post_events(count=6, namespace=ns, reason="Wanted", type="Warning")
+        self.emu.post_events(count=6, namespace=ns, reason="Other")
+        _, selected = list_all(self.emu, "/api/v1/namespaces/%s/events?fieldSelector=reason%%3DWanted" % ns, 4)
+        self.assertEqual(sorted({i["reason"] for i in selected}), ["Wanted"])
+        self.assertEqual(len(selected), 6)
+        _, everything = list_all(self.emu, "/api/v1/namespaces/%s/events" % ns, 4)   # same resourceVersion
+        self.assertEqual(len(everything), 12)
+        _, others = list_all(self.emu, "/api/v1/events?fieldSelector=metadata.namespace%%3D%s,type!%%3DWarning" % ns, 5)
+        self.assertEqual(sorted({i["reason"] for i in others}), ["Other"])
+
     def test_list_item_is_a_realistic_event(self):
         ns = "fields"
         self.emu.post_events(count=1, namespace=ns, name="web-1", reason="BackOff", type="Warning",
