@@ -8,9 +8,10 @@
 
 FROM debian:bookworm AS build
 ENV DEBIAN_FRONTEND=noninteractive
-# The dependency script alone first: this layer is reused until the script changes.
+# The dependency script alone first (only what the controller needs to build): this layer is
+# reused until the script changes.
 COPY scripts/install-deps.sh /src/scripts/install-deps.sh
-RUN /src/scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
+RUN /src/scripts/install-deps.sh --build-only && rm -rf /var/lib/apt/lists/*
 COPY . /src
 RUN cmake -S /src -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release \
       -DKEB_BUILD_TESTS=OFF -DKEB_BUILD_BENCH=OFF \
