@@ -15,7 +15,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from emulator_fixture import Emulator  # noqa: E402
 
-KUBECTL = shutil.which("kubectl")
+# KEB_KUBECTL selects another kubectl binary (e.g. an older client to check compatibility).
+KUBECTL = os.environ.get("KEB_KUBECTL") or shutil.which("kubectl")
 
 
 @unittest.skipIf(KUBECTL is None, "kubectl is not installed: the real-client wire-format check cannot run")
