@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import uuid
 from array import array
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -983,12 +984,20 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_bytes(400, b"Client sent an HTTP request to an HTTPS server.\n",
                                        "text/plain; charset=utf-8")
             self.api(method, path, query)
-        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, TimeoutError, DropConnection):
+        except (OSError, ssl.SSLError, DropConnection):
+            self.close_connection = True          # the client went away, or a fault cut it
+        except Exception:                         # an emulator bug: say so loudly, keep serving
             self.close_connection = True
+            sys.stderr.write("emulator: internal error on %s %s\n%s" % (method, self.path, traceback.format_exc()))
 
     # -- the Kubernetes API -------------------------------------------------------------
     def api(self, method, path, query):
         parts = path.strip("/").split("/")
+        if parts[:3] == ["api", "v1", "watch"]:
+            # The deprecated watch paths: /api/v1/watch/events, /api/v1/watch/namespaces/NS/events.
+            parts = parts[:2] + parts[3:]
+            path = "/" + "/".join(parts)
+            query = dict(query, watch="true")
         namespace = None
         name = None
         if path in ("/api", "/apis", "/api/v1", "/version"):
@@ -1470,6 +1479,8 @@ class Emulator:
         self.token_path = os.path.join(self.workdir, "token")
         self.store = Store(args.start_rv, args.window)
         self.faults = Faults()
+        if args.ttl is None:
+            args.ttl = 600.0 if args.scenario == "demo" else 3600.0
         self.sim = ClusterSim(self.store, args.seed, args.ttl, not args.no_managed_fields)
         self.bookmark_interval = args.bookmark_interval
         self.rate = args.events_per_second
@@ -1704,7 +1715,8 @@ def parse_args(argv):
                    help="changes retained for watches; older resourceVersions get 410 Expired")
     p.add_argument("--start-rv", type=int, default=1000000, help="initial resourceVersion")
     p.add_argument("--bookmark-interval", type=float, default=15.0, help="seconds between BOOKMARKs")
-    p.add_argument("--ttl", type=float, default=3600.0, help="event TTL in seconds (0: never delete)")
+    p.add_argument("--ttl", type=float, default=None,
+                   help="event TTL in seconds (0: never delete; default 600 for demo, else 3600)")
     p.add_argument("--stream-events", type=int, default=200000, help="fast-stream: number of pre-built events")
     p.add_argument("--stream-objects", type=int, default=0, help="fast-stream: distinct involved objects")
     p.add_argument("--no-managed-fields", action="store_true", help="omit metadata.managedFields")

@@ -1,7 +1,6 @@
 """Tests of the kube-apiserver emulator: the wire format and every scripted fault."""
 
 import base64
-import hashlib
 import json
 import os
 import ssl
@@ -11,7 +10,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from emulator_fixture import Emulator  # noqa: E402
+from emulator_fixture import Emulator, RawWatch  # noqa: E402
 
 
 def list_all(emu, path, limit):
@@ -193,6 +192,18 @@ class WireFormatTest(unittest.TestCase):
             self.assertEqual([e["type"] for e in events], ["ADDED"] * 3)
             self.assertEqual(sorted(e["object"]["metadata"]["uid"] for e in events),
                              sorted(c["uid"] for c in created))
+        finally:
+            w.close()
+
+    def test_deprecated_watch_path(self):
+        ns = "old-watch-path"
+        rv = self.current_rv(ns)
+        w = RawWatch(self.emu, "/api/v1/watch/namespaces/%s/events?resourceVersion=%d&timeoutSeconds=1" % (ns, rv),
+                     self.emu.token())
+        try:
+            self.emu.post_events(count=1, namespace=ns)
+            w.read_to_end()
+            self.assertEqual([e["type"] for e in w.events()], ["ADDED"])
         finally:
             w.close()
 
