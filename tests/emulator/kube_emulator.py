@@ -396,21 +396,54 @@ class ClusterSim:
                 spec = self.pending.popleft()
                 return self.emit(self.make_event(now, *spec[0], **spec[1]))
             roll = self.rng.random()
-            if roll < 0.22:
+            if roll < 0.20:
                 return self._crashloop(now)
-            if roll < 0.36:
+            if roll < 0.30:
                 return self._rollout(now)
-            if roll < 0.48:
+            if roll < 0.40:
                 return self._image_pull_failure(now)
-            if roll < 0.58:
+            if roll < 0.48:
                 return self._failed_scheduling(now)
-            if roll < 0.70:
+            if roll < 0.58:
                 return self._probe_failure(now)
-            if roll < 0.78:
+            if roll < 0.65:
                 return self._node_pressure(now)
-            if roll < 0.84:
+            if roll < 0.70:
                 return self._oom(now)
+            if roll < 0.77:
+                return self._failed_mount(now)
+            if roll < 0.82:
+                return self._hpa(now)
+            if roll < 0.86:
+                return self._leader_election(now)
             return self._crashloop(now)
+
+    def _failed_mount(self, now):
+        pod = self._pick_pod("Running")
+        msg = 'MountVolume.SetUp failed for volume "config" : configmap "%s-config" not found' % pod["app"]
+        return self.emit(self.make_event(now, self.pod_ref(pod), "FailedMount", msg, "Warning", "kubelet",
+                                         pod["node"]))
+
+    def _hpa(self, now):
+        ns = self.rng.choice(["payments", "checkout", "default"])
+        app = self.rng.choice(APPS[ns])
+        ref = {"kind": "HorizontalPodAutoscaler", "namespace": ns, "name": app,
+               "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, "hpa/%s/%s" % (ns, app))),
+               "apiVersion": "autoscaling/v2", "resourceVersion": str(self.rng.randint(100000, 999999))}
+        old = self.rng.randint(2, 8)
+        new = old + self.rng.choice([-1, 1, 2])
+        msg = "New size: %d; reason: cpu resource utilization (percentage of request) %s target" % (
+            new, "above" if new > old else "below")
+        return self.emit(self.make_event(now, ref, "SuccessfulRescale", msg, "Normal",
+                                         "horizontal-pod-autoscaler"))
+
+    def _leader_election(self, now):
+        name = self.rng.choice(["kube-controller-manager", "kube-scheduler"])
+        ref = {"kind": "Lease", "namespace": "kube-system", "name": name,
+               "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, "lease/" + name)), "apiVersion": "coordination.k8s.io/v1",
+               "resourceVersion": str(self.rng.randint(100000, 999999))}
+        holder = "control-plane-%d_%s" % (self.rng.randint(1, 3), self._uid())
+        return self.emit(self.make_event(now, ref, "LeaderElection", "%s became leader" % holder, "Normal", name))
 
     def _pick_pod(self, state=None):
         pods = [p for p in self.pods if state is None or p["state"] == state]
@@ -433,6 +466,12 @@ class ClusterSim:
         image = IMAGES[app]
         fp = "spec.containers{app}"
         ref = self.pod_ref(pod, fp)
+        if self.rng.random() < 0.3:
+            dep_ref = {"kind": "Deployment", "namespace": ns, "name": app,
+                       "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, "deploy/%s/%s" % (ns, app))),
+                       "apiVersion": "apps/v1", "resourceVersion": str(self.rng.randint(100000, 999999))}
+            self.pending.append(((dep_ref, "ScalingReplicaSet", "Scaled up replica set %s to %d from %d"
+                                  % (pod["rs"], 3, 2)), {"component": "deployment-controller"}))
         self.pending.append(((self.pod_ref(pod), "Scheduled",
                               "Successfully assigned %s/%s to %s" % (ns, pod["name"], pod["node"])),
                              {"component": "default-scheduler", "new_style": True, "action": "Binding"}))

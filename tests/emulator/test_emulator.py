@@ -538,8 +538,11 @@ class ScenarioTest(unittest.TestCase):
             self.assertEqual(len(snap), 300)
             reasons = {o["reason"] for o in snap}
             for r in ("BackOff", "Pulling", "Pulled", "Failed", "FailedScheduling", "Scheduled", "Created",
-                      "Started", "NodeHasDiskPressure", "Unhealthy"):
+                      "Started", "NodeHasDiskPressure", "Unhealthy", "FailedMount", "SuccessfulRescale",
+                      "LeaderElection", "OOMKilling"):
                 self.assertIn(r, reasons)
+            kinds = {o["kind"] for o in snap}
+            self.assertTrue({"Pod", "Node", "ReplicaSet", "HorizontalPodAutoscaler", "Lease"} <= kinds, kinds)
             repeats = [o for o in snap if o["watchType"] == "MODIFIED" and o["reason"] == "BackOff"]
             self.assertTrue(repeats)
             self.assertTrue(all(o["count"] >= 2 for o in repeats))
