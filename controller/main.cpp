@@ -15,10 +15,13 @@
 #include <thread>
 
 #include "controller/api_client.h"
+#include "controller/config.h"
+#include "controller/config_watcher.h"
 #include "controller/http_server.h"
 #include "controller/json_text.h"
 #include "controller/kube_config.h"
 #include "controller/logging.h"
+#include "controller/mismatch_logger.h"
 #include "controller/options.h"
 #include "controller/read_api.h"
 #include "controller/token_source.h"
@@ -31,14 +34,6 @@ using eventbuffer::BufferConfig;
 using eventbuffer::EventBuffer;
 
 namespace {
-
-// Loads and validates a configuration file into *config.
-bool LoadConfigFile(const std::string& path, BufferConfig* config, std::string* error) {
-  (void)path;
-  (void)config;
-  *error = "configuration files are not supported by this build";
-  return false;
-}
 
 // The EventSink of the Watcher: every occurrence goes to EventBuffer::Append.
 class BufferSink final : public ebc::EventSink {
@@ -61,7 +56,7 @@ std::string BufferStatusJson(const EventBuffer& buffer) {
   const eventbuffer::BufferStats stats = buffer.Stats();
   std::string out = "{\"mode\":";
   ebc::AppendJsonString(&out, eventbuffer::GrayModeName(config.mode));
-  out += ",\"rolloutPercent\":" + std::to_string(config.rollout_percent);
+  out += fmt::format(",\"rolloutPercent\":{}", config.rollout_percent);
   out += ",\"backends\":{";
   for (std::size_t b = 0; b < eventbuffer::kBackendCount; ++b) {
     if (b > 0) out += ",";
@@ -149,9 +144,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (!options.check_config.empty()) {
-    BufferConfig config;
-    if (!LoadConfigFile(options.check_config, &config, &error)) {
-      std::cout << options.check_config << ": " << error << "\n";
+    const ebc::ConfigResult result = ebc::LoadConfigFile(options.check_config);
+    if (!result.ok()) {
+      std::cout << result.error << "\n";
       return 1;
     }
     std::cout << "OK\n";
@@ -174,10 +169,15 @@ int main(int argc, char** argv) {
   ebc::InitializeHttpThreads(static_cast<std::size_t>(options.http_threads));
 
   BufferConfig buffer_config;
-  if (!options.config_path.empty() &&
-      !LoadConfigFile(options.config_path, &buffer_config, &error)) {
-    spdlog::critical("configuration {}: {}", options.config_path, error);
-    return 1;
+  std::string config_content;
+  if (!options.config_path.empty()) {
+    ebc::ConfigResult result = ebc::LoadConfigFile(options.config_path);
+    if (!result.ok()) {
+      spdlog::critical("configuration rejected: {}", result.error);
+      return 1;
+    }
+    buffer_config = result.config;
+    config_content = std::move(result.content);
   }
   if (const std::string invalid = eventbuffer::ValidateBufferConfig(buffer_config);
       !invalid.empty()) {
@@ -213,11 +213,28 @@ int main(int argc, char** argv) {
     }
     return sizes;
   });
-  buffer.SetMismatchSink([](const eventbuffer::MismatchReport& r) {
-    spdlog::warn("mismatch key={} kind={} mode={} legacy={} atomic={} diff={}", r.key,
-                 eventbuffer::MismatchKindName(r.kind), eventbuffer::GrayModeName(r.mode),
-                 r.legacy_count, r.atomic_count, r.first_difference);
-  });
+  ebc::MismatchLogger mismatch_logger;
+  buffer.SetMismatchSink(
+      [&mismatch_logger](const eventbuffer::MismatchReport& r) { mismatch_logger.Log(r); });
+  std::unique_ptr<ebc::ConfigWatcher> config_watcher;
+  if (!options.config_path.empty()) {
+    ebc::ConfigWatcher::Options watch_options;
+    watch_options.initial_content = config_content;
+    config_watcher = std::make_unique<ebc::ConfigWatcher>(
+        options.config_path,
+        [&buffer](const BufferConfig& next) {
+          buffer.Reconfigure(next);
+          spdlog::info("configuration applied: mode={} rolloutPercent={}",
+                       eventbuffer::GrayModeName(next.mode), next.rollout_percent);
+        },
+        [&metrics](bool success, const std::string& message) {
+          metrics.buffer().OnConfigReload(success);
+          if (!success)
+            spdlog::error("configuration rejected, keeping the current one: {}", message);
+        },
+        watch_options);
+    config_watcher->Start();
+  }
   metrics.StartPauseMonitor();
   if (options.metrics_bind_address != "0") {
     try {
@@ -275,6 +292,7 @@ int main(int argc, char** argv) {
       try {
         buffer.EnforceRetention(NowUnixMs());
         buffer.VerifySweep(2000);
+        mismatch_logger.Flush();
       } catch (const std::exception& e) {
         spdlog::error("maintenance pass failed: {}", e.what());
       }
@@ -287,15 +305,7 @@ int main(int argc, char** argv) {
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGHUP) {
       spdlog::info("SIGHUP: configuration reload");
-      if (!options.config_path.empty()) {
-        BufferConfig next;
-        if (LoadConfigFile(options.config_path, &next, &error)) {
-          buffer.Reconfigure(next);
-        } else {
-          spdlog::error("configuration {} rejected, keeping the current one: {}",
-                        options.config_path, error);
-        }
-      }
+      if (config_watcher) config_watcher->ReloadNow();
       continue;
     }
     spdlog::info("{}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -311,6 +321,8 @@ int main(int argc, char** argv) {
   }
   maintenance_cv.notify_all();
   maintenance.join();
+  if (config_watcher) config_watcher->Stop();
+  mismatch_logger.Flush();
   server.Stop();
   const auto ws = watcher.GetStatus();
   const auto stats = buffer.Stats();
