@@ -722,7 +722,8 @@ class Faults:
                                   "mode": spec.get("mode", "chunk")})
             elif kind == "expire_watch":
                 self.expire.append({"after": int(spec.get("after_events", 0)), "times": times,
-                                    "compact": bool(spec.get("compact", False))})
+                                    "compact": bool(spec.get("compact", False)),
+                                    "message": spec.get("message")})
             elif kind == "stale_watch":
                 self.stale += times
             elif kind == "stall_watch":
@@ -1228,8 +1229,8 @@ class Handler(BaseHTTPRequestHandler):
         self.write_chunks(out)
         return None
 
-    def send_error_410(self, rv, oldest, watch_info):
-        obj = status_object(410, "Expired", "too old resource version: %d (%d)" % (rv, oldest))
+    def send_error_410(self, rv, oldest, watch_info, message=None):
+        obj = status_object(410, "Expired", message or "too old resource version: %d (%d)" % (rv, oldest))
         self.write_chunks([b'{"type":"ERROR","object":' + go_json(obj) + b"}\n"])
         self.end_chunked()
         watch_info["outcome"] = "expired"
@@ -1237,7 +1238,7 @@ class Handler(BaseHTTPRequestHandler):
     def expire_with(self, spec, pos, info):
         if spec.get("compact"):
             self.emu.store.compact(0)
-        self.send_error_410(pos, max(pos + 1, self.emu.store.floor), info)
+        self.send_error_410(pos, max(pos + 1, self.emu.store.floor), info, spec.get("message"))
 
     def watch(self, namespace, query, table):
         emu = self.emu

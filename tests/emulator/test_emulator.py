@@ -424,11 +424,13 @@ class FaultTest(unittest.TestCase):
         finally:
             w.close()
         # Armed while nobody watches: the next watch gets it at once.
-        self.emu.fault(kind="expire_watch")
+        etcd_wording = "The resourceVersion for the provided watch is too old."
+        self.emu.fault(kind="expire_watch", message=etcd_wording)
         w = self.emu.watch("resourceVersion=%d&timeoutSeconds=20" % self.rv())
         try:
             w.read_to_end(timeout=10)
             self.assertEqual([e["type"] for e in w.events()], ["ERROR"])
+            self.assertEqual(w.events()[0]["object"]["message"], etcd_wording)
         finally:
             w.close()
 
