@@ -16,29 +16,19 @@ constexpr Backend kBackends[] = {Backend::kLegacy, Backend::kAtomic};
 
 std::string Str(std::string_view s) { return std::string(s); }
 
-prometheus::Summary::Quantiles RecentQuantiles() {
-  // Tolerated rank errors: a tenth of the distance to the tail.
-  return {{0.5, 0.05}, {0.95, 0.005}, {0.99, 0.001}};
-}
+const std::vector<double> kRecentQuantiles = {0.5, 0.95, 0.99};
 
 }  // namespace
 
 BufferMetrics::PerBackend::PerBackend()
-    : append(AppendLatencyBucketsNs()), pause(AppendLatencyBucketsNs()), pause_max(kWindowNs, 6) {}
+    : append(AppendLatencyBucketsNs()),
+      pause(AppendLatencyBucketsNs()),
+      pause_max(kWindowNs, 6),
+      recent(kWindowNs, 6) {}
 
 BufferMetrics::BufferMetrics(prometheus::Registry& registry) {
-  auto& recent =
-      prometheus::BuildSummary()
-          .Name("eventbuffer_append_recent_duration_seconds")
-          .Help("Duration of sampled appends into one backend over a sliding 60 s window.")
-          .Register(registry);
-  for (Backend b : kBackends) {
-    auto pb = std::make_unique<PerBackend>();
-    // 6 age buckets: the window slides every 10 s.
-    pb->recent = &recent.Add({{"backend", Str(BackendName(b))}}, RecentQuantiles(),
-                             std::chrono::milliseconds(kWindowNs / 1'000'000), 6);
-    backends_[static_cast<std::size_t>(b)] = std::move(pb);
-  }
+  for (Backend b : kBackends)
+    backends_[static_cast<std::size_t>(b)] = std::make_unique<PerBackend>();
 
   auto& verifications = prometheus::BuildCounter()
                             .Name("eventbuffer_verifications_total")
@@ -105,7 +95,7 @@ BufferMetrics::~BufferMetrics() = default;
 void BufferMetrics::OnAppend(Backend backend, std::int64_t duration_ns, std::int64_t stall_ns) {
   PerBackend& b = *backends_[static_cast<std::size_t>(backend)];
   b.append.Observe(duration_ns);
-  b.recent->Observe(static_cast<double>(duration_ns) / 1e9);
+  b.recent.Observe(duration_ns);
   if (stall_ns > 0) RecordStall(b, stall_ns);
 }
 
@@ -164,7 +154,12 @@ std::vector<prometheus::MetricFamily> BufferMetrics::Collect() const {
                           MetricType::Histogram);
   auto pause_max = MakeFamily("eventbuffer_write_pause_max_seconds",
                               "Longest write stall in the last 60 s.", MetricType::Gauge);
+  auto recent = MakeFamily("eventbuffer_append_recent_duration_seconds",
+                           "Duration of sampled appends into one backend: quantiles over the "
+                           "last 60 s, sum and count since start.",
+                           MetricType::Summary);
   const std::int64_t now = WindowMax::NowNs();
+  const std::int64_t coarse_now = WindowQuantiles::CoarseNowNs();
   for (Backend b : kBackends) {
     const PerBackend& pb = *backends_[static_cast<std::size_t>(b)];
     const std::vector<prometheus::ClientMetric::Label> labels = {{"backend", Str(BackendName(b))}};
@@ -172,6 +167,15 @@ std::vector<prometheus::MetricFamily> BufferMetrics::Collect() const {
     m.label = labels;
     m.histogram = pb.append.Snapshot();
     append.metric.push_back(m);
+    prometheus::ClientMetric r;
+    r.label = labels;
+    r.summary.sample_count = m.histogram.sample_count;
+    r.summary.sample_sum = m.histogram.sample_sum;
+    const auto q = pb.recent.Quantiles(kRecentQuantiles, coarse_now);
+    for (std::size_t i = 0; i < q.size(); ++i) {
+      r.summary.quantile.push_back({kRecentQuantiles[i], q[i] / 1e9});
+    }
+    recent.metric.push_back(std::move(r));
     m.histogram = pb.pause.Snapshot();
     pause.metric.push_back(m);
     pause_max.metric.push_back(MakeGauge(static_cast<double>(pb.pause_max.Max(now)) / 1e9, labels));
@@ -196,7 +200,7 @@ std::vector<prometheus::MetricFamily> BufferMetrics::Collect() const {
     events.metric.push_back(MakeGauge(static_cast<double>(s.events), labels));
     bytes.metric.push_back(MakeGauge(static_cast<double>(s.bytes), labels));
   }
-  return {std::move(append),  std::move(pause),  std::move(pause_max),
+  return {std::move(append),  std::move(recent), std::move(pause), std::move(pause_max),
           std::move(objects), std::move(events), std::move(bytes)};
 }
 

@@ -5,6 +5,7 @@
 // Families (all label combinations exist from construction, at 0):
 //   eventbuffer_append_duration_seconds{backend}          histogram (AtomicHistogram)
 //   eventbuffer_append_recent_duration_seconds{backend}   summary, 60 s window, .5 .95 .99
+//                                                         (quantile label added)
 //   eventbuffer_write_pause_seconds{backend}              histogram of stalls > 0
 //   eventbuffer_write_pause_max_seconds{backend}          gauge, longest stall in 60 s
 //   eventbuffer_verifications_total{result}, eventbuffer_mismatches_total{kind}
@@ -14,10 +15,13 @@
 //   eventbuffer_config_last_reload_success_timestamp_seconds
 //   eventbuffer_objects{backend}, eventbuffer_events{backend}, eventbuffer_memory_bytes{backend}
 //
+// The summary's quantiles come from WindowQuantiles (lock-free, within 6.25 %), its _sum
+// and _count from the append histogram (all sampled appends since start, as a Prometheus
+// summary's _sum and _count are).
+//
 // Thread safety: every method may be called from any thread at once. OnAppend and OnStall
-// take no lock except the summary's (prometheus-cpp's Summary has a mutex; the buffer calls
-// OnAppend for sampled appends only). SetSizeSource and the size callback run under a mutex
-// that only scrapes and SetSizeSource take.
+// are lock-free (relaxed atomics only). SetSizeSource and the size callback run under a
+// mutex that only scrapes and SetSizeSource take.
 #pragma once
 
 #include <array>
@@ -32,11 +36,11 @@
 #include <prometheus/gauge.h>
 #include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
-#include <prometheus/summary.h>
 
 #include "eventbuffer/buffer_observer.h"
 #include "metrics/atomic_histogram.h"
 #include "metrics/window_max.h"
+#include "metrics/window_quantiles.h"
 
 namespace eventbuffer::metrics {
 
@@ -56,8 +60,8 @@ class BufferMetrics final : public BufferObserver {
   // Length of the windows behind the summary and the *_max_seconds gauges.
   static constexpr std::int64_t kWindowNs = 60'000'000'000;
 
-  // Registers the counter, gauge and summary families in `registry`; the histograms, max
-  // gauges and sizes are produced by Collect().
+  // Registers the counter and gauge families in `registry`; the histograms, the summary,
+  // the max gauges and the sizes are produced by Collect().
   explicit BufferMetrics(prometheus::Registry& registry);
   ~BufferMetrics() override;
 
@@ -83,8 +87,8 @@ class BufferMetrics final : public BufferObserver {
   // thread-safe and must not call back into these metrics.
   void SetSizeSource(std::function<BufferSizes()> source);
 
-  // The families not kept in the registry: latency and stall histograms, the window max
-  // gauges and the buffer sizes. Called at scrape.
+  // The families not kept in the registry: latency and stall histograms, the recent-latency
+  // summary, the window max gauges and the buffer sizes. Called at scrape.
   std::vector<prometheus::MetricFamily> Collect() const;
 
   // For tests and benchmarks: observations recorded in the append histogram of `backend`.
@@ -97,7 +101,7 @@ class BufferMetrics final : public BufferObserver {
     AtomicHistogram append;
     AtomicHistogram pause;
     WindowMax pause_max;
-    prometheus::Summary* recent = nullptr;
+    WindowQuantiles recent;
   };
   void RecordStall(PerBackend& b, std::int64_t stall_ns);
 

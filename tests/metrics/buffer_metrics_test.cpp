@@ -94,10 +94,10 @@ TEST_F(BufferMetricsTest, AppendsLandInTheirBackendAndBucket) {
   EXPECT_NEAR(Sample(t, "eventbuffer_append_duration_seconds_sum{backend=\"atomic\"}"), 3150e-9,
               1e-15);
   EXPECT_EQ(Sample(t, "eventbuffer_append_recent_duration_seconds_count{backend=\"atomic\"}"), 2);
-  EXPECT_NEAR(Sample(t,
-                     "eventbuffer_append_recent_duration_seconds{backend=\"legacy\",quantile="
-                     "\"0.95\"}"),
-              50e-6, 1e-12);
+  // The windowed quantiles are within 1/16 of the observed value (WindowQuantiles).
+  const double p95 =
+      Sample(t, "eventbuffer_append_recent_duration_seconds{backend=\"legacy\",quantile=\"0.95\"}");
+  EXPECT_NEAR(p95, 50e-6, 50e-6 / 16);
   // No stall was reported: the pause histogram stays empty.
   EXPECT_EQ(Sample(t, "eventbuffer_write_pause_seconds_count{backend=\"atomic\"}"), 0);
 }
