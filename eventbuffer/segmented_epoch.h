@@ -91,13 +91,21 @@ class EpochDomain {
     // relaxed: a stale value is harmless. E is at most one ahead of any value we can read
     // here, and announcing an older epoch only holds reclamation back.
     const std::uint64_t e = epoch_.load(std::memory_order_relaxed);
-    // relaxed store + seq_cst fence: the announcement must be ordered before every load of
-    // a shared pointer inside the critical section (a store-load ordering, which only a
-    // seq_cst fence gives). It pairs with the seq_cst fence in TryAdvance: either the
-    // reclaimer sees this announcement, or this thread sees every unlink that preceded
-    // the reclaimer's fence and so can no longer reach the unlinked memory.
-    rec->state.store((e << 1) | 1, std::memory_order_relaxed);
+    // release store: a reclaimer that reads this announcement (acquire) also sees every
+    // access of this thread's previous critical sections, as if it had read Exit's 0.
+    // seq_cst fence: the announcement must be ordered before every load of a shared pointer
+    // inside the critical section (a store-load ordering, which only a seq_cst fence
+    // gives). It pairs with the seq_cst fence in TryAdvanceLocked: either the reclaimer
+    // sees this announcement, or this thread sees every unlink that preceded the
+    // reclaimer's fence and so can no longer reach the unlinked memory.
+#if defined(__SANITIZE_THREAD__)
+    // ThreadSanitizer does not model fences; a seq_cst exchange is a full barrier on the
+    // hardware it runs on and gives TSan the same release.
+    rec->state.exchange((e << 1) | 1, std::memory_order_seq_cst);
+#else
+    rec->state.store((e << 1) | 1, std::memory_order_release);
     std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
   }
 
   void Exit(EpochRecord* rec) {
@@ -172,7 +180,11 @@ class EpochDomain {
     // seq_cst fence: pairs with the fence in Enter (see there). Every unlink that
     // happened-before this point (the retiring thread released mu_ after unlinking) is
     // visible to a thread whose announcement we fail to see below.
+#if defined(__SANITIZE_THREAD__)
+    epoch_.fetch_add(0, std::memory_order_seq_cst);  // TSan: a full barrier, see Enter
+#else
     std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
     const std::uint64_t e = epoch_.load(std::memory_order_relaxed);
     // acquire: the head and each record are published by release CAS in Register.
     for (EpochRecord* r = records_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
