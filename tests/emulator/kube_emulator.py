@@ -1134,6 +1134,10 @@ class Handler(BaseHTTPRequestHandler):
             self.emu.count_request("list_first")
             with store.cond:
                 rv = store.rv
+                if store.stream is not None and namespace is None:
+                    # fast-stream: the list answers at the stream's start, so that a list+watch
+                    # client receives the whole pre-built stream on its watch.
+                    rv = store.stream.base
                 key_tuples, lives = store.sorted_live(namespace)
                 keys = ["%s/%s" % k for k in key_tuples]
                 items = lives
