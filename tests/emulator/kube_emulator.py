@@ -128,7 +128,7 @@ class Store:
         self.occurrences = collections.deque(maxlen=2000000)
         self.deleted = collections.deque(maxlen=2000000)
         self.events_total = 0
-        self.snapshots = collections.OrderedDict()   # (rv, ns) -> (keys, bodies)
+        self.snapshots = collections.OrderedDict()   # (rv, ns, fieldSelector) -> (keys, LiveEvents)
         self.stream = None
         self.closed = False
 
@@ -136,10 +136,11 @@ class Store:
     def _emit(self, wtype, live):
         self.rv += 1
         md = live.obj["metadata"]
-        if wtype != "DELETED":
-            md["resourceVersion"] = str(self.rv)
-            live.body = go_json(live.obj)
-            live.full = b'{"kind":"Event","apiVersion":"v1",' + live.body[1:]
+        # Every change carries its own resourceVersion; a DELETED carries the object's last
+        # state stamped with the deletion's resourceVersion, as etcd-backed watches send it.
+        md["resourceVersion"] = str(self.rv)
+        live.body = go_json(live.obj)
+        live.full = b'{"kind":"Event","apiVersion":"v1",' + live.body[1:]
         self.hist.append((self.rv, wtype, md["namespace"], live.full))
         retained = len(self.hist) - self.hist_head
         if retained > self.window:
@@ -160,7 +161,6 @@ class Store:
             "lastTimestamp": o.get("lastTimestamp"), "eventTime": o.get("eventTime"),
         }
         if wtype == "DELETED":
-            record["deletedAtResourceVersion"] = str(self.rv)
             self.deleted.append(record)
         else:
             self.occurrences.append(record)
@@ -1630,9 +1630,6 @@ class Emulator:
                 out.append(rec)
         brief = [{k: r[k] for k in ("uid", "resourceVersion", "key", "namespace", "name", "watchType", "count")}
                  for r in out]
-        for b, r in zip(brief, out):
-            if r["watchType"] == "DELETED":
-                b["resourceVersion"] = r["deletedAtResourceVersion"]
         return {"resource_version": str(self.store.rv), "events": brief}
 
     def modify(self, uid, spec):

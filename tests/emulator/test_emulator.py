@@ -171,7 +171,9 @@ class WireFormatTest(unittest.TestCase):
                 self.assertEqual((e["object"]["kind"], e["object"]["apiVersion"]), ("Event", "v1"))
                 self.assertEqual(e["object"]["metadata"]["uid"], uid)
             self.assertEqual([e["object"].get("count") for e in events[:3]], [1, 2, 3])
-            rvs = [int(e["object"]["metadata"]["resourceVersion"]) for e in events[:3]]
+            # DELETED: the last state, stamped with the deletion's own resourceVersion.
+            self.assertEqual(events[3]["object"]["count"], 3)
+            rvs = [int(e["object"]["metadata"]["resourceVersion"]) for e in events]
             self.assertEqual(rvs, sorted(set(rvs)))
             self.assertGreater(rvs[0], rv)
             self.assertGreaterEqual(w.chunks, 4)
