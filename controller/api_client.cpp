@@ -205,6 +205,19 @@ ApiResponse ApiClient::Watch(const WatchRequest& request, const LineHandler& on_
         if (result.http_status == 401) impl_->token->Invalidate();
         return result;
       }
+      if (impl_->options.read_mode == Options::ReadMode::kReadLine) {
+        auto body = response.body();
+        for (;;) {
+          concurrency::streams::container_buffer<std::string> line;
+          const std::size_t n = body.read_line(line).get();
+          if (n == 0 && body.is_eof()) break;
+          if (!on_line(line.collection())) {
+            source.cancel();
+            break;
+          }
+        }
+        return result;
+      }
       auto buffer = response.body().streambuf();
       std::vector<unsigned char> chunk(impl_->options.read_chunk_bytes);
       for (;;) {

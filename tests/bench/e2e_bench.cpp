@@ -1,0 +1,224 @@
+// End-to-end benchmark: one fast watch stream from the API-server emulator, through the
+// real ApiClient (TLS, chunked reading), Watcher (decode, resourceVersion bookkeeping) and
+// EventBuffer (with its production metrics observer), into the buffer.
+//
+// Reports per gray mode:
+//   events_per_second   occurrences appended / wall time from the watch request to the last
+//                       append (the whole stream)
+//   p50_us, p95_us, p99_us  event-to-buffer latency: from the moment the watch line was
+//                       complete in the client (the decoder stamps it) to the end of
+//                       EventBuffer::Append
+//   rss_bytes_per_event growth of the process's resident set while ingesting, divided by
+//                       the occurrences held (records, both maps, dedup index, allocator)
+//   cpu_seconds         CPU time of the whole process during the run (all threads)
+//
+// Needs a running emulator: tests/bench/e2e_bench.sh starts one with --scenario fast-stream
+// and runs this program pinned to one core, once per mode (fresh process, honest RSS).
+// Environment: KEB_E2E_KUBECONFIG (the emulator's kubeconfig), KEB_E2E_FIRST_RV (the
+// stream's first resourceVersion - 1), KEB_E2E_EVENTS (events in the stream),
+// KEB_E2E_READ_LINE=1 (read lines with cpprestsdk's read_line instead of chunks).
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#ifdef KEB_VERSION  // built with the controller
+
+#include <malloc.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include "controller/api_client.h"
+#include "controller/kube_config.h"
+#include "controller/token_source.h"
+#include "controller/watcher.h"
+#include "eventbuffer/event_buffer.h"
+#include "metrics/metrics.h"
+
+namespace {
+
+using namespace eventbuffer;
+using namespace eventbuffer::controller;
+
+std::int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+long RssBytes() {
+  std::ifstream in("/proc/self/statm");
+  long pages_total = 0, pages_resident = 0;
+  in >> pages_total >> pages_resident;
+  return pages_resident * sysconf(_SC_PAGESIZE);
+}
+
+double CpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? "" : v;
+}
+
+// The fast stream is watch-only: a list reports the resourceVersion after it. This
+// decorator turns the first watch into a watch from the stream's start; everything else is
+// the real client.
+class FromStreamStart final : public ListerWatcher {
+ public:
+  FromStreamStart(ListerWatcher* inner, std::string first_rv)
+      : inner_(inner), first_rv_(std::move(first_rv)) {}
+  ApiResponse List(const ListRequest& r) override { return inner_->List(r); }
+  ApiResponse Watch(const WatchRequest& r, const LineHandler& on_line) override {
+    WatchRequest request = r;
+    if (!used_) {
+      used_ = true;
+      request.resource_version = first_rv_;
+    }
+    return inner_->Watch(request, on_line);
+  }
+  void Cancel() override { inner_->Cancel(); }
+
+ private:
+  ListerWatcher* inner_;
+  std::string first_rv_;
+  bool used_ = false;
+};
+
+// Appends to the buffer and records each occurrence's event-to-buffer latency.
+class TimingSink final : public EventSink {
+ public:
+  TimingSink(EventBuffer* buffer, std::size_t expected) : buffer_(buffer) {
+    latencies_ns_.reserve(expected + 1024);
+  }
+  void Append(EventRef record) override {
+    const std::int64_t received = record->numbers().receive_unix_ns;
+    buffer_->Append(record);
+    if (latencies_ns_.size() < latencies_ns_.capacity()) {
+      latencies_ns_.push_back(
+          static_cast<std::uint32_t>(std::clamp<std::int64_t>(NowNs() - received, 0, UINT32_MAX)));
+    }
+    last_append_ns_.store(NowNs(), std::memory_order_relaxed);
+    count_.fetch_add(1, std::memory_order_release);
+  }
+  std::size_t count() const { return count_.load(std::memory_order_acquire); }
+  std::int64_t last_append_ns() const { return last_append_ns_.load(std::memory_order_relaxed); }
+  std::vector<std::uint32_t>& latencies() { return latencies_ns_; }
+
+ private:
+  EventBuffer* buffer_;
+  std::vector<std::uint32_t> latencies_ns_;
+  std::atomic<std::size_t> count_{0};
+  std::atomic<std::int64_t> last_append_ns_{0};
+};
+
+double Percentile(std::vector<std::uint32_t>& v, double p) {
+  if (v.empty()) return 0;
+  const std::size_t i = std::min(v.size() - 1, static_cast<std::size_t>(p * (v.size() - 1)));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
+  return v[i] / 1000.0;
+}
+
+void BM_EndToEnd(benchmark::State& state, GrayMode mode) {
+  const std::string kubeconfig = Env("KEB_E2E_KUBECONFIG");
+  const std::string first_rv = Env("KEB_E2E_FIRST_RV");
+  const std::size_t expected = std::strtoull(Env("KEB_E2E_EVENTS").c_str(), nullptr, 10);
+  if (kubeconfig.empty() || first_rv.empty() || expected == 0) {
+    state.SkipWithError("run through tests/bench/e2e_bench.sh (needs the emulator)");
+    return;
+  }
+  InitializeHttpThreads(2);
+  KubeConfig kube;
+  std::string error;
+  if (!LoadKubeconfig(kubeconfig, &kube, &error)) {
+    state.SkipWithError(error.c_str());
+    return;
+  }
+  for (auto _ : state) {
+    auto token = kube.token_file.empty() ? TokenSource::Static(kube.token)
+                                         : TokenSource::FromFile(kube.token_file);
+    metrics::Metrics metrics({.version = KEB_VERSION, .process_metrics = false});
+    BufferConfig config;
+    config.mode = mode;
+    config.rollout_percent = mode == GrayMode::kCanary ? 50 : 0;
+    config.retention.max_events = std::max<std::size_t>(expected * 2, 1000);
+    config.retention.max_events_per_object = 100000;
+    config.retention.max_age = std::chrono::hours(24 * 365 * 30);
+    ApiClient::Options client_options;
+    if (Env("KEB_E2E_READ_LINE") == "1") {
+      client_options.read_mode = ApiClient::Options::ReadMode::kReadLine;
+    }
+    ApiClient client(kube, token.get(), client_options);
+    FromStreamStart lw(&client, first_rv);
+    malloc_trim(0);
+    const long rss_before = RssBytes();
+    auto buffer = std::make_unique<EventBuffer>(config, &metrics.buffer());
+    TimingSink sink(buffer.get(), expected);
+    Watcher watcher(&lw, &sink, &metrics.watch(), Watcher::Options{});
+    const double cpu_before = CpuSeconds();
+    const std::int64_t start_ns = NowNs();
+    std::thread run([&watcher] { watcher.Run(); });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (sink.count() < expected && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    const std::int64_t end_ns = sink.last_append_ns();
+    const double cpu = CpuSeconds() - cpu_before;
+    watcher.Stop();
+    run.join();
+    const std::size_t held = buffer->Stats().backend[mode == GrayMode::kLegacy ? 0 : 1].events;
+    const long rss_after = RssBytes();
+    if (sink.count() < expected) {
+      state.SkipWithError("stream did not complete within 120 s");
+      return;
+    }
+    const double seconds = (end_ns - start_ns) / 1e9;
+    state.SetIterationTime(seconds);
+    state.counters["events"] = static_cast<double>(sink.count());
+    state.counters["held"] = static_cast<double>(held);
+    state.counters["events_per_second"] = sink.count() / seconds;
+    state.counters["p50_us"] = Percentile(sink.latencies(), 0.50);
+    state.counters["p95_us"] = Percentile(sink.latencies(), 0.95);
+    state.counters["p99_us"] = Percentile(sink.latencies(), 0.99);
+    state.counters["rss_bytes_per_event"] =
+        held > 0 ? static_cast<double>(rss_after - rss_before) / held : 0;
+    state.counters["cpu_seconds"] = cpu;
+  }
+}
+
+BENCHMARK_CAPTURE(BM_EndToEnd, atomic, GrayMode::kAtomic)
+    ->Iterations(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_EndToEnd, shadow, GrayMode::kShadow)
+    ->Iterations(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_EndToEnd, legacy, GrayMode::kLegacy)
+    ->Iterations(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
+
+#else  // built without the controller
+
+int main() {
+  std::puts("e2e_bench: built without the controller (-DKEB_WITH_CONTROLLER=OFF): skipped");
+  return 0;
+}
+
+#endif
