@@ -11,6 +11,7 @@
 //   rss_bytes_per_event growth of the process's resident set while ingesting, divided by
 //                       the occurrences held (records, both maps, dedup index, allocator)
 //   cpu_seconds         CPU time of the whole process during the run (all threads)
+// and "decode_only": the same stream through client and decoder, dropped before the buffer.
 //
 // Needs a running emulator: tests/bench/e2e_bench.sh starts one with --scenario fast-stream
 // and runs this program pinned to one core, once per mode (fresh process, honest RSS).
@@ -99,12 +100,13 @@ class FromStreamStart final : public ListerWatcher {
 // Appends to the buffer and records each occurrence's event-to-buffer latency.
 class TimingSink final : public EventSink {
  public:
+  // buffer may be null: the occurrence is dropped (measures the client and decoder alone).
   TimingSink(EventBuffer* buffer, std::size_t expected) : buffer_(buffer) {
     latencies_ns_.reserve(expected + 1024);
   }
   void Append(EventRef record) override {
     const std::int64_t received = record->numbers().receive_unix_ns;
-    buffer_->Append(record);
+    if (buffer_ != nullptr) buffer_->Append(record);
     if (latencies_ns_.size() < latencies_ns_.capacity()) {
       latencies_ns_.push_back(
           static_cast<std::uint32_t>(std::clamp<std::int64_t>(NowNs() - received, 0, UINT32_MAX)));
@@ -130,7 +132,7 @@ double Percentile(std::vector<std::uint32_t>& v, double p) {
   return v[i] / 1000.0;
 }
 
-void BM_EndToEnd(benchmark::State& state, GrayMode mode) {
+void BM_EndToEnd(benchmark::State& state, GrayMode mode, bool store = true) {
   const std::string kubeconfig = Env("KEB_E2E_KUBECONFIG");
   const std::string first_rv = Env("KEB_E2E_FIRST_RV");
   const std::size_t expected = std::strtoull(Env("KEB_E2E_EVENTS").c_str(), nullptr, 10);
@@ -164,7 +166,7 @@ void BM_EndToEnd(benchmark::State& state, GrayMode mode) {
     malloc_trim(0);
     const long rss_before = RssBytes();
     auto buffer = std::make_unique<EventBuffer>(config, &metrics.buffer());
-    TimingSink sink(buffer.get(), expected);
+    TimingSink sink(store ? buffer.get() : nullptr, expected);
     Watcher watcher(&lw, &sink, &metrics.watch(), Watcher::Options{});
     const double cpu_before = CpuSeconds();
     const std::int64_t start_ns = NowNs();
@@ -177,7 +179,8 @@ void BM_EndToEnd(benchmark::State& state, GrayMode mode) {
     const double cpu = CpuSeconds() - cpu_before;
     watcher.Stop();
     run.join();
-    const std::size_t held = buffer->Stats().backend[mode == GrayMode::kLegacy ? 0 : 1].events;
+    const std::size_t held =
+        store ? buffer->Stats().backend[mode == GrayMode::kLegacy ? 0 : 1].events : 0;
     const long rss_after = RssBytes();
     if (sink.count() < expected) {
       state.SkipWithError("stream did not complete within 120 s");
@@ -202,6 +205,11 @@ BENCHMARK_CAPTURE(BM_EndToEnd, atomic, GrayMode::kAtomic)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_EndToEnd, shadow, GrayMode::kShadow)
+    ->Iterations(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+// The client and decoder alone: occurrences are decoded and dropped (no buffer).
+BENCHMARK_CAPTURE(BM_EndToEnd, decode_only, GrayMode::kAtomic, false)
     ->Iterations(1)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
