@@ -89,7 +89,7 @@ def main():
         sys.stderr.write("eventbuffer-controller not found; build it first:\n"
                          "  cmake -S . -B build -G Ninja && ninja -C build eventbuffer-controller\n"
                          "or pass --controller PATH (or --no-controller for the emulator alone)\n")
-        return 2
+        return 77 if args.check else 2     # 77: CTest's "skipped" for the smoke test
     workdir = os.path.abspath(args.workdir or tempfile.mkdtemp(prefix="keb-demo-"))
     os.makedirs(workdir, exist_ok=True)
 
