@@ -11,6 +11,7 @@
 //   rss_bytes_per_event growth of the process's resident set while ingesting, divided by
 //                       the occurrences held (records, both maps, dedup index, allocator)
 //   cpu_seconds         CPU time of the whole process during the run (all threads)
+//   events_per_cpu_second  occurrences / cpu_seconds
 // and "decode_only": the same stream through client and decoder, dropped before the buffer.
 //
 // Needs a running emulator: tests/bench/e2e_bench.sh starts one with --scenario fast-stream
@@ -197,6 +198,10 @@ void BM_EndToEnd(benchmark::State& state, GrayMode mode, bool store = true) {
     state.counters["rss_bytes_per_event"] =
         held > 0 ? static_cast<double>(rss_after - rss_before) / held : 0;
     state.counters["cpu_seconds"] = cpu;
+    // The rate one fully available core would sustain: occurrences per CPU-second of the
+    // whole process. Equals events_per_second when the process is CPU-bound on its core;
+    // higher when it waited for the emulator or shared the core with other load.
+    state.counters["events_per_cpu_second"] = cpu > 0 ? sink.count() / cpu : 0;
   }
 }
 
