@@ -238,7 +238,10 @@ int main(int argc, char** argv) {
   metrics.StartPauseMonitor();
   if (options.metrics_bind_address != "0") {
     try {
-      metrics.Serve(options.metrics_bind_address);
+      // ":8080" means all interfaces; say so explicitly for the exposer.
+      std::string address = options.metrics_bind_address;
+      if (!address.empty() && address.front() == ':') address = "0.0.0.0" + address;
+      metrics.Serve(address);
     } catch (const std::exception& e) {
       spdlog::critical("cannot serve metrics on {}: {}", options.metrics_bind_address, e.what());
       return 1;
