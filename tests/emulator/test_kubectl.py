@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -105,11 +106,26 @@ class KubectlTest(unittest.TestCase):
             self.emu.post_events(count=1, namespace="watched", name="marker-pod", message=marker, repeat=1)
             self.emu.post_events(count=1, kind="Node", name="worker-7", reason="NodeHasDiskPressure",
                                  message="Node worker-7 status is now: NodeHasDiskPressure " + marker)
+            # Read until the three marked rows arrived (bounded), then stop kubectl.
+            out_lines = []
+
+            def read_stdout():
+                for line in proc.stdout:
+                    out_lines.append(line)
+            reader = threading.Thread(target=read_stdout, daemon=True)
+            reader.start()
+            deadline = time.time() + 20
+            while sum(marker in line for line in list(out_lines)) < 3 and time.time() < deadline:
+                time.sleep(0.05)
+            proc.terminate()
             try:
-                out, err = proc.communicate(timeout=5)
+                proc.wait(10)
             except subprocess.TimeoutExpired:
-                proc.terminate()
-                out, err = proc.communicate(timeout=10)
+                proc.kill()
+                proc.wait()
+            reader.join(5)
+            err = proc.stderr.read()
+            out = "".join(out_lines)
         finally:
             if proc.poll() is None:
                 proc.kill()
