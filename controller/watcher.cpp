@@ -229,7 +229,6 @@ Watcher::Next Watcher::WatchOnce() {
   request.allow_bookmarks = true;
 
   std::uint64_t stream_events = 0;
-  std::uint64_t stream_bookmarks = 0;
   bool decode_failed = false;
   bool got_error = false;
   ApiStatus error_status;
@@ -266,7 +265,6 @@ Watcher::Next Watcher::WatchOnce() {
         break;
       case WatchEventType::kBookmark:
         // A bookmark only moves the resourceVersion forward: nothing changed for us.
-        ++stream_bookmarks;
         bookmarks_.fetch_add(1, std::memory_order_relaxed);
         SetResourceVersion(event.resource_version);
         observer_->OnBookmark();
@@ -326,11 +324,11 @@ Watcher::Next Watcher::WatchOnce() {
       if (!SleepFor(backoff_.Next(options_.now()))) return Next::kStop;
       return Next::kWatch;
     }
-    if (stream_events == 0 && stream_bookmarks == 0 && seconds < options_.stale_watch_seconds) {
+    if (stream_events == 0 && seconds < options_.stale_watch_seconds) {
       // Events bypass the API server's watch cache: a watch from a resourceVersion the
       // server cannot serve may be answered with 200 and an immediate close. Watching
       // again would loop forever without progress: relist, and back off in case the
-      // server keeps doing it.
+      // server keeps doing it. A bookmark alone does not make such a watch healthy.
       Restart(RestartReason::kStale);
       spdlog::info("watch closed after {:.3f}s without events: relisting", seconds);
       if (!SleepFor(backoff_.Next(options_.now()))) return Next::kStop;

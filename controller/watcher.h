@@ -67,8 +67,8 @@ class Watcher {
     int list_limit = 500;
     int min_watch_timeout_seconds = 300;  // timeoutSeconds is drawn from [min, max]
     int max_watch_timeout_seconds = 600;
-    // A watch that ends sooner than this after it was opened, with no event and no
-    // bookmark, is a stale watch: relist (with backoff).
+    // A watch that ends sooner than this after it was opened, with no event (bookmarks do
+    // not count), is a stale watch: relist (with backoff).
     double stale_watch_seconds = 1.0;
     // An expired continue token restarts the list at once this many times in a row, then
     // with backoff.

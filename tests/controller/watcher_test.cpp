@@ -246,6 +246,15 @@ TEST_F(WatcherTest, StaleWatchRelistsWithGrowingBackoffNotAStorm) {
   EXPECT_GT(sleeps_[2], sleeps_[1]);
 }
 
+TEST_F(WatcherTest, ShortWatchWithOnlyABookmarkIsStillStale) {
+  lw_.lists = {Ok(ListBody({}, "5")), Ok(ListBody({}, "6"))};
+  lw_.watches = {{{Bookmark("6")}, Ok(), 0.05}};
+  Run();
+  EXPECT_EQ(lw_.calls, (std::vector<std::string>{"list:", "watch:5", "list:", "watch:6"}));
+  EXPECT_EQ(observer_.restarts["stale"], 1);
+  EXPECT_EQ(sleeps_.size(), 1u);
+}
+
 TEST_F(WatcherTest, ShortWatchWithEventsIsNotStale) {
   lw_.lists = {Ok(ListBody({}, "5"))};
   lw_.watches = {{{Line("ADDED", EventJson("a", "6", "p"))}, Ok(), 0.05}};
