@@ -76,6 +76,8 @@ def main():
     p.add_argument("--no-controller", action="store_true", help="run only the emulator")
     p.add_argument("--workdir", help="directory for certificates, kubeconfig and logs (default: a temp dir)")
     p.add_argument("--events-per-second", type=float, default=5.0)
+    p.add_argument("--chaos", type=float, default=0, metavar="S",
+                   help="let the emulator inject a random fault every S seconds (0: off)")
     p.add_argument("--probe-port", type=int, default=8081, help="read API / health port (a free one if busy)")
     p.add_argument("--metrics-port", type=int, default=8080, help="/metrics port (a free one if busy)")
     p.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: until Ctrl-C)")
@@ -100,7 +102,7 @@ def main():
     emu_log = open(os.path.join(workdir, "emulator.log"), "w")
     emu = subprocess.Popen([sys.executable, EMULATOR, "--workdir", workdir, "--scenario", "demo",
                             "--events-per-second", str(args.events_per_second), "--bookmark-interval", "30",
-                            "--exit-with-parent"],
+                            "--chaos-interval", str(args.chaos), "--exit-with-parent"],
                            stdout=subprocess.PIPE, stderr=emu_log, text=True)
     ctl = None
     ctl_log = None
@@ -138,8 +140,9 @@ def main():
                     example = base + "/v1/events?" + urllib.parse.urlencode(
                         {"namespace": o["namespace"], "kind": o["kind"], "name": o["name"]})
         lines = ["", "kube-eventbuffer demo (no cluster needed)",
-                 "  API-server emulator  https://127.0.0.1:%d   demo traffic, %g events/s"
-                 % (emu_port, args.events_per_second)]
+                 "  API-server emulator  https://127.0.0.1:%d   demo traffic, %g events/s%s"
+                 % (emu_port, args.events_per_second,
+                    ", a random fault every %gs" % args.chaos if args.chaos > 0 else "")]
         if base:
             lines += ["  read API             %s/v1/objects" % base]
             if example:

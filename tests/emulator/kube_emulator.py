@@ -1411,15 +1411,7 @@ class Handler(BaseHTTPRequestHandler):
             if path == "/_emulator/events" and method == "POST":
                 return self.send_json(200, emu.post_events(data))
             if path == "/_emulator/faults" and method == "POST":
-                specs = data if isinstance(data, list) else [data]
-                for spec in specs:
-                    if spec.get("kind") == "compact":
-                        emu.store.compact(int(spec.get("keep", 0)))
-                        emu.faults.fired["compact"] += 1
-                    else:
-                        emu.faults.arm(spec)
-                with emu.store.cond:
-                    emu.store.cond.notify_all()
+                specs = emu.arm_faults(data)
                 return self.send_json(200, {"armed": specs, "pending": emu.faults.pending()})
             if path == "/_emulator/faults" and method == "GET":
                 return self.send_json(200, {"pending": emu.faults.pending(), "fired": dict(emu.faults.fired)})
@@ -1647,6 +1639,61 @@ class Emulator:
         with self.store.cond:
             self.store.cond.notify_all()
 
+    def arm_faults(self, data):
+        """Arms one fault spec or a list of them (see Faults.arm; "compact" acts at once)."""
+        specs = data if isinstance(data, list) else [data]
+        for spec in specs:
+            if spec.get("kind") == "compact":
+                self.store.compact(int(spec.get("keep", 0)))
+                self.faults.fired["compact"] += 1
+            else:
+                self.faults.arm(spec)
+        with self.store.cond:
+            self.store.cond.notify_all()      # open watches re-check due faults now
+        return specs
+
+    def apply_step(self, step):
+        """One step of a fault script: any of "fault", "events", "rotate_token", "traffic"."""
+        if "fault" in step:
+            self.arm_faults(step["fault"])
+        if "events" in step:
+            self.post_events(step["events"])
+        if step.get("rotate_token"):
+            self.rotate_token()
+        if "traffic" in step:
+            self.set_rate(float(step["traffic"]))
+
+    def script_loop(self, steps):
+        """Runs fault-script steps at their "at" offsets (seconds after start); a step with
+        "every": S repeats every S seconds, "times": n of them (default: forever)."""
+        start = time.time()
+        queue = [(float(s.get("at", 0)), i, s, int(s.get("times", 0))) for i, s in enumerate(steps)]
+        while queue and not self.stop_event.is_set():
+            queue.sort(key=lambda q: (q[0], q[1]))
+            at, i, step, left = queue.pop(0)
+            if self.stop_event.wait(max(0.0, start + at - time.time())):
+                return
+            try:
+                self.apply_step(step)
+                sys.stderr.write("emulator: script step %d at %.1fs: %s\n" % (i, at, json.dumps(step)))
+            except (ValueError, KeyError, TypeError) as e:
+                sys.stderr.write("emulator: script step %d failed: %s\n" % (i, e))
+            if step.get("every") and left != 1:
+                queue.append((at + float(step["every"]), i, step, left - 1 if left else 0))
+
+    def chaos_steps(self, interval):
+        """An endless fault script for the demo: one random fault every `interval` seconds."""
+        rng = random.Random(self.args.seed + 1)
+        menu = [
+            {"fault": {"kind": "drop_mid_line", "after_events": 2}},
+            {"fault": {"kind": "expire_watch"}},
+            {"fault": [{"kind": "expire_watch"}, {"kind": "stale_watch", "times": 2}]},
+            {"fault": {"kind": "status_429", "match": "watch", "retry_after": 2}},
+            {"fault": {"kind": "status_500", "match": "list"}},
+            {"rotate_token": True},
+        ]
+        return [dict(rng.choice(menu), at=interval * (k + 1)) for k in range(10000)]
+
     def traffic_loop(self):
         next_ttl = time.time() + 1
         credit = 0.0
@@ -1717,6 +1764,14 @@ class Emulator:
             self.rate = 5.0
         self.rate = self.rate or 0.0
         threading.Thread(target=self.traffic_loop, daemon=True, name="traffic").start()
+        steps = []
+        if a.fault_script:
+            with open(a.fault_script) as f:
+                steps = json.load(f)
+        if a.chaos_interval > 0:
+            steps += self.chaos_steps(a.chaos_interval)
+        if steps:
+            threading.Thread(target=self.script_loop, args=(steps,), daemon=True, name="script").start()
         write_atomic(os.path.join(self.workdir, "port"), "%d\n" % self.port)
         print("kube-emulator ready: url=%s port=%d workdir=%s kubeconfig=%s control=http://127.0.0.1:%d/_emulator/"
               % (self.server_url, self.port, self.workdir, os.path.join(self.workdir, "kubeconfig"), self.port),
@@ -1761,6 +1816,10 @@ def parse_args(argv):
     p.add_argument("--stream-events", type=int, default=200000, help="fast-stream: number of pre-built events")
     p.add_argument("--stream-objects", type=int, default=0, help="fast-stream: distinct involved objects")
     p.add_argument("--no-managed-fields", action="store_true", help="omit metadata.managedFields")
+    p.add_argument("--fault-script", help="JSON file: a list of timed steps (faults, events, token rotation, "
+                                          "traffic rate), see README")
+    p.add_argument("--chaos-interval", type=float, default=0,
+                   help="arm a random fault (or rotate the token) every this many seconds (0: off)")
     p.add_argument("--max-lifetime", type=float, default=0, help="exit after this many seconds (0: never)")
     p.add_argument("--exit-with-parent", action="store_true", help="exit when the parent process goes away")
     p.add_argument("--verbose", action="store_true", help="log every request to stderr")

@@ -562,6 +562,46 @@ class ConcurrencyTest(unittest.TestCase):
             self.assertEqual([int(o["resourceVersion"]) for o in snap], expected)
 
 
+class FaultScriptTest(unittest.TestCase):
+
+    def test_fault_script_runs_timed_steps(self):
+        import tempfile
+        steps = [
+            {"at": 0, "events": {"count": 2, "namespace": "scripted"}},
+            {"at": 0.2, "every": 0.2, "times": 3, "events": {"count": 1, "namespace": "scripted"}},
+            {"at": 0.3, "fault": [{"kind": "stale_watch", "times": 2}, {"kind": "status_429", "match": "list"}]},
+            {"at": 0.4, "rotate_token": True},
+        ]
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(steps, f)
+        try:
+            with Emulator("--scenario", "idle", "--fault-script", f.name, tls=False) as emu:
+                first_token = emu.token()
+                deadline = time.time() + 20
+                while emu.stats()["events_total"] < 5 and time.time() < deadline:
+                    time.sleep(0.1)
+                time.sleep(0.3)
+                stats = emu.stats()
+                self.assertEqual(stats["events_total"], 5)
+                self.assertEqual(stats["faults_pending"]["stale_watch"], 2)
+                self.assertEqual(stats["faults_pending"]["status"], 1)
+                self.assertNotEqual(emu.token(), first_token)
+        finally:
+            os.unlink(f.name)
+
+    def test_chaos_arms_faults_over_time(self):
+        with Emulator("--scenario", "idle", "--chaos-interval", "0.2", "--seed", "5", tls=False) as emu:
+            first_token = emu.token()
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                stats = emu.stats()
+                armed = sum(stats["faults_pending"].values()) + sum(stats["faults_fired"].values())
+                if armed >= 2 or (armed >= 1 and emu.token() != first_token):
+                    break
+                time.sleep(0.1)
+            self.assertTrue(armed >= 2 or emu.token() != first_token, stats)
+
+
 class ScenarioTest(unittest.TestCase):
 
     def test_demo_traffic_is_realistic(self):
