@@ -43,50 +43,109 @@ std::int64_t RecordTimeMs(const EventRecord& record) {
   return n.last_seen_unix_ms != 0 ? n.last_seen_unix_ms : n.receive_unix_ns / 1'000'000;
 }
 
+std::size_t DedupIndex::Find(OccurrenceId id) const {
+  const std::size_t mask = slots_.size() - 1;
+  // h2 is fully mixed (splitmix64 finaliser), so its low bits make a good table index.
+  for (std::size_t i = id.h2 & mask;; i = (i + 1) & mask) {
+    const Slot& s = slots_[i];
+    if (Empty(s) || (s.h1 == id.h1 && s.h2 == id.h2)) return i;
+  }
+}
+
+void DedupIndex::Resize(std::size_t capacity) {
+  std::vector<Slot> old;
+  old.swap(slots_);
+  slots_.assign(capacity, Slot{});
+  for (const Slot& s : old) {
+    if (!Empty(s)) slots_[Find(OccurrenceId{s.h1, s.h2})] = s;
+  }
+}
+
+void DedupIndex::EraseAt(std::size_t i) {
+  // Backward-shift deletion: move later members of the probe cluster into the hole when
+  // their home slot is not after the hole (cyclically), so every lookup still finds them.
+  const std::size_t mask = slots_.size() - 1;
+  std::size_t hole = i;
+  for (std::size_t j = (i + 1) & mask; !Empty(slots_[j]); j = (j + 1) & mask) {
+    const std::size_t home = slots_[j].h2 & mask;
+    const bool movable = hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
+    if (movable) {
+      slots_[hole] = slots_[j];
+      hole = j;
+    }
+  }
+  slots_[hole] = Slot{};
+  --size_;
+}
+
+bool DedupIndex::Contains(OccurrenceId id) const {
+  if (slots_.empty()) return false;
+  return !Empty(slots_[Find(Normal(id))]);
+}
+
 bool DedupIndex::Insert(OccurrenceId id, std::int64_t time_ms) {
-  return entries_.try_emplace(id, Entry{time_ms, true}).second;
+  id = Normal(id);
+  if ((size_ + 1) * 2 > slots_.size()) Resize(slots_.empty() ? 16 : slots_.size() * 2);
+  Slot& s = slots_[Find(id)];
+  if (!Empty(s)) return false;
+  s = Slot{id.h1, id.h2, time_ms, 1};
+  ++size_;
+  return true;
 }
 
 void DedupIndex::Evict(OccurrenceId id) {
-  auto it = entries_.find(id);
-  if (it == entries_.end() || !it->second.live) return;
-  it->second.live = false;
+  if (slots_.empty()) return;
+  id = Normal(id);
+  Slot& s = slots_[Find(id)];
+  if (Empty(s) || !s.live) return;
+  s.live = 0;
   tombstone_order_.push_back(id);
-  ++tombstones_;
 }
 
 void DedupIndex::Erase(OccurrenceId id) {
-  auto it = entries_.find(id);
-  if (it != entries_.end() && it->second.live) entries_.erase(it);
+  if (slots_.empty()) return;
+  id = Normal(id);
+  const std::size_t i = Find(id);
+  if (!Empty(slots_[i]) && slots_[i].live) EraseAt(i);
 }
 
 std::size_t DedupIndex::PruneTombstones(std::int64_t cutoff_ms, std::size_t max_tombstones) {
   std::size_t forgotten = 0;
-  // Age: walk the eviction order and forget every old tombstone; the deque keeps the
-  // entries that are still tombstones, in order.
+  auto forget = [&](OccurrenceId id) {
+    const std::size_t i = Find(id);
+    if (!Empty(slots_[i]) && !slots_[i].live) {
+      EraseAt(i);
+      ++forgotten;
+    }
+  };
+  // Age: keep, in order, the tombstones not yet past the cutoff.
   std::deque<OccurrenceId> kept;
   for (const OccurrenceId& id : tombstone_order_) {
-    auto it = entries_.find(id);
-    if (it == entries_.end() || it->second.live) continue;  // stale slot
-    if (it->second.time_ms < cutoff_ms) {
-      entries_.erase(it);
-      ++forgotten;
+    const Slot& s = slots_[Find(id)];
+    if (Empty(s) || s.live) continue;
+    if (s.time_ms < cutoff_ms) {
+      forget(id);
     } else {
       kept.push_back(id);
     }
   }
   tombstone_order_.swap(kept);
-  // Count: oldest evictions first.
+  // Count: the oldest evictions beyond the cap.
   while (tombstone_order_.size() > max_tombstones) {
-    auto it = entries_.find(tombstone_order_.front());
+    forget(tombstone_order_.front());
     tombstone_order_.pop_front();
-    if (it != entries_.end() && !it->second.live) {
-      entries_.erase(it);
-      ++forgotten;
-    }
   }
-  tombstones_ = tombstone_order_.size();
+  // Give memory back when the table is mostly empty.
+  if (slots_.size() > 64 && size_ * 8 < slots_.size()) {
+    std::size_t cap = 16;
+    while (cap < size_ * 4) cap *= 2;
+    Resize(cap);
+  }
   return forgotten;
+}
+
+std::size_t DedupIndex::MemoryBytes() const {
+  return slots_.capacity() * sizeof(Slot) + tombstone_order_.size() * sizeof(OccurrenceId);
 }
 
 }  // namespace eventbuffer

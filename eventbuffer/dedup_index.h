@@ -3,8 +3,9 @@
 // occurrence again does not store it twice.
 //
 // An identity is kept as a 128-bit fingerprint (two independent 64-bit hashes of uid and
-// resourceVersion), 16 bytes instead of the ~50 bytes of text; a false duplicate needs
-// both hashes of two different identities to collide.
+// resourceVersion) instead of the ~50 bytes of text, in a flat open-addressing table (32
+// bytes a slot, at most half full); a false duplicate needs both hashes of two different
+// identities to collide.
 //
 // Bounded by the buffer's retention: an entry is *live* while its occurrence is stored and
 // becomes a *tombstone* when retention evicts it, so a later re-delivery stays a duplicate
@@ -20,7 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
-#include <unordered_map>
+#include <vector>
 
 #include "eventbuffer/event_record.h"
 
@@ -56,23 +57,36 @@ class DedupIndex {
   // max_tombstones. Returns how many were forgotten.
   std::size_t PruneTombstones(std::int64_t cutoff_ms, std::size_t max_tombstones);
 
-  bool Contains(OccurrenceId id) const { return entries_.count(id) != 0; }
-  std::size_t size() const { return entries_.size(); }
-  std::size_t tombstones() const { return tombstones_; }
+  bool Contains(OccurrenceId id) const;
+  std::size_t size() const { return size_; }
+  std::size_t tombstones() const { return tombstone_order_.size(); }
+  // Bytes of the table and the tombstone queue.
+  std::size_t MemoryBytes() const;
 
  private:
-  struct IdHash {
-    std::size_t operator()(const OccurrenceId& id) const { return id.h1 ^ (id.h2 * 31); }
+  // Open addressing with linear probing over a power-of-two table of 32-byte slots: no
+  // allocation per entry, one cache line per lookup in the common case. A slot with
+  // h1 == h2 == 0 is empty (an id that hashes to that is stored as {0, 1}). Load factor is
+  // kept at or below 1/2; erasure shifts the following cluster back (no deletion markers).
+  struct Slot {
+    std::uint64_t h1 = 0, h2 = 0;
+    std::int64_t time_ms = 0;
+    std::uint32_t live = 0;
   };
-  struct Entry {
-    std::int64_t time_ms;
-    bool live;
-  };
+  static OccurrenceId Normal(OccurrenceId id) {
+    if (id.h1 == 0 && id.h2 == 0) id.h2 = 1;
+    return id;
+  }
+  static bool Empty(const Slot& s) { return s.h1 == 0 && s.h2 == 0; }
+  // Index of id's slot, or of the empty slot where it would go. REQUIRES: table not full.
+  std::size_t Find(OccurrenceId id) const;
+  void EraseAt(std::size_t i);
+  void Resize(std::size_t capacity);
 
-  std::unordered_map<OccurrenceId, Entry, IdHash> entries_;
-  // Tombstones in eviction order; may hold ids already forgotten by the age prune.
+  std::vector<Slot> slots_;
+  std::size_t size_ = 0;
+  // Tombstones in eviction order.
   std::deque<OccurrenceId> tombstone_order_;
-  std::size_t tombstones_ = 0;
 };
 
 }  // namespace eventbuffer

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <deque>
+#include <map>
+#include <random>
+
 #include "eventbuffer/event_buffer.h"
 #include "tests/eventbuffer/buffer_test_util.h"
 
@@ -46,6 +50,52 @@ TEST(DedupIndexTest, EvictedIdsStayDuplicatesUntilPruned) {
   EXPECT_FALSE(index.Contains(b));
   EXPECT_TRUE(index.Contains(c));
   EXPECT_EQ(index.size(), 1u);
+}
+
+TEST(DedupIndexTest, AgreesWithAReferenceModelThroughGrowthEvictionAndPruning) {
+  DedupIndex index;
+  std::map<std::pair<std::uint64_t, std::uint64_t>, std::pair<std::int64_t, bool>> model;
+  std::deque<std::pair<std::uint64_t, std::uint64_t>> evicted;
+  std::mt19937_64 rng(42);
+  for (int round = 0; round < 40; ++round) {
+    for (int i = 0; i < 500; ++i) {
+      // Few distinct h2 values force long probe clusters and wrap-around.
+      const OccurrenceId id{rng() % 4000, (rng() % 64) << 58 | (rng() % 3)};
+      const std::int64_t t = round * 1000 + i;
+      const bool fresh = model.try_emplace({id.h1, id.h2}, t, true).second;
+      ASSERT_EQ(index.Insert(id, t), fresh);
+    }
+    for (auto& [k, v] : model) {
+      if (v.second && rng() % 3 == 0) {
+        v.second = false;
+        index.Evict(OccurrenceId{k.first, k.second});
+        evicted.push_back(k);
+      }
+    }
+    const std::int64_t cutoff = round * 1000 - 5000;
+    const std::size_t cap = 300;
+    index.PruneTombstones(cutoff, cap);
+    std::deque<std::pair<std::uint64_t, std::uint64_t>> kept;
+    for (const auto& k : evicted) {
+      if (model.at(k).first < cutoff) {
+        model.erase(k);
+      } else {
+        kept.push_back(k);
+      }
+    }
+    while (kept.size() > cap) {
+      model.erase(kept.front());
+      kept.pop_front();
+    }
+    evicted.swap(kept);
+    ASSERT_EQ(index.size(), model.size());
+    ASSERT_EQ(index.tombstones(), evicted.size());
+    for (const auto& [k, v] : model) ASSERT_TRUE(index.Contains(OccurrenceId{k.first, k.second}));
+    for (int i = 0; i < 200; ++i) {
+      const OccurrenceId probe{rng() % 4000, (rng() % 64) << 58 | (rng() % 3)};
+      ASSERT_EQ(index.Contains(probe), model.count({probe.h1, probe.h2}) == 1);
+    }
+  }
 }
 
 TEST(DedupTest, SameOccurrenceIsStoredOnceWhateverRedelivers) {
