@@ -11,10 +11,12 @@
 //   Every        every append timed and recorded into BufferMetrics (no sampling);
 //   EveryPromHistogram  every append recorded into a prometheus-cpp Histogram (which takes
 //                a mutex per Observe) instead of the lock-free AtomicHistogram.
-// Overhead = time per append of a variant / Bare − 1, at the same thread count.
+//   BufferAppend/*  the whole EventBuffer::Append in shadow mode with no observer, a null
+//                observer and BufferMetrics (see BM_BufferAppend).
+// Overhead = time per append of a variant / Bare (or NoObserver) − 1, same thread count.
 //
-//   build/tests/bench/metrics_overhead_bench --benchmark_repetitions=5 \
-//       --benchmark_report_aggregates_only=true
+//   build/tests/bench/metrics_overhead_bench --benchmark_repetitions=5
+//   --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
 #include <atomic>
@@ -26,6 +28,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include "eventbuffer/event_buffer.h"
 #include "eventbuffer/event_record.h"
 #include "eventbuffer/mutex_slice_map.h"
 #include "eventbuffer/segmented_slice_map.h"
@@ -203,6 +206,86 @@ void BM_OnAppendOnly(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_OnAppendOnly)->Threads(1)->Threads(2)->UseRealTime();
+
+// The whole EventBuffer::Append in shadow mode (dual write, dedup, stripe lock; verification
+// off so that only the instrumentation differs): no observer (no clocks, no stats), an
+// observer that records nothing (sampling and clocks only), and BufferMetrics.
+enum class Observer { kNone, kNull, kMetrics };
+
+template <Observer kind>
+void BM_BufferAppend(benchmark::State& state) {
+  constexpr std::int64_t kRecords = 1 << 17;  // per thread, each a distinct occurrence
+  static std::atomic<eventbuffer::EventBuffer*> shared{nullptr};
+  static std::unique_ptr<prometheus::Registry> registry;
+  static std::unique_ptr<eventbuffer::metrics::BufferMetrics> metrics;
+  static NullObserver null_observer;
+  if (state.thread_index() == 0) {
+    eventbuffer::BufferConfig config;
+    config.mode = eventbuffer::GrayMode::kShadow;
+    config.verify.sample_rate = 0;
+    config.retention.max_events = 10'000'000;
+    config.retention.max_events_per_object = 1'000'000;
+    eventbuffer::BufferObserver* observer = nullptr;
+    if constexpr (kind == Observer::kNull) observer = &null_observer;
+    if constexpr (kind == Observer::kMetrics) {
+      registry = std::make_unique<prometheus::Registry>();
+      metrics = std::make_unique<eventbuffer::metrics::BufferMetrics>(*registry);
+      observer = metrics.get();
+    }
+    shared.store(new eventbuffer::EventBuffer(config, observer), std::memory_order_release);
+  }
+  // Records are built before the timed loop (each thread its own).
+  std::vector<EventRef> records;
+  records.reserve(kRecords);
+  const std::int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count();
+  for (std::int64_t i = 0; i < kRecords; ++i) {
+    eventbuffer::EventRecord::Builder b;
+    const std::string uid = "uid-" + std::to_string(state.thread_index()) + "-" + std::to_string(i);
+    const std::string name = "checkout-" + std::to_string((i * 7 + state.thread_index()) % kKeys);
+    b.Set(eventbuffer::EventRecord::Field::kUid, uid)
+        .Set(eventbuffer::EventRecord::Field::kResourceVersion, "1")
+        .Set(eventbuffer::EventRecord::Field::kInvolvedNamespace, "shop")
+        .Set(eventbuffer::EventRecord::Field::kInvolvedKind, "Pod")
+        .Set(eventbuffer::EventRecord::Field::kInvolvedName, name)
+        .Set(eventbuffer::EventRecord::Field::kReason, "BackOff")
+        .Set(eventbuffer::EventRecord::Field::kMessage, "Back-off restarting failed container");
+    b.numbers().last_seen_unix_ms = now_ms;
+    records.push_back(std::make_shared<const eventbuffer::EventRecord>(b.Build()));
+  }
+  eventbuffer::EventBuffer* buffer;
+  while ((buffer = shared.load(std::memory_order_acquire)) == nullptr) {
+  }
+  std::size_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(buffer->Append(records[i++]));
+  }
+  state.SetItemsProcessed(state.iterations());
+  if (state.thread_index() == 0) {
+    delete shared.exchange(nullptr);
+    metrics.reset();
+    registry.reset();
+  }
+}
+BENCHMARK_TEMPLATE(BM_BufferAppend, Observer::kNone)
+    ->Name("BufferAppend/NoObserver")
+    ->Threads(1)
+    ->Threads(2)
+    ->Iterations(1 << 17)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(BM_BufferAppend, Observer::kNull)
+    ->Name("BufferAppend/NullObserver")
+    ->Threads(1)
+    ->Threads(2)
+    ->Iterations(1 << 17)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(BM_BufferAppend, Observer::kMetrics)
+    ->Name("BufferAppend/BufferMetrics")
+    ->Threads(1)
+    ->Threads(2)
+    ->Iterations(1 << 17)
+    ->UseRealTime();
 
 }  // namespace
 
