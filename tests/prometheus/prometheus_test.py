@@ -358,6 +358,8 @@ class Processes:
             return ""
 
     def stop(self):
+        """Stops every child; returns {name: exit code} (-9 when it had to be killed)."""
+        codes = {}
         for name, p, out in reversed(self.procs):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -366,7 +368,19 @@ class Processes:
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait(timeout=10)
+            codes[name] = p.returncode
             out.close()
+        self.procs = []
+        return codes
+
+    def stop_and_check(self, names):
+        """Stops every child and fails unless each of `names` exited 0 on SIGTERM (a
+        sanitizer report or a crash at shutdown shows up as a non-zero code)."""
+        logs = {name: self.tail(name) for name, _, _ in self.procs}
+        codes = self.stop()
+        for name in names:
+            if name in codes and codes[name] != 0:
+                raise Failure(f"{name} exited with {codes[name]} on SIGTERM; log:\n{logs[name]}")
 
 
 def promtool_check_metrics(text):
@@ -444,6 +458,7 @@ def cmd_exposition(args):
                        "process_cpu_seconds_total", "eventbuffer_build_info"):
             if f"# TYPE {family} " not in text:
                 raise Failure(f"{family} missing from the exposition")
+        procs.stop_and_check(["exporter"])
         log(f"OK: promtool check metrics is clean on {len(text.splitlines())} lines of live exposition")
         return 0
     finally:
@@ -542,12 +557,15 @@ def cmd_server(args):
         procs.check_alive()
         if failures:
             raise Failure("\n  ".join([f"{len(failures)} of {len(checks)} checks failed:"] + failures))
+        procs.stop_and_check(["exporter", "controller"])
         log(f"OK: {len(checks)} expressions returned data, {len(rules)} rules healthy, "
             f"in {time.monotonic() - start:.1f}s")
         return 0
     except Failure:
-        for name, _, _ in procs.procs:
-            log(f"--- {name} log (tail) ---\n{procs.tail(name)}")
+        for name in ("exporter", "emulator", "controller", "prometheus"):
+            text = procs.tail(name)
+            if text:
+                log(f"--- {name} log (tail) ---\n{text}")
         raise
     finally:
         procs.stop()
