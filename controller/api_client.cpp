@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <list>
 #include <mutex>
 #include <vector>
 
@@ -69,8 +70,11 @@ struct ApiClient::Impl {
   TokenSource* token;
   Options options;
   std::string path;
+  // The cancellation sources of the requests in flight, so that Cancel() can abort them.
+  // Cancel() sets `cancelled` and cancels every source under `mu`; a request registers its
+  // source under `mu` only while `cancelled` is false, so no request can slip past Cancel().
   std::mutex mu;
-  pplx::cancellation_token_source cancel_all;  // guarded by mu for replacement-free use
+  std::list<pplx::cancellation_token_source> active;  // guarded by mu
   std::atomic<bool> cancelled{false};
   std::unique_ptr<client::http_client> list_client;
 
@@ -103,10 +107,16 @@ struct ApiClient::Impl {
     return request;
   }
 
-  pplx::cancellation_token_source LinkedSource() {
+  // Registers a cancellation source for one request; null when the client is cancelled.
+  std::list<pplx::cancellation_token_source>::iterator Begin(bool* ok) {
     std::lock_guard<std::mutex> lock(mu);
-    pplx::cancellation_token all = cancel_all.get_token();
-    return pplx::cancellation_token_source::create_linked_source(all);
+    *ok = !cancelled.load(std::memory_order_acquire);
+    if (!*ok) return active.end();
+    return active.emplace(active.end());
+  }
+  void End(std::list<pplx::cancellation_token_source>::iterator it) {
+    std::lock_guard<std::mutex> lock(mu);
+    active.erase(it);
   }
 };
 
@@ -128,10 +138,29 @@ ApiClient::~ApiClient() = default;
 std::string ApiClient::CollectionPath() const { return impl_->path; }
 
 void ApiClient::Cancel() {
-  impl_->cancelled.store(true, std::memory_order_release);
   std::lock_guard<std::mutex> lock(impl_->mu);
-  impl_->cancel_all.cancel();
+  impl_->cancelled.store(true, std::memory_order_release);
+  for (auto& source : impl_->active) source.cancel();
 }
+
+// Scope of one request's cancellation source.
+class ApiClient::RequestScope {
+ public:
+  explicit RequestScope(Impl* impl) : impl_(impl) { it_ = impl_->Begin(&ok_); }
+  ~RequestScope() {
+    if (ok_) impl_->End(it_);
+  }
+  RequestScope(const RequestScope&) = delete;
+  RequestScope& operator=(const RequestScope&) = delete;
+  bool ok() const { return ok_; }
+  pplx::cancellation_token token() const { return it_->get_token(); }
+  void Cancel() { it_->cancel(); }
+
+ private:
+  Impl* impl_;
+  bool ok_ = false;
+  std::list<pplx::cancellation_token_source>::iterator it_;
+};
 
 ApiResponse ApiClient::List(const ListRequest& request) {
   std::string uri = impl_->path + "?limit=" + std::to_string(request.limit);
@@ -143,14 +172,14 @@ ApiResponse ApiClient::List(const ListRequest& request) {
   ApiResponse result;
   for (int attempt = 0; attempt < 2; ++attempt) {
     result = ApiResponse{};
-    if (impl_->cancelled.load(std::memory_order_acquire)) {
+    RequestScope scope(impl_.get());
+    if (!scope.ok()) {
       result.cancelled = true;
       return result;
     }
-    auto source = impl_->LinkedSource();
     try {
       http::http_response response =
-          impl_->list_client->request(impl_->MakeRequest(uri), source.get_token()).get();
+          impl_->list_client->request(impl_->MakeRequest(uri), scope.token()).get();
       result.http_status = response.status_code();
       result.retry_after_seconds = RetryAfterSeconds(response.headers());
       result.body = ReadAll(response);
@@ -183,16 +212,16 @@ ApiResponse ApiClient::Watch(const WatchRequest& request, const LineHandler& on_
   ApiResponse result;
   for (int attempt = 0; attempt < 2; ++attempt) {
     result = ApiResponse{};
-    if (impl_->cancelled.load(std::memory_order_acquire)) {
+    RequestScope scope(impl_.get());
+    if (!scope.ok()) {
       result.cancelled = true;
       return result;
     }
-    auto source = impl_->LinkedSource();
     bool got_headers = false;
     LineSplitter splitter;
     try {
       http::http_response response =
-          watch_client.request(impl_->MakeRequest(uri), source.get_token()).get();
+          watch_client.request(impl_->MakeRequest(uri), scope.token()).get();
       got_headers = true;
       result.http_status = response.status_code();
       result.retry_after_seconds = RetryAfterSeconds(response.headers());
@@ -212,7 +241,7 @@ ApiResponse ApiClient::Watch(const WatchRequest& request, const LineHandler& on_
           const std::size_t n = body.read_line(line).get();
           if (n == 0 && body.is_eof()) break;
           if (!on_line(line.collection())) {
-            source.cancel();
+            scope.Cancel();
             break;
           }
         }
@@ -232,7 +261,7 @@ ApiResponse ApiClient::Watch(const WatchRequest& request, const LineHandler& on_
                            on_line)) {
           // The handler is done with this stream (ERROR event, bad line, shutdown): close
           // the connection rather than draining it.
-          source.cancel();
+          scope.Cancel();
           splitter.Reset();
           break;
         }

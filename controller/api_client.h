@@ -59,6 +59,7 @@ class ApiClient final : public ListerWatcher {
 
  private:
   struct Impl;
+  class RequestScope;
   std::unique_ptr<Impl> impl_;
 };
 
