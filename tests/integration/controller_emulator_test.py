@@ -97,6 +97,7 @@ class Emulator:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.proc.stdout.close()
         self.log.close()
 
 
@@ -428,6 +429,62 @@ class ControllerVsEmulator(unittest.TestCase):
         last = [line for line in self.ctl.logs().splitlines() if line.strip()][-1]
         record = json.loads(last)
         self.assertIn("stopped", record["msg"])
+
+    def test_config_hot_reload(self):
+        config = os.path.join(self.workdir, "config.yaml")
+        with open(config, "w") as f:
+            f.write("eventBuffer:\n  mode: shadow\n")
+        self.start(controller_args=("--config", config))
+        self.emu.events(count=5, repeat=1)
+        self.assert_converges()
+        self.assertEqual(self.ctl.get("/v1/status")["buffer"]["mode"], "shadow")
+        # A new file content is picked up by polling; nothing is lost across the switch.
+        with open(config + ".tmp", "w") as f:
+            f.write("eventBuffer:\n  mode: canary\n  rolloutPercent: 50\n")
+        os.replace(config + ".tmp", config)
+        self.wait_for(lambda: self.ctl.get("/v1/status")["buffer"]["mode"] == "canary", timeout=20)
+        self.emu.events(count=5, repeat=1)
+        self.assert_converges()
+        # An invalid file is rejected and the last good configuration stays.
+        with open(config + ".tmp", "w") as f:
+            f.write("eventBuffer:\n  mode: atomc\n")
+        os.replace(config + ".tmp", config)
+        self.wait_for(lambda: "configuration rejected" in self.ctl.logs(), timeout=20)
+        self.assertEqual(self.ctl.get("/v1/status")["buffer"]["mode"], "canary")
+        # SIGHUP reloads at once.
+        with open(config, "w") as f:
+            f.write("eventBuffer:\n  mode: atomic\n")
+        self.ctl.proc.send_signal(signal.SIGHUP)
+        self.wait_for(lambda: self.ctl.get("/v1/status")["buffer"]["mode"] == "atomic", timeout=20)
+        self.emu.events(count=5, repeat=1)
+        total = self.assert_converges()
+        self.assertEqual(total, 30)
+        self.assertEqual(self.ctl.get("/v1/status")["buffer"]["mismatches"]["total"], 0)
+
+    def test_command_line_errors(self):
+        def run(*args):
+            p = subprocess.run([CONTROLLER, *args], capture_output=True, text=True, timeout=20)
+            return p.returncode, p.stdout + p.stderr
+        code, out = run("--bogus")
+        self.assertEqual(code, 2)
+        self.assertIn("--bogus", out)
+        code, out = run("--version")
+        self.assertEqual(code, 0)
+        self.assertIn("eventbuffer-controller", out)
+        good = os.path.join(self.workdir, "good.yaml")
+        bad = os.path.join(self.workdir, "bad.yaml")
+        with open(good, "w") as f:
+            f.write("eventBuffer:\n  mode: shadow\n  rolloutPercent: 0\n")
+        with open(bad, "w") as f:
+            f.write("eventBuffer:\n  mode: shadow\n  rolloutPercent: 120\n")
+        self.assertEqual(run("--check-config", good), (0, "OK\n"))
+        code, out = run("--check-config", bad)
+        self.assertEqual(code, 1)
+        self.assertIn("rolloutPercent", out)
+        code, out = run("--kubeconfig", os.path.join(self.workdir, "absent"), "--metrics-bind-address", "0",
+                        "--health-probe-bind-address", "127.0.0.1:0")
+        self.assertEqual(code, 1)
+        self.assertIn("cannot read", out)
 
 
 if __name__ == "__main__":
