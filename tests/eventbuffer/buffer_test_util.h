@@ -16,12 +16,13 @@ namespace eventbuffer::testing {
 inline EventRef MakeEvent(const std::string& ns, const std::string& kind, const std::string& name,
                           const std::string& uid, const std::string& rv, std::int64_t time_ms,
                           const std::string& message = "Back-off restarting failed container") {
-  EventRecord::Builder b;
+  EventRecord::Builder b;  // holds views: every value must outlive Build()
   using F = EventRecord::Field;
+  const std::string event_name = name + ".17a3f";
   b.Set(F::kUid, uid)
       .Set(F::kResourceVersion, rv)
       .Set(F::kNamespace, ns)
-      .Set(F::kName, name + ".17a3f")
+      .Set(F::kName, event_name)
       .Set(F::kInvolvedKind, kind)
       .Set(F::kInvolvedNamespace, ns)
       .Set(F::kInvolvedName, name)
