@@ -24,12 +24,37 @@ namespace {
 std::uint64_t Encode(std::uint32_t writer, std::uint32_t n) {
   return (std::uint64_t{writer} << 32) | n;
 }
+// A value that knows whether it is alive: reading a slot that is not constructed yet, or
+// already destroyed, shows up as a bad magic. Its move constructor sometimes yields, which
+// widens the window between claiming a slot and committing it.
+struct Probe {
+  static constexpr std::uint64_t kLive = 0x5eed5eed5eed5eedULL;
+  std::uint64_t x = 0;
+  std::uint64_t magic = 0;
+  Probe() = default;
+  explicit Probe(std::uint64_t v) : x(v), magic(kLive) {}
+  Probe(const Probe& o) : x(o.x), magic(o.magic) {}
+  // Yields before writing anything, while the slot is claimed but not yet built.
+  Probe(Probe&& o) noexcept : x(MaybeYield(o.x)), magic(o.magic) {}
+  Probe& operator=(const Probe&) = default;
+  Probe& operator=(Probe&&) = default;
+  ~Probe() { magic = 0xdeadULL; }
+  static std::uint64_t MaybeYield(std::uint64_t v) {
+    if (v % 16 == 0) std::this_thread::yield();
+    return v;
+  }
+};
+constexpr std::uint64_t kBad = ~std::uint64_t{0};
+
 std::uint64_t Decode(std::uint64_t v) { return v; }
+std::uint64_t Decode(const Probe& p) { return p.magic == Probe::kLive ? p.x : kBad; }
 std::uint64_t Decode(const std::shared_ptr<const std::uint64_t>& v) { return *v; }
 template <class V>
 V Make(std::uint64_t x) {
   if constexpr (std::is_same_v<V, std::uint64_t>) {
     return x;
+  } else if constexpr (std::is_same_v<V, Probe>) {
+    return Probe(x);
   } else {
     return std::make_shared<const std::uint64_t>(x);
   }
@@ -67,6 +92,7 @@ std::string CheckRead(const std::vector<V>& values, bool from_start) {
   std::unordered_map<std::uint32_t, std::uint32_t> last;
   for (const V& v : values) {
     const std::uint64_t x = Decode(v);
+    if (x == kBad) return "a value that is not constructed (or already destroyed)";
     const auto w = static_cast<std::uint32_t>(x >> 32);
     const auto n = static_cast<std::uint32_t>(x);
     auto it = last.find(w);
@@ -233,12 +259,18 @@ struct Config {
 using Shared = std::shared_ptr<const std::uint64_t>;
 using Configs = ::testing::Types<
     Config<MutexSliceMap<std::uint64_t>, std::uint64_t>, Config<MutexSliceMap<Shared>, Shared>,
-    Config<SegmentedSliceMap<std::uint64_t>, std::uint64_t>,
-    Config<SegmentedSliceMap<Shared>, Shared>, Config<SegmentedSliceMap<Shared>, Shared, 2, true>>;
+    Config<MutexSliceMap<Probe>, Probe>, Config<SegmentedSliceMap<std::uint64_t>, std::uint64_t>,
+    Config<SegmentedSliceMap<Shared>, Shared>, Config<SegmentedSliceMap<Probe>, Probe>,
+    Config<SegmentedSliceMap<Shared>, Shared, 2, true>>;
 struct ConfigNames {
   template <class T>
   static std::string GetName(int i) {
-    const char* names[] = {"Mutex", "MutexShared", "Segmented", "SegmentedShared",
+    const char* names[] = {"Mutex",
+                           "MutexShared",
+                           "MutexProbe",
+                           "Segmented",
+                           "SegmentedShared",
+                           "SegmentedProbe",
                            "SegmentedSharedWeakHash"};
     return names[i];
   }
