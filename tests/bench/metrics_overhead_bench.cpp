@@ -32,6 +32,7 @@
 #include "eventbuffer/event_record.h"
 #include "eventbuffer/mutex_slice_map.h"
 #include "eventbuffer/segmented_slice_map.h"
+#include "metrics/atomic_histogram.h"
 #include "metrics/buffer_metrics.h"
 
 namespace {
@@ -206,6 +207,35 @@ void BM_OnAppendOnly(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_OnAppendOnly)->Threads(1)->Threads(2)->UseRealTime();
+
+// One observation into each histogram implementation, nothing else: the lock-free sharded
+// AtomicHistogram against prometheus-cpp 1.0's Histogram (a mutex per Observe).
+void BM_ObserveAtomicHistogram(benchmark::State& state) {
+  static eventbuffer::metrics::AtomicHistogram hist(eventbuffer::metrics::AppendLatencyBucketsNs());
+  std::int64_t ns = 40;
+  for (auto _ : state) {
+    hist.Observe(ns);
+    ns = ns * 7 % 9973 + 30;
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ObserveAtomicHistogram)->Threads(1)->Threads(2)->UseRealTime();
+
+void BM_ObservePromHistogram(benchmark::State& state) {
+  static prometheus::Registry registry;
+  static prometheus::Histogram& hist = []() -> prometheus::Histogram& {
+    std::vector<double> bounds;
+    for (auto b : eventbuffer::metrics::AppendLatencyBucketsNs()) bounds.push_back(b / 1e9);
+    return prometheus::BuildHistogram().Name("y").Register(registry).Add({}, bounds);
+  }();
+  std::int64_t ns = 40;
+  for (auto _ : state) {
+    hist.Observe(ns / 1e9);
+    ns = ns * 7 % 9973 + 30;
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ObservePromHistogram)->Threads(1)->Threads(2)->UseRealTime();
 
 // The whole EventBuffer::Append in shadow mode (dual write, dedup, stripe lock; verification
 // off so that only the instrumentation differs): no observer (no clocks, no stats), an
