@@ -34,7 +34,6 @@ class ApiClient final : public ListerWatcher {
     std::string namespace_name;             // "" = all namespaces
     int list_timeout_seconds = 60;          // inactivity timeout of list requests
     int watch_timeout_margin_seconds = 60;  // added to timeoutSeconds for the client timer
-    std::size_t read_chunk_bytes = 64 * 1024;
     // How watch lines are read. kChunks (default): read what the socket delivered and split
     // lines here (LineSplitter), which detects a cut last line. kReadLine: cpprestsdk's
     // istream::read_line per line, kept to measure against (tests/bench/e2e_bench.sh); it

@@ -107,7 +107,8 @@ class Watcher {
   bool SleepFor(std::chrono::nanoseconds delay);
   void SetState(WatchState s) { state_.store(static_cast<int>(s), std::memory_order_release); }
   void SetResourceVersion(std::string_view rv);
-  void MarkProgress();
+  // Records progress (event, bookmark, list). now_unix_ns: the caller's clock reading, or 0.
+  void MarkProgress(std::int64_t now_unix_ns = 0);
   void Restart(RestartReason reason);
 
   ListerWatcher* lw_;
@@ -135,6 +136,7 @@ class Watcher {
   std::string resource_version_;  // guarded by rv_mu_ (written by the watch thread only)
   std::string rv_scratch_;        // watch thread only: the current rv without the lock
   Clock::time_point last_list_end_{};
+  std::int64_t last_mark_unix_ns_ = 0;  // watch thread only
 };
 
 }  // namespace eventbuffer::controller
