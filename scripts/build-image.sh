@@ -16,13 +16,15 @@
 #      rendered ConfigMap ships it (kubectl kustomize manifests/overlays/<stage>);
 #   3. `--check-config` rejects a broken config (the check can fail);
 #   4. the image runs as 65532 and has the controller as its entrypoint;
-#   5. run as the pod runs it (read-only root, no capabilities, config directory mounted),
-#      the controller watches the bundled API-server emulator on 127.0.0.1 (TLS, token),
-#      serves the read API and metrics in shadow mode and exits 0 on SIGTERM
-#      (KEB_IMAGE_E2E=0 skips this step).
+#   5. run as the pod runs it (read-only root, no capabilities, the config as a ConfigMap
+#      volume), the controller watches the bundled API-server emulator on 127.0.0.1 (TLS,
+#      token), serves the read API and metrics in shadow mode, hot-reloads a stage change
+#      to canary-10 delivered as the kubelet delivers it (..data symlink swap) without a
+#      restart or a lost event, and exits 0 on SIGTERM.
 # Prints the image size. Exit status non-zero on any failure.
 #
-# Environment: KEB_SHARED_DIR (default <repo>/../shared), and build-image's own
+# Environment: KEB_SHARED_DIR (default <repo>/../shared); SKIP_BUILD=1 checks the existing
+# image TAG without building; KEB_IMAGE_E2E=0 skips step 5; and build-image's own
 # (DOCKFEAS_HOME, STORAGE_DRIVER, PRUNE).
 set -euo pipefail
 
@@ -53,7 +55,11 @@ if ((from_head)); then
 fi
 
 # 1. build
-"$build_image" "$context" "$tag"
+if [[ ${SKIP_BUILD:-0} == 1 ]]; then
+  log "SKIP_BUILD=1: checking the existing image $tag"
+else
+  "$build_image" "$context" "$tag"
+fi
 eval "$("$build_image" --env)"
 podman tag "$tag" "kube-eventbuffer:$version"
 
@@ -107,8 +113,10 @@ out=$(run --entrypoint /usr/bin/id "$tag" -u) || die "cannot run id in the image
 [[ $out == 65532 ]] || die "the container runs as uid $out"
 
 # 5. the image as the pod runs it (read-only root, every capability dropped, uid 65532,
-# the config directory mounted) watches the bundled API-server emulator over TLS on
-# 127.0.0.1, serves the read API and metrics in shadow mode, and stops cleanly on SIGTERM.
+# the config mounted as a ConfigMap volume is laid out by the kubelet) watches the bundled
+# API-server emulator over TLS on 127.0.0.1, serves the read API and metrics in shadow
+# mode, follows a stage change the way the kubelet delivers it (a new ..data symlink),
+# keeps its buffer through it, and stops cleanly on SIGTERM.
 if [[ ${KEB_IMAGE_E2E:-1} == 1 ]]; then
   emu=$work/emulator
   mkdir -p "$emu"
@@ -123,6 +131,17 @@ if [[ ${KEB_IMAGE_E2E:-1} == 1 ]]; then
   done
   grep -q ready "$emu/out" || die "the emulator did not start: $(cat "$emu/log")"
   chmod -R a+rX "$emu" # kubeconfig, CA and token readable by uid 65532
+
+  # A ConfigMap volume as the kubelet writes it: config.yaml -> ..data/config.yaml,
+  # ..data -> a timestamped folder; an update writes a new folder and renames a new
+  # ..data symlink over the old one.
+  cm=$work/configmap
+  mkdir -p "$cm/..v1"
+  cp "$configs/shadow.yaml" "$cm/..v1/config.yaml"
+  ln -s ..v1 "$cm/..data"
+  ln -s ..data/config.yaml "$cm/config.yaml"
+  chmod -R a+rX "$cm"
+
   read -r hp mp < <(python3 -c '
 import socket
 ss = [socket.socket() for _ in range(2)]
@@ -130,11 +149,15 @@ for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])')
   podman run -d --name "$container" --network host --read-only --tmpfs /tmp \
     --cap-drop ALL --security-opt no-new-privileges \
-    -v "$emu:$emu:ro" -v "$configs:/etc/kube-eventbuffer:ro" "$tag" \
-    --kubeconfig "$emu/kubeconfig" --config /etc/kube-eventbuffer/shadow.yaml \
+    -v "$emu:$emu:ro" -v "$cm:/etc/kube-eventbuffer:ro" "$tag" \
+    --kubeconfig "$emu/kubeconfig" --config /etc/kube-eventbuffer/config.yaml \
     --health-probe-bind-address "127.0.0.1:$hp" --metrics-bind-address "127.0.0.1:$mp" >/dev/null
   # GET with python3 (curl is not among the project's packages).
   http_get() { python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"; }
+  held() { # "objects occurrences" held by the controller
+    http_get "http://127.0.0.1:$hp/v1/objects" \
+      | python3 -c 'import json,sys; o=json.load(sys.stdin)["objects"]; print(len(o), sum(x["events"] for x in o))'
+  }
   ready=0
   for _ in $(seq 1 150); do
     if http_get "http://127.0.0.1:$hp/readyz" >/dev/null 2>&1; then ready=1; break; fi
@@ -143,15 +166,34 @@ print(*[s.getsockname()[1] for s in ss])')
   done
   ((ready)) || die "the containerized controller did not become ready: $(podman logs "$container" 2>&1 | tail -20)"
   sleep 3 # some demo traffic on the watch
-  objects=$(http_get "http://127.0.0.1:$hp/v1/objects") || die "GET /v1/objects failed"
+  before=$(held) || die "GET /v1/objects failed"
+  [[ ${before%% *} -gt 0 ]] || die "the containerized controller serves no objects"
   metrics=$(http_get "http://127.0.0.1:$mp/metrics") || die "GET /metrics failed"
-  n=$(python3 -c 'import json,sys; o=json.load(sys.stdin)["objects"]; print(len(o), sum(x["events"] for x in o))' <<<"$objects")
-  [[ ${n%% *} -gt 0 ]] || die "the containerized controller serves no objects: $objects"
   grep -q '^eventbuffer_gray_mode{mode="shadow"} 1' <<<"$metrics" || die "/metrics does not show mode shadow"
+
+  # Stage change shadow -> canary-10, delivered like a ConfigMap update.
+  mkdir -p "$cm/..v2"
+  cp "$configs/canary-10.yaml" "$cm/..v2/config.yaml"
+  chmod -R a+rX "$cm/..v2"
+  ln -s ..v2 "$cm/..data_tmp"
+  mv -T "$cm/..data_tmp" "$cm/..data"
+  switched=0
+  for _ in $(seq 1 60); do
+    metrics=$(http_get "http://127.0.0.1:$mp/metrics") || break
+    if grep -q '^eventbuffer_gray_mode{mode="canary"} 1' <<<"$metrics" \
+      && grep -q '^eventbuffer_rollout_percent 10$' <<<"$metrics"; then switched=1; break; fi
+    sleep 0.5
+  done
+  ((switched)) || die "the controller did not reload the new ConfigMap content (canary-10) within 30 s: $(podman logs "$container" 2>&1 | tail -10)"
+  after=$(held) || die "GET /v1/objects failed after the stage change"
+  [[ ${after#* } -ge ${before#* } ]] || die "occurrences dropped over the stage change: $before -> $after"
+  [[ $(podman inspect --format '{{.RestartCount}}' "$container") == 0 ]] || die "the container restarted"
+
   podman stop -t 10 "$container" >/dev/null
   rc=$(podman inspect --format '{{.State.ExitCode}}' "$container")
   [[ $rc == 0 ]] || die "the controller exited with $rc on SIGTERM: $(podman logs "$container" 2>&1 | tail -20)"
-  log "in-container run against the emulator: objects/occurrences $n, mode shadow, clean exit on SIGTERM"
+  log "in-container run against the emulator: objects/occurrences $before in shadow," \
+    "hot reload to canary-10 without restart ($after held after), exit 0 on SIGTERM"
 fi
 
 size=$(podman image inspect --format '{{.Size}}' "$tag")
