@@ -50,8 +50,11 @@ trap cleanup EXIT
 
 ctl_args=()
 if ((real_cluster)); then
-  echo "run.sh: watching the cluster (read API on ${HEALTH_PORT}, metrics on ${METRICS_PORT})"
-  ctl_args=(--health-probe-bind-address ":${HEALTH_PORT}" --metrics-bind-address ":${METRICS_PORT}")
+  # On a workstation the endpoints stay on loopback; inside a Pod they must be reachable.
+  bind=127.0.0.1
+  if [[ -n ${KUBERNETES_SERVICE_HOST:-} ]]; then bind=""; fi
+  echo "run.sh: watching the cluster (read API on ${bind:-*}:${HEALTH_PORT}, metrics on ${bind:-*}:${METRICS_PORT})"
+  ctl_args=(--health-probe-bind-address "${bind}:${HEALTH_PORT}" --metrics-bind-address "${bind}:${METRICS_PORT}")
   host=127.0.0.1
 else
   WORKDIR=$(mktemp -d -t keb-run-XXXXXX)
