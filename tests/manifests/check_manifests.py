@@ -94,15 +94,24 @@ class Checker:
         proc = subprocess.run(["kubectl", "version", "--client", "-o", "json"],
                               capture_output=True, text=True, timeout=60)
         try:
-            version = json.loads(proc.stdout).get("kustomizeVersion", "")
+            info = json.loads(proc.stdout)
         except ValueError:
-            version = ""
+            info = {}
+        # kubectl prints kustomizeVersion from 1.24 on; before, its minor version tells
+        # (kubectl 1.21 embeds kustomize v4.0.5, 1.22 v4.2.0).
+        version = info.get("kustomizeVersion", "")
+        minor = (info.get("clientVersion") or {}).get("minor", "").rstrip("+")
         parts = version.lstrip("v").split(".")
+        too_old = False
         if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
-            if (int(parts[0]), int(parts[1])) < (4, 2):
-                print(f"SKIP: kubectl's kustomize {version} is too old for these manifests "
-                      "(components, replacements): need v4.2+ (kubectl 1.22+)")
-                sys.exit(SKIP)
+            too_old = (int(parts[0]), int(parts[1])) < (4, 2)
+        elif minor.isdigit():
+            too_old = int(minor) < 22
+            version = f"of kubectl 1.{minor}"
+        if too_old:
+            print(f"SKIP: kubectl's kustomize {version} is too old for these manifests "
+                  "(components, replacements): need v4.2+ (kubectl 1.22+)")
+            sys.exit(SKIP)
 
     def render(self, kustomization_dir, name):
         if not getattr(self, "kustomize_checked", False):
