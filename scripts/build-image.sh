@@ -23,9 +23,9 @@
 #      restart or a lost event, and exits 0 on SIGTERM.
 # Prints the image size. Exit status non-zero on any failure.
 #
-# Environment: KEB_SHARED_DIR (default <repo>/../shared); SKIP_BUILD=1 checks the existing
-# image TAG without building; KEB_IMAGE_E2E=0 skips step 5; and build-image's own
-# (DOCKFEAS_HOME, STORAGE_DRIVER, PRUNE).
+# Environment: KEB_SHARED_DIR (default <repo>/../shared); KUBECTL (default kubectl);
+# SKIP_BUILD=1 checks the existing image TAG without building; KEB_IMAGE_E2E=0 skips step 5;
+# and build-image's own (DOCKFEAS_HOME, STORAGE_DRIVER, PRUNE).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -77,11 +77,12 @@ for p in python3 /usr/bin/python3; do
   if command -v "$p" >/dev/null && "$p" -c 'import yaml' 2>/dev/null; then python=$p; break; fi
 done
 [[ -n $python ]] || die "no python3 with the yaml module (Debian python3-yaml)"
-command -v kubectl >/dev/null || die "kubectl is needed to render the manifests"
+kubectl=${KUBECTL:-kubectl}
+command -v "$kubectl" >/dev/null || die "kubectl is needed to render the manifests"
 configs=$work/configs
 mkdir -p "$configs"
 for stage in "${stages[@]}"; do
-  kubectl kustomize "$root/manifests/overlays/$stage" | "$python" -c '
+  "$kubectl" kustomize "$root/manifests/overlays/$stage" | "$python" -c '
 import sys, yaml
 cms = [d for d in yaml.safe_load_all(sys.stdin) if d and d["kind"] == "ConfigMap"
        and d["metadata"]["name"] == "kube-eventbuffer-config"]

@@ -35,6 +35,7 @@ except ImportError:  # Debian: python3-yaml, a dependency of yamllint
     sys.exit(77)
 
 SKIP = 77
+KUBECTL = os.environ.get("KUBECTL", "kubectl")  # another kubectl binary, e.g. a newer one
 STAGES = {
     "legacy": ("legacy", 0),
     "shadow": ("shadow", 0),
@@ -90,8 +91,8 @@ class Checker:
     def require_kustomize(self):
         """kubectl with a kustomize that knows components and replacements (v4.2+, kubectl
         1.22+); Debian 12's own kubernetes-client 1.20 embeds kustomize v2.0.3."""
-        self.require("kubectl", "kubectl")
-        proc = subprocess.run(["kubectl", "version", "--client", "-o", "json"],
+        self.kubectl = self.require(KUBECTL, "kubectl")
+        proc = subprocess.run([self.kubectl, "version", "--client", "-o", "json"],
                               capture_output=True, text=True, timeout=60)
         try:
             info = json.loads(proc.stdout)
@@ -117,7 +118,7 @@ class Checker:
         if not getattr(self, "kustomize_checked", False):
             self.require_kustomize()
             self.kustomize_checked = True
-        out = self.run(["kubectl", "kustomize", kustomization_dir], f"kubectl kustomize {name}")
+        out = self.run([self.kubectl, "kustomize", kustomization_dir], f"kubectl kustomize {name}")
         path = os.path.join(self.work_dir, f"{name}.yaml")
         with open(path, "w") as f:
             f.write(out)
