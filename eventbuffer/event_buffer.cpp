@@ -291,6 +291,7 @@ void EventBuffer::Transition(GrayMode from, GrayMode to) {
     std::vector<std::vector<std::string>> listed(kStripes);
     for (std::string& key : source.Keys())
       listed[StripeOfHash(Fnv1a64(key))].push_back(std::move(key));
+    if (transition_hook_) transition_hook_();
     for (std::size_t i = 0; i < kStripes; ++i) {
       Stripe& s = stripes_[i];
       std::lock_guard<std::mutex> lock(s.mu);

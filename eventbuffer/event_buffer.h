@@ -160,6 +160,12 @@ class EventBuffer {
   // removes it.
   void SetMismatchSink(std::function<void(const MismatchReport&)> sink);
 
+  // Tests only: called during a backfilling transition after the source's keys are listed
+  // and before any stripe switches (appends from the hook race the switch deterministically).
+  void SetTransitionHookForTesting(std::function<void()> hook) {
+    transition_hook_ = std::move(hook);
+  }
+
   // Implementation details follow.
  private:
   struct alignas(64) Stripe {
@@ -211,7 +217,8 @@ class EventBuffer {
   std::vector<std::string> sweep_keys_;
   std::size_t sweep_next_ = 0;
 
-  std::mutex retention_mu_;  // serialises EnforceRetention
+  std::mutex retention_mu_;                // serialises EnforceRetention
+  std::function<void()> transition_hook_;  // tests only
 
   mutable std::atomic<std::uint64_t> appended_{0}, dedup_hits_{0}, evictions_{0}, expired_{0};
   mutable std::atomic<std::size_t> record_bytes_{0};

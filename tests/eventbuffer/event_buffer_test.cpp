@@ -245,6 +245,33 @@ INSTANTIATE_TEST_SUITE_P(AllOrderedPairs, TransitionTest, ::testing::ValuesIn(Al
                                   std::string(GrayModeName(info.param.second));
                          });
 
+// The narrow window of a backfill: keys created after the source's keys were listed but
+// before their stripe switched must still be copied (the stripes collect them).
+TEST(EventBufferTest, KeysCreatedWhileTheBackfillRunsAreCopiedToo) {
+  for (const auto& [from, to] : {std::pair{GrayMode::kLegacy, GrayMode::kShadow},
+                                 std::pair{GrayMode::kLegacy, GrayMode::kAtomic},
+                                 std::pair{GrayMode::kAtomic, GrayMode::kCanary}}) {
+    EventBuffer buffer(Config(from, 100));
+    for (int i = 0; i < 10; ++i) buffer.Append(PodEvent("old" + std::to_string(i), i));
+    buffer.SetTransitionHookForTesting([&] {
+      for (int i = 0; i < 200; ++i) buffer.Append(PodEvent("new" + std::to_string(i), 1000 + i));
+      for (int i = 0; i < 10; ++i) buffer.Append(PodEvent("old" + std::to_string(i), 2000 + i));
+    });
+    buffer.Reconfigure(Config(to, 100));
+    for (int i = 0; i < 200; ++i) {
+      EXPECT_EQ(buffer.Read("default/Pod/new" + std::to_string(i)).size(), 1u)
+          << GrayModeName(from) << "->" << GrayModeName(to) << " new" << i;
+    }
+    for (int i = 0; i < 10; ++i) {
+      EXPECT_EQ(buffer.Read("default/Pod/old" + std::to_string(i)).size(), 2u);
+    }
+    if (IsDualWrite(to)) {
+      EXPECT_EQ(buffer.VerifySweep(1000), 210u);
+      EXPECT_EQ(buffer.Stats().verifications[static_cast<int>(VerifyResult::kMatch)], 210u);
+    }
+  }
+}
+
 TEST(EventBufferTest, FullRolloutAndRollbackChainKeepsEveryEvent) {
   EventBuffer buffer(Config(GrayMode::kLegacy));
   int n = 0;
