@@ -1,0 +1,399 @@
+// Storage backends side by side: MutexSliceMap (legacy), SegmentedSliceMap (atomic) and
+// oneTBB's tbb::concurrent_hash_map<std::string, std::vector<V>> (the strongest common
+// lock-based peer), on the workloads of issue 3. See docs/storage.md for results.
+//
+//   Append/<map>/threads:T/keys:K   1,000,000 appends of a 48-byte value into a fresh map,
+//                                   T threads, K keys drawn uniformly (10,000 wide, 100 hot).
+//                                   Reports ns_per_op (wall time / appends).
+//   Latency/<map>/threads:T/keys:K  the same run with every 4th append timed: p50 ... p999,
+//                                   max (ns).
+//   GrowKeys/<map>                  one thread appends once to each of 1,000,000 new keys;
+//                                   every append timed: max_ns, p9999_ns, slow_appends
+//                                   (appends over 100 us).
+//   GrowOneKey/<map>                one thread appends 1,000,000 values to one key; same.
+//   Memory/<map>                    1,000,000 values over 10,000 keys, one thread: heap bytes
+//                                   per element (counting operator new) and the map's own
+//                                   MemoryBytes() per element.
+//
+// Each benchmark builds a fresh map per iteration; construction and destruction are not
+// timed (manual time). Run: build/tests/bench/slice_map_bench --benchmark_repetitions=5
+// --benchmark_report_aggregates_only=true (see docs/storage.md for the exact command).
+#include <benchmark/benchmark.h>
+#include <malloc.h>
+#include <time.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "eventbuffer/mutex_slice_map.h"
+#include "eventbuffer/segmented_slice_map.h"
+
+#ifdef KEB_HAVE_TBB
+#include <tbb/concurrent_hash_map.h>
+#endif
+
+// ---- Counting allocator: live heap bytes, switched on only by the Memory benchmark. ----
+namespace {
+std::atomic<bool> g_count_heap{false};
+std::atomic<std::int64_t> g_heap_bytes{0};
+void* CountedAlloc(std::size_t n, std::size_t align) {
+  void* p = align <= alignof(std::max_align_t)
+                ? std::malloc(n == 0 ? 1 : n)
+                : std::aligned_alloc(align, (n + align - 1) / align * align);
+  if (p == nullptr) throw std::bad_alloc();
+  if (g_count_heap.load(std::memory_order_relaxed)) {
+    g_heap_bytes.fetch_add(static_cast<std::int64_t>(malloc_usable_size(p)),
+                           std::memory_order_relaxed);
+  }
+  return p;
+}
+void CountedFree(void* p) {
+  if (p == nullptr) return;
+  if (g_count_heap.load(std::memory_order_relaxed)) {
+    g_heap_bytes.fetch_sub(static_cast<std::int64_t>(malloc_usable_size(p)),
+                           std::memory_order_relaxed);
+  }
+  std::free(p);
+}
+}  // namespace
+
+void* operator new(std::size_t n) { return CountedAlloc(n, 0); }
+void* operator new[](std::size_t n) { return CountedAlloc(n, 0); }
+void* operator new(std::size_t n, std::align_val_t a) {
+  return CountedAlloc(n, static_cast<std::size_t>(a));
+}
+void* operator new[](std::size_t n, std::align_val_t a) {
+  return CountedAlloc(n, static_cast<std::size_t>(a));
+}
+void operator delete(void* p) noexcept { CountedFree(p); }
+void operator delete[](void* p) noexcept { CountedFree(p); }
+void operator delete(void* p, std::size_t) noexcept { CountedFree(p); }
+void operator delete[](void* p, std::size_t) noexcept { CountedFree(p); }
+void operator delete(void* p, std::align_val_t) noexcept { CountedFree(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { CountedFree(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { CountedFree(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { CountedFree(p); }
+
+namespace eventbuffer {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The benchmark's element: a trivially copyable 48-byte value.
+struct Value48 {
+  std::array<std::uint64_t, 6> w;
+};
+static_assert(sizeof(Value48) == 48);
+
+constexpr std::size_t kAppends = 1'000'000;
+
+// ---- The three maps behind one small interface. ----
+struct MutexMap {
+  static constexpr const char* kName = "mutex";
+  MutexSliceMap<Value48> m;
+  void Append(const std::string& k, const Value48& v) { m.Append(k, v); }
+  std::size_t MemoryBytes() const { return m.MemoryBytes(); }
+  std::size_t Count(const std::string& k) const { return m.Count(k); }
+};
+struct SegmentedMap {
+  static constexpr const char* kName = "segmented";
+  SegmentedSliceMap<Value48> m;
+  void Append(const std::string& k, const Value48& v) { m.Append(k, v); }
+  std::size_t MemoryBytes() const { return m.MemoryBytes(); }
+  std::size_t Count(const std::string& k) const { return m.Count(k); }
+};
+#ifdef KEB_HAVE_TBB
+struct TbbMap {
+  static constexpr const char* kName = "onetbb";
+  tbb::concurrent_hash_map<std::string, std::vector<Value48>> m;
+  void Append(const std::string& k, const Value48& v) {
+    decltype(m)::accessor a;  // write lock on the element for the push_back
+    m.insert(a, k);
+    a->second.push_back(v);
+  }
+  std::size_t MemoryBytes() const { return 0; }  // not reported by the peer
+  std::size_t Count(const std::string& k) const {
+    decltype(m)::const_accessor a;
+    return m.find(a, k) ? a->second.size() : 0;
+  }
+};
+#endif
+
+// ---- Inputs, built once. ----
+std::string KeyName(std::size_t i) {
+  // Shaped like real keys, "namespace/kind/name" of the involved object (~40 bytes).
+  return "team-" + std::to_string(i % 97) + "/Pod/api-server-" + std::to_string(i) +
+         "-7d9f8b6c5-x2k4p";
+}
+const std::vector<std::string>& Keys(std::size_t n) {
+  static std::vector<std::string> keys;
+  if (keys.size() < n) {
+    keys.reserve(n);
+    for (std::size_t i = keys.size(); i < n; ++i) keys.push_back(KeyName(i));
+  }
+  return keys;
+}
+// Per-thread sequences of key indices, uniform over [0, keys).
+std::vector<std::vector<std::uint32_t>> Picks(std::size_t threads, std::size_t keys) {
+  std::vector<std::vector<std::uint32_t>> picks(threads);
+  for (std::size_t t = 0; t < threads; ++t) {
+    std::mt19937_64 rng(1234 + t * 7 + keys);
+    std::uniform_int_distribution<std::uint32_t> dist(0, static_cast<std::uint32_t>(keys - 1));
+    picks[t].resize(kAppends / threads);
+    for (auto& p : picks[t]) p = dist(rng);
+  }
+  return picks;
+}
+
+std::int64_t Ns(Clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+}
+// CPU time of the calling thread: on a shared, loaded machine it shows the work per append
+// without the time the thread spent waiting for a core.
+std::int64_t ThreadCpuNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+// Sum of the workers' CPU time in the last RunAppends on this thread.
+thread_local std::int64_t g_last_cpu_ns = 0;
+
+// Runs `threads` workers over a fresh map; worker t appends picks[t]. If sample_every > 0,
+// every sample_every-th append is timed into samples. Returns the wall time of the appends.
+template <class Map>
+std::int64_t RunAppends(Map& map, const std::vector<std::vector<std::uint32_t>>& picks,
+                        const std::vector<std::string>& keys, std::size_t sample_every,
+                        std::vector<std::int64_t>* samples) {
+  const std::size_t threads = picks.size();
+  std::vector<std::vector<std::int64_t>> per_thread(threads);
+  std::atomic<std::size_t> ready{0};
+  std::atomic<bool> go{false};
+  std::vector<Clock::time_point> ends(threads);
+  std::vector<std::int64_t> cpu(threads, 0);
+  std::vector<std::thread> workers;
+  for (std::size_t t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      const std::vector<std::uint32_t>& mine = picks[t];
+      std::vector<std::int64_t>& out = per_thread[t];
+      if (sample_every > 0) out.reserve(mine.size() / sample_every + 1);
+      Value48 v{{t, 0, 0, 0, 0, 0}};
+      ready.fetch_add(1);
+      while (!go.load(std::memory_order_acquire)) {
+      }
+      const std::int64_t cpu0 = ThreadCpuNs();
+      for (std::size_t i = 0; i < mine.size(); ++i) {
+        v.w[1] = i;
+        if (sample_every > 0 && i % sample_every == 0) {
+          const auto t0 = Clock::now();
+          map.Append(keys[mine[i]], v);
+          out.push_back(Ns(Clock::now() - t0));
+        } else {
+          map.Append(keys[mine[i]], v);
+        }
+      }
+      ends[t] = Clock::now();
+      cpu[t] = ThreadCpuNs() - cpu0;
+    });
+  }
+  while (ready.load() < threads) std::this_thread::yield();
+  const auto start = Clock::now();
+  go.store(true, std::memory_order_release);
+  for (auto& w : workers) w.join();
+  const auto end = *std::max_element(ends.begin(), ends.end());
+  g_last_cpu_ns = 0;
+  for (std::int64_t c : cpu) g_last_cpu_ns += c;
+  if (samples != nullptr) {
+    for (auto& v : per_thread) samples->insert(samples->end(), v.begin(), v.end());
+  }
+  return Ns(end - start);
+}
+
+double Percentile(std::vector<std::int64_t>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  const std::size_t i =
+      std::min(sorted.size() - 1, static_cast<std::size_t>(p * static_cast<double>(sorted.size())));
+  return static_cast<double>(sorted[i]);
+}
+
+template <class Map>
+void Append(benchmark::State& state) {
+  const auto threads = static_cast<std::size_t>(state.range(0));
+  const auto nkeys = static_cast<std::size_t>(state.range(1));
+  const auto& keys = Keys(nkeys);
+  const auto picks = Picks(threads, nkeys);
+  std::int64_t total_ns = 0, cpu_ns = 0;
+  for (auto _ : state) {
+    auto map = std::make_unique<Map>();
+    const std::int64_t ns = RunAppends(*map, picks, keys, 0, nullptr);
+    state.SetIterationTime(static_cast<double>(ns) * 1e-9);
+    total_ns += ns;
+    cpu_ns += g_last_cpu_ns;
+    map.reset();
+  }
+  const double ops = static_cast<double>(state.iterations() * kAppends);
+  state.counters["ns_per_op"] = static_cast<double>(total_ns) / ops;
+  // CPU time of all workers per append (work per append, whatever the machine's load).
+  state.counters["cpu_ns_per_op"] = static_cast<double>(cpu_ns) / ops;
+}
+
+template <class Map>
+void Latency(benchmark::State& state) {
+  const auto threads = static_cast<std::size_t>(state.range(0));
+  const auto nkeys = static_cast<std::size_t>(state.range(1));
+  const auto& keys = Keys(nkeys);
+  const auto picks = Picks(threads, nkeys);
+  std::vector<std::int64_t> samples;
+  for (auto _ : state) {
+    auto map = std::make_unique<Map>();
+    const std::int64_t ns = RunAppends(*map, picks, keys, 4, &samples);
+    state.SetIterationTime(static_cast<double>(ns) * 1e-9);
+    map.reset();
+  }
+  std::sort(samples.begin(), samples.end());
+  state.counters["p50_ns"] = Percentile(samples, 0.50);
+  state.counters["p95_ns"] = Percentile(samples, 0.95);
+  state.counters["p99_ns"] = Percentile(samples, 0.99);
+  state.counters["p999_ns"] = Percentile(samples, 0.999);
+  state.counters["max_ns"] = samples.empty() ? 0 : static_cast<double>(samples.back());
+}
+
+// Growth: one thread, every append timed. key_of(i) gives the key of the i-th append.
+template <class Map, class KeyOf>
+void Grow(benchmark::State& state, KeyOf key_of) {
+  std::vector<std::int64_t> lat(kAppends);
+  std::int64_t worst = 0;
+  double p9999 = 0, slow = 0;
+  for (auto _ : state) {
+    auto map = std::make_unique<Map>();
+    Value48 v{};
+    const auto start = Clock::now();
+    for (std::size_t i = 0; i < kAppends; ++i) {
+      v.w[0] = i;
+      const auto t0 = Clock::now();
+      map->Append(key_of(i), v);
+      lat[i] = Ns(Clock::now() - t0);
+    }
+    state.SetIterationTime(static_cast<double>(Ns(Clock::now() - start)) * 1e-9);
+    worst = std::max(worst, *std::max_element(lat.begin(), lat.end()));
+    slow += static_cast<double>(
+        std::count_if(lat.begin(), lat.end(), [](std::int64_t x) { return x > 100'000; }));
+    std::sort(lat.begin(), lat.end());
+    p9999 = std::max(p9999, Percentile(lat, 0.9999));
+    map.reset();
+  }
+  state.counters["max_ns"] = static_cast<double>(worst);
+  state.counters["p9999_ns"] = p9999;
+  state.counters["slow_appends"] = slow / static_cast<double>(state.iterations());
+}
+
+template <class Map>
+void GrowKeys(benchmark::State& state) {
+  const auto& keys = Keys(kAppends);
+  Grow<Map>(state, [&keys](std::size_t i) -> const std::string& { return keys[i]; });
+}
+
+template <class Map>
+void GrowOneKey(benchmark::State& state) {
+  const std::string key = KeyName(7);
+  Grow<Map>(state, [&key](std::size_t) -> const std::string& { return key; });
+}
+
+template <class Map>
+void Memory(benchmark::State& state) {
+  const auto& keys = Keys(10'000);
+  const auto picks = Picks(1, 10'000);
+  double heap_per = 0, own_per = 0;
+  for (auto _ : state) {
+    g_heap_bytes.store(0);
+    g_count_heap.store(true);
+    auto map = std::make_unique<Map>();
+    const std::int64_t ns = RunAppends(*map, picks, keys, 0, nullptr);
+    state.SetIterationTime(static_cast<double>(ns) * 1e-9);
+    g_count_heap.store(false);
+    heap_per = static_cast<double>(g_heap_bytes.load()) / static_cast<double>(kAppends);
+    own_per = static_cast<double>(map->MemoryBytes()) / static_cast<double>(kAppends);
+    map.reset();
+  }
+  state.counters["heap_bytes_per_elem"] = heap_per;
+  state.counters["own_bytes_per_elem"] = own_per;
+}
+
+template <class M>
+struct AppendFn {
+  static void Run(benchmark::State& s) { Append<M>(s); }
+};
+template <class M>
+struct LatencyFn {
+  static void Run(benchmark::State& s) { Latency<M>(s); }
+};
+template <class M>
+struct GrowKeysFn {
+  static void Run(benchmark::State& s) { GrowKeys<M>(s); }
+};
+template <class M>
+struct GrowOneKeyFn {
+  static void Run(benchmark::State& s) { GrowOneKey<M>(s); }
+};
+template <class M>
+struct MemoryFn {
+  static void Run(benchmark::State& s) { Memory<M>(s); }
+};
+
+// Registers one benchmark per map, next to each other, so that the maps of one workload
+// run back to back on the (shared, noisy) machine.
+template <template <class> class Fn>
+std::vector<benchmark::internal::Benchmark*> RegisterAll(const std::string& workload) {
+  std::vector<benchmark::internal::Benchmark*> out;
+  out.push_back(
+      benchmark::RegisterBenchmark((workload + "/" + MutexMap::kName).c_str(), Fn<MutexMap>::Run));
+  out.push_back(benchmark::RegisterBenchmark((workload + "/" + SegmentedMap::kName).c_str(),
+                                             Fn<SegmentedMap>::Run));
+#ifdef KEB_HAVE_TBB
+  out.push_back(
+      benchmark::RegisterBenchmark((workload + "/" + TbbMap::kName).c_str(), Fn<TbbMap>::Run));
+#endif
+  for (auto* b : out) b->UseManualTime()->Unit(benchmark::kMillisecond);
+  return out;
+}
+
+void RegisterBenchmarks() {
+  for (int keys : {10'000, 100}) {
+    for (int threads : {1, 2, 4}) {
+      for (auto* b : RegisterAll<AppendFn>("Append")) {
+        b->ArgNames({"threads", "keys"})->Args({threads, keys})->Iterations(3);
+      }
+    }
+  }
+  for (int keys : {10'000, 100}) {
+    for (int threads : {1, 2, 4}) {
+      for (auto* b : RegisterAll<LatencyFn>("Latency")) {
+        b->ArgNames({"threads", "keys"})->Args({threads, keys})->Iterations(1);
+      }
+    }
+  }
+  for (auto* b : RegisterAll<GrowKeysFn>("GrowKeys")) b->Iterations(1);
+  for (auto* b : RegisterAll<GrowOneKeyFn>("GrowOneKey")) b->Iterations(1);
+  for (auto* b : RegisterAll<MemoryFn>("Memory")) b->Iterations(1);
+}
+
+}  // namespace
+}  // namespace eventbuffer
+
+int main(int argc, char** argv) {
+  eventbuffer::RegisterBenchmarks();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
