@@ -118,7 +118,15 @@ class Checker:
         if not getattr(self, "kustomize_checked", False):
             self.require_kustomize()
             self.kustomize_checked = True
-        out = self.run([self.kubectl, "kustomize", kustomization_dir], f"kubectl kustomize {name}")
+        proc = subprocess.run([self.kubectl, "kustomize", kustomization_dir],
+                              capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            raise Failure(f"kubectl kustomize {name} failed (exit {proc.returncode}):\n{proc.stderr}")
+        out = proc.stdout
+        # Deprecated kustomization fields (patchesStrategicMerge, commonLabels, bases, ...)
+        # render with a warning today and are due to go: keep the manifests free of them.
+        if proc.stderr.strip():
+            self.errors.append(f"{name}: kubectl kustomize warns: {proc.stderr.strip()}")
         path = os.path.join(self.work_dir, f"{name}.yaml")
         with open(path, "w") as f:
             f.write(out)
@@ -196,6 +204,13 @@ def check_policy(c, docs, where, namespaced):
     c.expect(len(namespaces) == 1 and None not in namespaces,
              f"{where}: namespaced objects are spread over namespaces {sorted(map(str, namespaces))}")
     namespace = next(iter(namespaces)) if namespaces else None
+
+    # `kubectl apply` (client-side) keeps the whole object in the last-applied-configuration
+    # annotation, and all annotations of an object share a 256 KiB limit.
+    for d in docs:
+        size = len(json.dumps(d, separators=(",", ":")))
+        c.expect(size < 200 * 1024, f"{where}: {d['kind']}/{d['metadata'].get('name')} is {size} bytes: "
+                 "too large for kubectl apply's last-applied annotation (256 KiB)")
 
     # Namespace and RBAC
     if namespaced:
