@@ -17,7 +17,7 @@
 #   3. `--check-config` rejects a broken config (the check can fail);
 #   4. the image runs as 65532 and has the controller as its entrypoint;
 #   5. run as the pod runs it (read-only root, no capabilities, the config as a ConfigMap
-#      volume), the controller watches the bundled API-server emulator on 127.0.0.1 (TLS,
+#      volume, the rendered Deployment's args), the controller watches the bundled API-server emulator on 127.0.0.1 (TLS,
 #      token), serves the read API and metrics in shadow mode, hot-reloads a stage change
 #      to canary-10 delivered as the kubelet delivers it (..data symlink swap) without a
 #      restart or a lost event, and exits 0 on SIGTERM.
@@ -148,11 +148,22 @@ import socket
 ss = [socket.socket() for _ in range(2)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])')
+  # The container's args exactly as the rendered Deployment has them, with the bind addresses
+  # moved to loopback ports (the container shares the host's network here).
+  mapfile -t args < <("$kubectl" kustomize "$root/manifests/overlays/shadow" | "$python" -c '
+import sys, yaml
+deps = [d for d in yaml.safe_load_all(sys.stdin) if d and d["kind"] == "Deployment"]
+for a in deps[0]["spec"]["template"]["spec"]["containers"][0]["args"]:
+    if a.startswith("--metrics-bind-address="): a = "--metrics-bind-address=127.0.0.1:" + sys.argv[1]
+    if a.startswith("--health-probe-bind-address="): a = "--health-probe-bind-address=127.0.0.1:" + sys.argv[2]
+    print(a)' "$mp" "$hp")
+  [[ " ${args[*]} " == *" --config=/etc/kube-eventbuffer/config.yaml "* ]] \
+    || die "unexpected Deployment args: ${args[*]}"
+  log "container args: ${args[*]} --kubeconfig=$emu/kubeconfig"
   podman run -d --name "$container" --network host --read-only --tmpfs /tmp \
     --cap-drop ALL --security-opt no-new-privileges \
     -v "$emu:$emu:ro" -v "$cm:/etc/kube-eventbuffer:ro" "$tag" \
-    --kubeconfig "$emu/kubeconfig" --config /etc/kube-eventbuffer/config.yaml \
-    --health-probe-bind-address "127.0.0.1:$hp" --metrics-bind-address "127.0.0.1:$mp" >/dev/null
+    "${args[@]}" --kubeconfig="$emu/kubeconfig" >/dev/null
   # GET with python3 (curl is not among the project's packages).
   http_get() { python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"; }
   held() { # "objects occurrences" held by the controller
