@@ -141,7 +141,7 @@ class Checker:
         if rendered:
             # Rendered output embeds data verbatim (the dashboard JSON in its ConfigMap has
             # PromQL lines of any length): the project rules apply, except line length.
-            config = os.path.join(self.work_dir, "yamllint-rendered.yaml")
+            config = os.path.join(self.work_dir, f"yamllint-rendered-{os.getpid()}.yaml")
             with open(config, "w") as f:
                 f.write(f"extends: {json.dumps(self.yamllint_config)}\n"
                         "rules:\n  line-length: disable\n")
