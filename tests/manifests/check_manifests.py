@@ -149,6 +149,9 @@ class Checker:
             self.run(["yamllint", "--strict", "-c", config, *paths], f"yamllint {what}")
         except Failure as e:
             self.errors.append(str(e))
+        finally:
+            if rendered:
+                os.remove(config)
 
     def validate(self, paths, what):
         self.require_validator()
