@@ -404,8 +404,10 @@ def cmd_namespaced_stages(c, args):
                 namespaced=rel(os.path.join(c.manifests, "overlays", "namespaced")),
                 stage=rel(os.path.join(c.manifests, "stages", stage))))
         name = f"namespaced-{stage}"
-        path, docs = c.render(d, name)
-        shutil.rmtree(d)
+        try:
+            path, docs = c.render(d, name)
+        finally:
+            shutil.rmtree(d)
         paths.append(path)
         ns = check_policy(c, docs, name, namespaced=True)
         c.expect(ns == "team-a", f"{name}: objects are in namespace {ns}, not the overlay's team-a")
