@@ -2,16 +2,16 @@
 // creates once at start-up.
 //
 //   Metrics m({.version = KEB_VERSION});
-//   buffer.SetObserver(&m.buffer());            // BufferObserver
-//   watcher.SetObserver(&m.watch());            // controller::WatchObserver
-//   m.buffer().SetSizeSource([&] { ... from EventBuffer::Stats() ... });
+//   EventBuffer buffer(config, &m.buffer());    // BufferObserver
+//   m.buffer().SetSizeSource([&] { ... from buffer.Stats() ... });
+//   Watcher watcher(&client, &sink, &m.watch(), ...);  // controller::WatchObserver
 //   m.StartPauseMonitor();
 //   m.Serve("0.0.0.0:8080");                    // prometheus-cpp Exposer (civetweb)
 //
-// A scrape returns the prometheus-cpp registry (counters, gauges, summaries and low-rate
-// histograms) plus the families computed at scrape: lock-free append/stall histograms,
-// window maxima, buffer sizes, the pause monitor, process_* from /proc and
-// eventbuffer_build_info.
+// A scrape returns the prometheus-cpp registry (counters, gauges and low-rate histograms)
+// plus the families computed at scrape: lock-free append/stall histograms, the windowed
+// latency summary, window maxima, buffer sizes, the pause monitor, process_* from /proc and
+// eventbuffer_build_info. docs/metrics.md lists every family.
 //
 // Thread safety: construction, Serve, StartPauseMonitor and destruction belong to one owner
 // thread; the observers and Collect/Render are safe from any thread.
