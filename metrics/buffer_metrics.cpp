@@ -190,9 +190,10 @@ std::vector<prometheus::MetricFamily> BufferMetrics::Collect() const {
                             MetricType::Gauge);
   auto events =
       MakeFamily("eventbuffer_events", "Event occurrences held, per backend.", MetricType::Gauge);
-  auto bytes =
-      MakeFamily("eventbuffer_memory_bytes",
-                 "Approximate memory held by the buffered events, per backend.", MetricType::Gauge);
+  auto bytes = MakeFamily("eventbuffer_memory_bytes",
+                          "Approximate memory of each backend's own structures, in bytes (the "
+                          "event records, shared by both backends, are not included).",
+                          MetricType::Gauge);
   for (Backend b : kBackends) {
     const auto& s = sizes.backend[static_cast<std::size_t>(b)];
     const std::vector<prometheus::ClientMetric::Label> labels = {{"backend", Str(BackendName(b))}};
@@ -200,8 +201,13 @@ std::vector<prometheus::MetricFamily> BufferMetrics::Collect() const {
     events.metric.push_back(MakeGauge(static_cast<double>(s.events), labels));
     bytes.metric.push_back(MakeGauge(static_cast<double>(s.bytes), labels));
   }
+  auto records = MakeFamily("eventbuffer_record_memory_bytes",
+                            "Approximate memory of the stored event records, shared by both "
+                            "backends, in bytes.",
+                            MetricType::Gauge);
+  records.metric.push_back(MakeGauge(static_cast<double>(sizes.record_bytes)));
   return {std::move(append),  std::move(recent), std::move(pause), std::move(pause_max),
-          std::move(objects), std::move(events), std::move(bytes)};
+          std::move(objects), std::move(events), std::move(bytes), std::move(records)};
 }
 
 }  // namespace eventbuffer::metrics

@@ -14,6 +14,7 @@
 //   eventbuffer_config_reloads_total{result}, eventbuffer_config_last_reload_successful,
 //   eventbuffer_config_last_reload_success_timestamp_seconds
 //   eventbuffer_objects{backend}, eventbuffer_events{backend}, eventbuffer_memory_bytes{backend}
+//   eventbuffer_record_memory_bytes
 //
 // The summary's quantiles come from WindowQuantiles (lock-free, within 6.25 %), its _sum
 // and _count from the append histogram (all sampled appends since start, as a Prometheus
@@ -50,9 +51,12 @@ struct BufferSizes {
   struct PerBackend {
     std::uint64_t objects = 0;  // keys (involved objects) held
     std::uint64_t events = 0;   // occurrences held
-    std::uint64_t bytes = 0;    // approximate memory held
+    std::uint64_t bytes = 0;    // the backend's own structures (records not included)
   };
   std::array<PerBackend, kBackendCount> backend{};  // indexed by Backend
+  // Memory of the stored event records themselves, shared by both backends
+  // (BufferStats::record_bytes).
+  std::uint64_t record_bytes = 0;
 };
 
 class BufferMetrics final : public BufferObserver {

@@ -68,6 +68,7 @@ TEST_F(BufferMetricsTest, EveryKnownLabelCombinationStartsAtZero) {
   EXPECT_EQ(Sample(t, "eventbuffer_rollout_percent"), 0);
   EXPECT_EQ(Sample(t, "eventbuffer_evictions_total"), 0);
   EXPECT_EQ(Sample(t, "eventbuffer_dedup_hits_total"), 0);
+  EXPECT_EQ(Sample(t, "eventbuffer_record_memory_bytes"), 0);
   EXPECT_EQ(Sample(t, "eventbuffer_config_last_reload_successful"), 1);
 }
 
@@ -166,6 +167,7 @@ TEST_F(BufferMetricsTest, SizesComeFromTheSourceAtScrape) {
     BufferSizes s;
     s.backend[static_cast<std::size_t>(Backend::kLegacy)] = {3, 40, 5000};
     s.backend[static_cast<std::size_t>(Backend::kAtomic)] = {2, 39, 4900};
+    s.record_bytes = 24000;
     return s;
   });
   const std::string t = Render(registry_, m_);
@@ -173,6 +175,7 @@ TEST_F(BufferMetricsTest, SizesComeFromTheSourceAtScrape) {
   EXPECT_EQ(Sample(t, "eventbuffer_objects{backend=\"legacy\"}"), 3);
   EXPECT_EQ(Sample(t, "eventbuffer_events{backend=\"atomic\"}"), 39);
   EXPECT_EQ(Sample(t, "eventbuffer_memory_bytes{backend=\"legacy\"}"), 5000);
+  EXPECT_EQ(Sample(t, "eventbuffer_record_memory_bytes"), 24000);
 }
 
 TEST_F(BufferMetricsTest, ConcurrentObserversAndScrapesCountEverything) {

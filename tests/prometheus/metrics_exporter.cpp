@@ -84,7 +84,8 @@ int main(int argc, char** argv) {
   m.buffer().SetSizeSource([&events] {
     eventbuffer::metrics::BufferSizes s;
     const std::uint64_t n = events.load(std::memory_order_relaxed);
-    for (auto& b : s.backend) b = {n / 20 + 1, n, n * 600};
+    for (auto& b : s.backend) b = {n / 20 + 1, n, n * 60};
+    s.record_bytes = n * 550;
     return s;
   });
   m.StartPauseMonitor();
