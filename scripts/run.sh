@@ -145,10 +145,12 @@ fi
 echo "run.sh: press Ctrl-C to stop"
 trap 'kill -TERM "$ctl" 2>/dev/null || true' INT TERM
 set +e
-wait "$ctl"
-rc=$?
-# A second wait: the first returns early when the trap fires.
-wait "$ctl" 2>/dev/null
+rc=0
+# wait returns early when a trapped signal arrives: wait again until the controller is gone.
+while kill -0 "$ctl" 2>/dev/null; do
+  wait "$ctl"
+  rc=$?
+done
 set -e
 pids=("${pids[@]:1}")
 exit "$rc"
