@@ -211,6 +211,7 @@ int main(int argc, char** argv) {
       sizes.backend[b].events = stats.backend[b].events;
       sizes.backend[b].bytes = stats.backend[b].bytes;
     }
+    sizes.record_bytes = stats.record_bytes;
     return sizes;
   });
   ebc::MismatchLogger mismatch_logger;
