@@ -135,7 +135,7 @@ bool Watcher::Healthy(std::chrono::seconds max_no_progress) const {
   if (state == WatchState::kStopped) return false;
   const std::int64_t now = SteadyNanos(options_.now());
   const std::int64_t last = last_progress_steady_ns_.load(std::memory_order_relaxed);
-  if (last == 0) return true;  // still on the first list: readiness covers that
+  if (last == 0) return true;  // Run() has not started yet
   if (now - last <= std::chrono::nanoseconds(max_no_progress).count()) return true;
   // An idle cluster: an open watch that has not reached its timeout is healthy waiting.
   if (state == WatchState::kWatching) {
@@ -145,6 +145,9 @@ bool Watcher::Healthy(std::chrono::seconds max_no_progress) const {
 }
 
 void Watcher::Run() {
+  // Liveness counts from the start: a first list that keeps failing (RBAC, network) for
+  // longer than the allowed silence makes the process unhealthy too.
+  last_progress_steady_ns_.store(SteadyNanos(options_.now()), std::memory_order_relaxed);
   bool need_list = true;
   while (!stopping()) {
     if (need_list) {

@@ -94,9 +94,9 @@ class Watcher {
   bool stopping() const { return stop_.load(std::memory_order_acquire); }
 
   WatcherStatus GetStatus() const;
-  // Liveness: true while progress (event, bookmark, list) happened within
-  // `max_no_progress`, or a watch stream is open and within its timeout (an idle but
-  // healthy watch), or the loop is still before its first list.
+  // Liveness: true while progress (event, bookmark, list; or the start of Run) happened
+  // within `max_no_progress`, or a watch stream is open and within its timeout (an idle
+  // but healthy watch). False once stopped.
   bool Healthy(std::chrono::seconds max_no_progress) const;
 
  private:

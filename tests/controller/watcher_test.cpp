@@ -343,12 +343,60 @@ TEST_F(WatcherTest, StopInterruptsABackoffSleep) {
   EXPECT_EQ(lw.calls.size(), 2u);
 }
 
-TEST_F(WatcherTest, HealthyWhileProgressingOrIdleInsideAWatch) {
+TEST_F(WatcherTest, UnhealthyWhenListsKeepFailingForTooLong) {
+  // Every list fails; the fake sleep advances the clock by each backoff. Liveness is checked
+  // from inside the script, while the loop runs.
+  std::vector<bool> healthy;
+  Watcher* watcher_ptr = nullptr;
+  Watcher::Options options;
+  options.seed = 7;
+  options.now = [this] { return now_; };
+  options.sleep = [&](std::chrono::nanoseconds d) {
+    now_ += d;
+    healthy.push_back(watcher_ptr->Healthy(std::chrono::seconds(60)));
+    return true;
+  };
+  for (int i = 0; i < 8; ++i) lw_.lists.push_back(Status(503));
+  Watcher watcher(&lw_, &sink_, nullptr, options);
+  watcher_ptr = &watcher;
+  lw_.watcher = &watcher;
+  EXPECT_TRUE(watcher.Healthy(std::chrono::seconds(60)));  // not started
+  watcher.Run();
+  ASSERT_EQ(healthy.size(), 8u);
+  EXPECT_TRUE(healthy.front());                             // 0.8 s after the start
+  EXPECT_FALSE(healthy.back());                             // minutes of failed lists
+  EXPECT_FALSE(watcher.Healthy(std::chrono::seconds(60)));  // stopped
+}
+
+TEST_F(WatcherTest, HealthyWhileAWatchIsOpenEvenWithoutEvents) {
+  bool healthy_inside_watch = false;
+  Watcher* watcher_ptr = nullptr;
   Watcher::Options options;
   options.now = [this] { return now_; };
-  FakeListerWatcher lw(&now_);
+  options.sleep = [](std::chrono::nanoseconds) { return true; };
+  lw_.lists = {Ok(ListBody({}, "5"))};
+  // A watch that stays open (idle) for 4 minutes: the loop is healthy throughout.
+  class IdleWatch : public FakeListerWatcher {
+   public:
+    using FakeListerWatcher::FakeListerWatcher;
+    std::function<void()> during;
+    ApiResponse Watch(const WatchRequest& r, const LineHandler& h) override {
+      if (during && !watches.empty()) during();
+      return FakeListerWatcher::Watch(r, h);
+    }
+  };
+  IdleWatch lw(&now_);
+  lw.lists = {Ok(ListBody({}, "5"))};
+  lw.watches = {{{}, Ok(), 240}};
+  lw.during = [&] {
+    now_ += std::chrono::minutes(4);
+    healthy_inside_watch = watcher_ptr->Healthy(std::chrono::seconds(60));
+  };
   Watcher watcher(&lw, &sink_, nullptr, options);
-  EXPECT_TRUE(watcher.Healthy(std::chrono::seconds(60)));  // before the first list
+  watcher_ptr = &watcher;
+  lw.watcher = &watcher;
+  watcher.Run();
+  EXPECT_TRUE(healthy_inside_watch);
 }
 
 TEST(LineSplitterTest, JoinsLinesAcrossChunksAndKeepsTheCutTail) {
