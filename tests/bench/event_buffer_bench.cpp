@@ -11,6 +11,8 @@
 //
 // Short run for CI:
 //   event_buffer_bench --soak_appends=1000000 --benchmark_filter=Soak
+// Self-test of the failure path (must exit 1 and print A/A SOAK FAILED):
+//   event_buffer_bench --soak_appends=200000 --soak_fault_every=10000 --benchmark_filter=Soak
 // Full run:
 //   event_buffer_bench --benchmark_min_time=1
 #include <benchmark/benchmark.h>
@@ -26,11 +28,15 @@
 #include <vector>
 
 #include "eventbuffer/event_buffer.h"
+#include "tests/eventbuffer/faulty_slice_map.h"
 
 namespace eventbuffer {
 namespace {
 
 std::uint64_t g_soak_appends = 10'000'000;
+// --soak_fault_every=N: the soak's atomic backend drops every N-th append (a self-test that
+// the soak really fails when the backends differ). 0: two correct backends (the A/A run).
+std::uint64_t g_soak_fault_every = 0;
 std::atomic<bool> g_failed{false};
 
 const std::int64_t kNowMs = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -129,7 +135,13 @@ void BM_ShadowSoak(benchmark::State& state) {
   cfg.retention.max_events = 400'000;
   cfg.retention.max_events_per_object = 200;
   for (auto _ : state) {
-    EventBuffer buffer(cfg);
+    std::unique_ptr<SliceBackend> atomic = MakeAtomicBackend();
+    if (g_soak_fault_every > 0) {
+      auto faulty = std::make_unique<testing::FaultySliceBackend>();
+      faulty->ArmEvery(testing::Fault::kDrop, g_soak_fault_every);
+      atomic = std::move(faulty);
+    }
+    EventBuffer buffer(cfg, MakeLegacyBackend(), std::move(atomic));
     std::atomic<std::uint64_t> reported{0};
     buffer.SetMismatchSink([&](const MismatchReport& r) {
       if (reported.fetch_add(1) < 5) {
@@ -223,6 +235,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < argc; ++i) {
     if (std::strncmp(argv[i], "--soak_appends=", 15) == 0) {
       eventbuffer::g_soak_appends = std::strtoull(argv[i] + 15, nullptr, 10);
+    } else if (std::strncmp(argv[i], "--soak_fault_every=", 19) == 0) {
+      eventbuffer::g_soak_fault_every = std::strtoull(argv[i] + 19, nullptr, 10);
     } else {
       args.push_back(argv[i]);
     }
@@ -233,7 +247,7 @@ int main(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   if (eventbuffer::g_failed) {
-    std::fprintf(stderr, "event_buffer_bench: FAILED (mismatches between correct backends)\n");
+    std::fprintf(stderr, "event_buffer_bench: FAILED (the two backends differ, see above)\n");
     return 1;
   }
   return 0;
