@@ -5,7 +5,8 @@
 #      manifest tests (CTest);
 #   2. ThreadSanitizer build of the storage, buffer and metrics code: their suites again;
 #   3. AddressSanitizer + UBSan build of the same;
-#   4. a bounded libFuzzer run of the event decoder (FUZZ_SECONDS, default 60; 0 skips).
+#   4. the short A/A soak of the EventBuffer (1M appends in shadow mode, 0 mismatches);
+#   5. a bounded libFuzzer run of the event decoder (FUZZ_SECONDS, default 60; 0 skips).
 # Environment: JOBS (parallel build jobs, default nproc), SKIP_SANITIZERS=1 to skip 2 and 3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,9 @@ cmake --build build -j "$jobs"
 failed=0
 step "tests"
 ctest --test-dir build --output-on-failure -j 2 --timeout 600 || failed=1
+
+step "A/A soak: 1,000,000 appends in shadow mode, verifier on, zero mismatches required"
+build/tests/bench/event_buffer_bench --soak_appends=1000000 --benchmark_filter=Soak || failed=1
 
 if [[ ${SKIP_SANITIZERS:-0} != 1 ]]; then
   for san in thread address; do
