@@ -233,7 +233,6 @@ class EpochDomain {
   std::atomic<std::uint32_t> next_id_{0};
   std::mutex mu_;
   std::deque<Item> retired_;  // guarded by mu_, ordered by epoch
-
 };
 
 // RAII critical section. Every pointer loaded from a SegmentedSliceMap is valid until the
