@@ -85,6 +85,7 @@
 
 #include "eventbuffer/append_stats.h"
 #include "eventbuffer/segmented_epoch.h"
+#include "eventbuffer/segmented_pool.h"
 
 namespace eventbuffer {
 
@@ -207,11 +208,34 @@ class SegmentedSliceMap {
       const std::uint32_t committed = Committed(w);
       return committed == claimed ? committed : ReadableField(w);
     }
-    static std::size_t Bytes(std::uint32_t cap) {
+    static constexpr std::size_t Bytes(std::uint32_t cap) {
       return SlotsOffset() + std::size_t{cap} * sizeof(V);
     }
   };
-  static constexpr std::align_val_t kSegmentAlign{std::max(alignof(Segment), alignof(V))};
+  static constexpr std::size_t kSegmentAlign =
+      std::max({alignof(Segment), alignof(V), std::size_t{16}});
+  static_assert(kSegmentAlign <= 4096, "segments are carved from page-aligned chunks");
+  // Segment capacities are kFirstSegmentCap << k, k < kSegmentClasses (one pool class each).
+  static constexpr std::size_t kSegmentClasses = 8;
+  static_assert((kFirstSegmentCap << (kSegmentClasses - 1)) == kMaxSegmentCap);
+  static std::size_t ClassOf(std::uint32_t cap) {
+    std::size_t k = 0;
+    while ((kFirstSegmentCap << k) < cap) ++k;
+    return k;
+  }
+  // Pool block size of a segment of capacity cap (Segment::Bytes rounded to the alignment).
+  static constexpr std::size_t BlockBytes(std::uint32_t cap) {
+    return (Segment::Bytes(cap) + kSegmentAlign - 1) / kSegmentAlign * kSegmentAlign;
+  }
+  using Pool = segmented_detail::SegmentPool<kSegmentClasses, kStripes>;
+  struct PoolClasses {
+    std::size_t bytes[kSegmentClasses];
+    constexpr PoolClasses() : bytes() {
+      for (std::size_t k = 0; k < kSegmentClasses; ++k) {
+        bytes[k] = BlockBytes(kFirstSegmentCap << k);
+      }
+    }
+  };
 
   struct Slice {
     Slice(std::uint64_t h, std::uint32_t len, Segment* first)
@@ -283,8 +307,9 @@ class SegmentedSliceMap {
   }
 
   Segment* NewSegment(std::uint64_t base, std::uint32_t cap, const EpochRecord* rec) {
-    // Not zeroed: slots are constructed one by one when claimed.
-    void* mem = ::operator new(Segment::Bytes(cap), kSegmentAlign);
+    // From the map's pool (pre-faulted memory, see segmented_pool.h). Not zeroed: slots are
+    // constructed one by one when claimed.
+    void* mem = pool_.Allocate(ClassOf(cap), rec->id);
     AddBytes(rec, static_cast<std::int64_t>(Segment::Bytes(cap)));
     return ::new (mem) Segment(base, cap);
   }
@@ -299,7 +324,7 @@ class SegmentedSliceMap {
                            std::memory_order_relaxed);  // relaxed: statistics
     const std::uint32_t cap = seg->cap;
     seg->~Segment();
-    ::operator delete(static_cast<void*>(seg), Segment::Bytes(cap), kSegmentAlign);
+    pool_.Free(seg, ClassOf(cap));  // reused by later segments of this map
   }
   Slice* NewSlice(std::string_view key, std::uint64_t h, const EpochRecord* rec) {
     Segment* first = NewSegment(0, kFirstSegmentCap, rec);
@@ -385,6 +410,8 @@ class SegmentedSliceMap {
   mutable std::atomic<std::int64_t> freed_bytes_{0};
   // Retention and erasure of one key are serialized by drop_mu_[hash % kDropLocks].
   std::mutex drop_mu_[kDropLocks];
+  // Segment memory (pre-faulted chunks, per-thread free lists); see segmented_pool.h.
+  Pool pool_;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -394,7 +421,11 @@ SegmentedSliceMap<V>::SegmentedSliceMap(Options options)
     : domain_(&EpochDomain::Global()),
       root_bits_(std::clamp(options.root_bits, 1u, 24u)),
       hash_fn_(options.hash),
-      root_(new std::atomic<std::uintptr_t>[std::size_t{1} << root_bits_]()) {}
+      root_(new std::atomic<std::uintptr_t>[std::size_t{1} << root_bits_]()),
+      pool_(PoolClasses().bytes, kSegmentAlign) {
+  static_assert(BlockBytes(kMaxSegmentCap) <= Pool::kChunkBytes / 4,
+                "a chunk must hold several of the largest segments");
+}
 
 template <class V>
 SegmentedSliceMap<V>::~SegmentedSliceMap() {
@@ -477,8 +508,9 @@ typename SegmentedSliceMap<V>::Slice* SegmentedSliceMap<V>::FindOrInsert(std::st
       const std::size_t seg_bytes = Segment::Bytes(first->cap);
       AddBytes(rec, -static_cast<std::int64_t>(seg_bytes));
       const std::size_t bytes = Slice::Bytes(fresh->key_len);
+      const std::uint32_t first_cap = first->cap;
       first->~Segment();
-      ::operator delete(static_cast<void*>(first), seg_bytes, kSegmentAlign);
+      pool_.Free(first, ClassOf(first_cap));
       fresh->~Slice();
       ::operator delete(static_cast<void*>(fresh), bytes);
       fresh = nullptr;
@@ -551,7 +583,10 @@ typename SegmentedSliceMap<V>::Slice* SegmentedSliceMap<V>::FindOrInsert(std::st
         continue;
       default: {
         Collision* c = Untag<Collision>(v);
-        std::uint32_t live = 0;
+        // The live entries, decided once: a key may die while we copy, and the new list's
+        // size must match what we allocate (a dead entry left in the list is harmless).
+        std::vector<Slice*> live;
+        live.reserve(c->n);
         for (std::uint32_t i = 0; i < c->n; ++i) {
           Slice* s = c->items()[i];
           if (s->dead.load(std::memory_order_acquire)) continue;
@@ -559,25 +594,20 @@ typename SegmentedSliceMap<V>::Slice* SegmentedSliceMap<V>::FindOrInsert(std::st
             discard_fresh();
             return s;
           }
-          ++live;
+          live.push_back(s);
         }
         // Copy-on-write: the live entries plus the fresh slice (dead ones drop out).
-        Collision* nc = NewCollision(live + 1, rec);
-        std::uint32_t j = 0;
-        for (std::uint32_t i = 0; i < c->n; ++i) {
-          if (!c->items()[i]->dead.load(std::memory_order_acquire))
-            nc->items()[j++] = c->items()[i];
-        }
-        nc->n = j + 1;
-        nc->items()[j] = fresh_slice();
+        Collision* nc = NewCollision(live.size() + 1, rec);
+        std::copy(live.begin(), live.end(), nc->items());
+        nc->items()[live.size()] = fresh_slice();
         // release: publishes the new list.
         if (slot->compare_exchange_strong(v, Tag(nc, kTagCollision), std::memory_order_release,
                                           std::memory_order_relaxed)) {
           Retire(&ReclaimCollision, c, Self());
           return fresh;
         }
-        AddBytes(rec, -static_cast<std::int64_t>(Collision::Bytes(live + 1)));
-        ::operator delete(static_cast<void*>(nc), Collision::Bytes(live + 1));
+        AddBytes(rec, -static_cast<std::int64_t>(Collision::Bytes(nc->n)));
+        ::operator delete(static_cast<void*>(nc), Collision::Bytes(nc->n));
         continue;
       }
     }
@@ -653,7 +683,7 @@ typename SegmentedSliceMap<V>::Segment* SegmentedSliceMap<V>::NextSegment(Slice*
       AddBytes(rec, -static_cast<std::int64_t>(Segment::Bytes(fresh->cap)));
       const std::uint32_t cap = fresh->cap;
       fresh->~Segment();
-      ::operator delete(static_cast<void*>(fresh), Segment::Bytes(cap), kSegmentAlign);
+      pool_.Free(fresh, ClassOf(cap));
     }
   }
   // Help the tail forward (I4); failure means another thread already moved it.

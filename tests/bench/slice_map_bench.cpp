@@ -4,7 +4,8 @@
 //
 //   Append/<map>/threads:T/keys:K   1,000,000 appends of a 48-byte value into a fresh map,
 //                                   T threads, K keys drawn uniformly (10,000 wide, 100 hot).
-//                                   Reports ns_per_op (wall time / appends).
+//                                   Reports ns_per_op (wall time / appends), cpu_ns_per_op
+//                                   and faults_per_1k (minor page faults in the appends).
 //   Latency/<map>/threads:T/keys:K  the same run with every 4th append timed: p50 ... p999,
 //                                   max (ns).
 //   GrowKeys/<map>                  one thread appends once to each of 1,000,000 new keys;
@@ -21,6 +22,7 @@
 // --benchmark_report_aggregates_only=true (see docs/storage.md for the exact command).
 #include <benchmark/benchmark.h>
 #include <malloc.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <algorithm>
@@ -166,8 +168,15 @@ std::int64_t ThreadCpuNs() {
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
-// Sum of the workers' CPU time in the last RunAppends on this thread.
+// Minor page faults taken by the calling thread so far (first touches of fresh memory).
+std::int64_t ThreadMinorFaults() {
+  rusage ru{};
+  getrusage(RUSAGE_THREAD, &ru);
+  return ru.ru_minflt;
+}
+// Sum of the workers' CPU time and page faults in the last RunAppends on this thread.
 thread_local std::int64_t g_last_cpu_ns = 0;
+thread_local std::int64_t g_last_faults = 0;
 
 // Runs `threads` workers over a fresh map; worker t appends picks[t]. If sample_every > 0,
 // every sample_every-th append is timed into samples. Returns the wall time of the appends.
@@ -181,6 +190,7 @@ std::int64_t RunAppends(Map& map, const std::vector<std::vector<std::uint32_t>>&
   std::atomic<bool> go{false};
   std::vector<Clock::time_point> ends(threads);
   std::vector<std::int64_t> cpu(threads, 0);
+  std::vector<std::int64_t> faults(threads, 0);
   std::vector<std::thread> workers;
   for (std::size_t t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
@@ -192,6 +202,7 @@ std::int64_t RunAppends(Map& map, const std::vector<std::vector<std::uint32_t>>&
       while (!go.load(std::memory_order_acquire)) {
       }
       const std::int64_t cpu0 = ThreadCpuNs();
+      const std::int64_t faults0 = ThreadMinorFaults();
       for (std::size_t i = 0; i < mine.size(); ++i) {
         v.w[1] = i;
         if (sample_every > 0 && i % sample_every == 0) {
@@ -204,6 +215,7 @@ std::int64_t RunAppends(Map& map, const std::vector<std::vector<std::uint32_t>>&
       }
       ends[t] = Clock::now();
       cpu[t] = ThreadCpuNs() - cpu0;
+      faults[t] = ThreadMinorFaults() - faults0;
     });
   }
   while (ready.load() < threads) std::this_thread::yield();
@@ -213,6 +225,8 @@ std::int64_t RunAppends(Map& map, const std::vector<std::vector<std::uint32_t>>&
   const auto end = *std::max_element(ends.begin(), ends.end());
   g_last_cpu_ns = 0;
   for (std::int64_t c : cpu) g_last_cpu_ns += c;
+  g_last_faults = 0;
+  for (std::int64_t f : faults) g_last_faults += f;
   if (samples != nullptr) {
     for (auto& v : per_thread) samples->insert(samples->end(), v.begin(), v.end());
   }
@@ -232,19 +246,22 @@ void Append(benchmark::State& state) {
   const auto nkeys = static_cast<std::size_t>(state.range(1));
   const auto& keys = Keys(nkeys);
   const auto picks = Picks(threads, nkeys);
-  std::int64_t total_ns = 0, cpu_ns = 0;
+  std::int64_t total_ns = 0, cpu_ns = 0, faults = 0;
   for (auto _ : state) {
     auto map = std::make_unique<Map>();
     const std::int64_t ns = RunAppends(*map, picks, keys, 0, nullptr);
     state.SetIterationTime(static_cast<double>(ns) * 1e-9);
     total_ns += ns;
     cpu_ns += g_last_cpu_ns;
+    faults += g_last_faults;
     map.reset();
   }
   const double ops = static_cast<double>(state.iterations() * kAppends);
   state.counters["ns_per_op"] = static_cast<double>(total_ns) / ops;
   // CPU time of all workers per append (work per append, whatever the machine's load).
   state.counters["cpu_ns_per_op"] = static_cast<double>(cpu_ns) / ops;
+  // Minor page faults taken inside the appends (not in the map's construction), per 1000.
+  state.counters["faults_per_1k"] = static_cast<double>(faults) * 1000 / ops;
 }
 
 template <class Map>
@@ -254,10 +271,12 @@ void Latency(benchmark::State& state) {
   const auto& keys = Keys(nkeys);
   const auto picks = Picks(threads, nkeys);
   std::vector<std::int64_t> samples;
+  std::int64_t faults = 0;
   for (auto _ : state) {
     auto map = std::make_unique<Map>();
     const std::int64_t ns = RunAppends(*map, picks, keys, 4, &samples);
     state.SetIterationTime(static_cast<double>(ns) * 1e-9);
+    faults += g_last_faults;
     map.reset();
   }
   std::sort(samples.begin(), samples.end());
@@ -266,6 +285,8 @@ void Latency(benchmark::State& state) {
   state.counters["p99_ns"] = Percentile(samples, 0.99);
   state.counters["p999_ns"] = Percentile(samples, 0.999);
   state.counters["max_ns"] = samples.empty() ? 0 : static_cast<double>(samples.back());
+  state.counters["faults_per_1k"] =
+      static_cast<double>(faults) * 1000 / static_cast<double>(state.iterations() * kAppends);
 }
 
 // Growth: one thread, every append timed. key_of(i) gives the key of the i-th append.
