@@ -23,6 +23,7 @@ build_pkgs=(
 )
 test_pkgs=(
   python3 openssl      # API-server emulator (TLS with a generated CA)
+  python3-yaml         # manifest and rule checks (tests/manifests, tests/prometheus)
   prometheus           # prometheus + promtool for metrics/rules tests
   yamllint             # manifest lint
   kubernetes-client    # kubectl (wire-format test, kustomize) when none is installed
