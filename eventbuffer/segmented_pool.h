@@ -3,10 +3,11 @@
 // Why: a fresh map writes tens of MB of never-touched memory, and with plain operator new
 // the append that first writes into a new 4 KiB page takes the page fault (~2 us, about
 // 1 % of appends in a fresh fill). The pool takes that cost off the append path: it carves
-// segments out of chunks of kChunkBytes whose pages were all faulted in at once when the
-// chunk was obtained (madvise(MADV_POPULATE_WRITE), or one write per page where that is
-// not available). One refill costs a few tens of microseconds and happens once per
-// kChunkBytes of segments.
+// segments out of chunks of kChunkBytes whose pages are faulted in ahead of use, kFaultStep
+// bytes at a time (madvise(MADV_POPULATE_WRITE), or one write per page where that is not
+// available): an allocation that would hand out bytes past the faulted part first faults
+// in the next step. A step (16 pages) costs ~10-80 us on this VM and happens once per
+// kFaultStep of segments, so no append touches a page for the first time.
 //
 // Layout: one size class per segment capacity (the map asks for class k and knows its
 // byte size). Each thread that owns a counter stripe of the map (EpochRecord id < kLocals)
@@ -56,11 +57,13 @@ namespace segmented_detail {
 template <std::size_t kClasses, std::size_t kLocals>
 class SegmentPool {
  public:
-  // Chunks are this large: 64 pages, pre-faulted in one call (measured in docs/storage.md).
+  // Chunks are this large (64 pages), faulted in kFaultStep at a time.
   static constexpr std::size_t kChunkBytes = std::size_t{256} << 10;
+  static constexpr std::size_t kFaultStep = std::size_t{64} << 10;
+  static_assert(kChunkBytes % kFaultStep == 0);
   static constexpr std::align_val_t kChunkAlign{4096};
 
-  // class_bytes[k]: byte size of class k (a multiple of `align`, at most kChunkBytes);
+  // class_bytes[k]: byte size of class k (a multiple of `align`, at most kFaultStep);
   // align: alignment of every block handed out (a power of two, at most 4096).
   SegmentPool(const std::size_t (&class_bytes)[kClasses], std::size_t align) : align_(align) {
     for (std::size_t k = 0; k < kClasses; ++k) bytes_[k] = class_bytes[k];
@@ -108,6 +111,7 @@ class SegmentPool {
     void* free[kClasses] = {};  // singly linked through each block's first word
     char* bump = nullptr;
     char* bump_end = nullptr;
+    char* faulted = nullptr;  // [chunk start, faulted) of the current chunk is faulted in
   };
 
   // Takes a block from l's list, then from the shared list, then from l's chunk.
@@ -129,15 +133,20 @@ class SegmentPool {
       char* c = NewChunk(locked);
       l.bump = c;
       l.bump_end = c + kChunkBytes;
+      l.faulted = c;
     }
     void* p = l.bump;
     l.bump += n;
+    // n <= kFaultStep, so this is at most one step.
+    while (l.faulted < l.bump) {
+      Prefault(l.faulted);
+      l.faulted += kFaultStep;
+    }
     return p;
   }
 
   char* NewChunk(bool locked) {
     void* c = ::operator new(kChunkBytes, kChunkAlign);
-    Prefault(static_cast<char*>(c));
     std::unique_lock<std::mutex> lock(mu_, std::defer_lock);
     if (!locked) lock.lock();
     chunks_.push_back(c);
@@ -145,14 +154,15 @@ class SegmentPool {
     return static_cast<char*>(c);
   }
 
-  // Faults in every page of a chunk now, so that no append takes a first-touch fault.
+  // Faults in every page of [c, c + kFaultStep) now (c is page aligned), so that no append
+  // takes a first-touch fault there.
   static void Prefault(char* c) {
 #ifdef MADV_POPULATE_WRITE
-    if (::madvise(c, kChunkBytes, MADV_POPULATE_WRITE) == 0) return;
+    if (::madvise(c, kFaultStep, MADV_POPULATE_WRITE) == 0) return;
 #endif
     // Older kernels: one write per page (the chunk's content is not used yet).
     static const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-    for (std::size_t off = 0; off < kChunkBytes; off += page) {
+    for (std::size_t off = 0; off < kFaultStep; off += page) {
       *static_cast<volatile char*>(c + off) = 0;
     }
   }

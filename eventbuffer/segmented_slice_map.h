@@ -423,8 +423,8 @@ SegmentedSliceMap<V>::SegmentedSliceMap(Options options)
       hash_fn_(options.hash),
       root_(new std::atomic<std::uintptr_t>[std::size_t{1} << root_bits_]()),
       pool_(PoolClasses().bytes, kSegmentAlign) {
-  static_assert(BlockBytes(kMaxSegmentCap) <= Pool::kChunkBytes / 4,
-                "a chunk must hold several of the largest segments");
+  static_assert(BlockBytes(kMaxSegmentCap) <= Pool::kFaultStep,
+                "a segment must fit in one pre-fault step (and a chunk hold several)");
 }
 
 template <class V>
