@@ -59,7 +59,7 @@ class SegmentPool {
  public:
   // Chunks are this large (64 pages), faulted in kFaultStep at a time.
   static constexpr std::size_t kChunkBytes = std::size_t{256} << 10;
-  static constexpr std::size_t kFaultStep = std::size_t{64} << 10;
+  static constexpr std::size_t kFaultStep = std::size_t{128} << 10;
   static_assert(kChunkBytes % kFaultStep == 0);
   static constexpr std::align_val_t kChunkAlign{4096};
 
