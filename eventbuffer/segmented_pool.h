@@ -6,7 +6,7 @@
 // segments out of chunks of kChunkBytes whose pages are faulted in ahead of use, kFaultStep
 // bytes at a time (madvise(MADV_POPULATE_WRITE), or one write per page where that is not
 // available): an allocation that would hand out bytes past the faulted part first faults
-// in the next step. A step (16 pages) costs ~10-80 us on this VM and happens once per
+// in the next step. A step (32 pages) costs ~30-100 us on this VM and happens once per
 // kFaultStep of segments, so no append touches a page for the first time.
 //
 // Layout: one size class per segment capacity (the map asks for class k and knows its
