@@ -11,27 +11,18 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include "tests/metrics/exposition_test_util.h"
+
 namespace eventbuffer::metrics {
 namespace {
+
+using testing_util::Sample;
 
 // Exposition text of the registry families plus the scrape-time ones.
 std::string Render(prometheus::Registry& registry, const BufferMetrics& m) {
   auto families = registry.Collect();
   for (auto& f : m.Collect()) families.push_back(std::move(f));
-  std::ostringstream s;
-  prometheus::TextSerializer().Serialize(s, families);
-  return s.str();
-}
-
-// The value of the sample line that starts with `series` (name plus labels exactly as
-// rendered), or NaN when there is none.
-double Sample(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  }
-  return std::nan("");
+  return testing_util::RenderFamilies(families);
 }
 
 class BufferMetricsTest : public ::testing::Test {

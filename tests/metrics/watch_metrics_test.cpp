@@ -11,24 +11,17 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include "tests/metrics/exposition_test_util.h"
+
 namespace eventbuffer::metrics {
 namespace {
+
+using testing_util::Sample;
 
 using controller::RestartReason;
 
 std::string Render(prometheus::Registry& registry) {
-  std::ostringstream s;
-  prometheus::TextSerializer().Serialize(s, registry.Collect());
-  return s.str();
-}
-
-double Sample(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  }
-  return std::nan("");
+  return testing_util::RenderFamilies(registry.Collect());
 }
 
 TEST(WatchMetricsTest, KnownLabelsStartAtZeroAndTimestampsAtStartup) {
