@@ -3,11 +3,24 @@
 // Why: a fresh map writes tens of MB of never-touched memory, and with plain operator new
 // the append that first writes into a new 4 KiB page takes the page fault (~2 us, about
 // 1 % of appends in a fresh fill). The pool takes that cost off the append path: it carves
-// segments out of chunks of kChunkBytes whose pages are faulted in ahead of use, kFaultStep
-// bytes at a time (madvise(MADV_POPULATE_WRITE), or one write per page where that is not
+// segments out of chunks of kChunkBytes whose pages are faulted in ahead of use, a step at
+// a time (madvise(MADV_POPULATE_WRITE), or one write per page where that is not
 // available): an allocation that would hand out bytes past the faulted part first faults
-// in the next step. A step (32 pages) costs ~30-100 us on this VM and happens once per
-// kFaultStep of segments, so no append touches a page for the first time.
+// in the steps it needs, so no append touches a page for the first time. The step size
+// trades the worst append against the P99.9: a thread's first kSmallChunks chunks (a new
+// or slowly growing map, where the single worst append matters) use kFirstStep (8 pages,
+// ~10-25 us on this VM; the largest segments span two), and so does a small chunk taken
+// right after a large one (the reserve below had none ready for a moment); small chunks
+// that follow each other (the reserve keeps missing: every CPU is busy appending) use
+// kFaultStep (32 pages, ~30-100 us, but 4x fewer appends pay one: 0.05 % of a fill of
+// 48-byte values, below the P99.9).
+//
+// Large chunks: once a thread's Local has used kSmallChunks small chunks (the map is
+// growing fast), its next chunks come from the process-wide ChunkReserve
+// (segmented_chunks.h): 2 MiB chunks, huge-page backed where the kernel allows it, already
+// faulted in by a background thread. They take the remaining fault cost off the appending
+// threads (and most TLB misses off their writes). When the reserve has none ready, the
+// Local takes a small chunk as before, so an allocation never waits for the filler.
 //
 // Layout: one size class per segment capacity (the map asks for class k and knows its
 // byte size). Each thread that owns a counter stripe of the map (EpochRecord id < kLocals)
@@ -41,7 +54,10 @@
 #include <cstdint>
 #include <mutex>
 #include <new>
+#include <utility>
 #include <vector>
+
+#include "eventbuffer/segmented_chunks.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define KEB_SEGMENT_POOL_PASSTHROUGH 1
@@ -57,20 +73,37 @@ namespace segmented_detail {
 template <std::size_t kClasses, std::size_t kLocals>
 class SegmentPool {
  public:
-  // Chunks are this large (64 pages), faulted in kFaultStep at a time.
+  // Small chunks are this large (64 pages), faulted in a step at a time (see above).
   static constexpr std::size_t kChunkBytes = std::size_t{256} << 10;
+  static constexpr std::size_t kFirstStep = std::size_t{32} << 10;
   static constexpr std::size_t kFaultStep = std::size_t{128} << 10;
-  static_assert(kChunkBytes % kFaultStep == 0);
+  static_assert(kChunkBytes % kFaultStep == 0 && kFaultStep % kFirstStep == 0);
   static constexpr std::align_val_t kChunkAlign{4096};
+  // A Local takes this many small chunks before it asks the reserve for large ones.
+  static constexpr std::uint32_t kSmallChunks = 2;
 
-  // class_bytes[k]: byte size of class k (a multiple of `align`, at most kFaultStep);
-  // align: alignment of every block handed out (a power of two, at most 4096).
-  SegmentPool(const std::size_t (&class_bytes)[kClasses], std::size_t align) : align_(align) {
+  // class_bytes[k]: byte size of class k (a multiple of `align`, at most kChunkBytes / 2);
+  // align: alignment of every block handed out (a power of two, at most 4096);
+  // large_chunks: whether fast-growing Locals take large chunks from the ChunkReserve.
+  SegmentPool(const std::size_t (&class_bytes)[kClasses], std::size_t align,
+              bool large_chunks = true)
+      : align_(align), large_chunks_(large_chunks) {
     for (std::size_t k = 0; k < kClasses; ++k) bytes_[k] = class_bytes[k];
+#ifndef KEB_SEGMENT_POOL_PASSTHROUGH
+    // Start the filler (once per process) now rather than on the append that first needs
+    // it: starting a thread takes ~0.1 ms.
+    if (large_chunks_) ChunkReserve::Global().Prime();
+#endif
   }
   // REQUIRES: no other thread uses the pool. Blocks still handed out become invalid.
   ~SegmentPool() {
-    for (void* c : chunks_) ::operator delete(c, kChunkBytes, kChunkAlign);
+    for (const auto& [c, large] : chunks_) {
+      if (large) {
+        ChunkReserve::Free(c);
+      } else {
+        ::operator delete(c, kChunkBytes, kChunkAlign);
+      }
+    }
   }
   SegmentPool(const SegmentPool&) = delete;
   SegmentPool& operator=(const SegmentPool&) = delete;
@@ -103,7 +136,11 @@ class SegmentPool {
 
   // Bytes of chunks obtained (0 under ASan).
   std::size_t ReservedBytes() const {
-    return chunk_count_.load(std::memory_order_relaxed) * kChunkBytes;  // relaxed: statistic
+    return reserved_bytes_.load(std::memory_order_relaxed);  // relaxed: statistic
+  }
+  // Large chunks obtained from the ChunkReserve (0 under ASan).
+  std::size_t LargeChunks() const {
+    return large_chunk_count_.load(std::memory_order_relaxed);  // relaxed: statistic
   }
 
  private:
@@ -111,7 +148,10 @@ class SegmentPool {
     void* free[kClasses] = {};  // singly linked through each block's first word
     char* bump = nullptr;
     char* bump_end = nullptr;
-    char* faulted = nullptr;  // [chunk start, faulted) of the current chunk is faulted in
+    char* faulted = nullptr;         // [chunk start, faulted) of the current chunk is faulted in
+    std::size_t step = 0;            // fault-in step of the current chunk
+    bool last_large = false;         // the current chunk is a large one
+    std::uint32_t small_chunks = 0;  // small chunks taken so far
   };
 
   // Takes a block from l's list, then from the shared list, then from l's chunk.
@@ -130,52 +170,77 @@ class SegmentPool {
     const std::size_t n = bytes_[cls];
     if (static_cast<std::size_t>(l.bump_end - l.bump) < n) {
       // The rest of the old chunk (smaller than this block) stays unused.
-      char* c = NewChunk(locked);
-      l.bump = c;
-      l.bump_end = c + kChunkBytes;
-      l.faulted = c;
+      NewChunk(l, locked);
     }
     void* p = l.bump;
     l.bump += n;
-    // n <= kFaultStep, so this is at most one step.
+    // A block of the largest classes may need two steps.
     while (l.faulted < l.bump) {
-      Prefault(l.faulted);
-      l.faulted += kFaultStep;
+      Prefault(l.faulted, l.step);
+      l.faulted += l.step;
     }
     return p;
   }
 
-  char* NewChunk(bool locked) {
-    void* c = ::operator new(kChunkBytes, kChunkAlign);
-    std::unique_lock<std::mutex> lock(mu_, std::defer_lock);
-    if (!locked) lock.lock();
-    chunks_.push_back(c);
-    chunk_count_.store(chunks_.size(), std::memory_order_relaxed);  // relaxed: statistic
-    return static_cast<char*>(c);
+  // Makes a fresh chunk l's bump range: a large one from the reserve if l has grown past
+  // its small chunks and one is ready, else a small one (faulted in step by step later).
+  void NewChunk(Local& l, bool locked) {
+    void* c = nullptr;
+    std::size_t size = kChunkBytes;
+    bool large = false;
+    if (large_chunks_ && l.small_chunks >= kSmallChunks) {
+      c = ChunkReserve::Global().TryTake();
+      if (c != nullptr) {
+        size = ChunkReserve::kBytes;
+        large = true;
+      }
+    }
+    if (c == nullptr) {
+      c = ::operator new(kChunkBytes, kChunkAlign);
+      // Small steps for a thread's first chunks and for a miss right after a large chunk
+      // (the filler fell behind for a moment); big ones once misses follow each other
+      // (every CPU is busy appending, the filler gets none, and steps are many).
+      l.step = l.small_chunks < kSmallChunks || l.last_large ? kFirstStep : kFaultStep;
+      ++l.small_chunks;
+    }
+    l.last_large = large;
+    {
+      std::unique_lock<std::mutex> lock(mu_, std::defer_lock);
+      if (!locked) lock.lock();
+      chunks_.emplace_back(c, large);
+    }
+    // relaxed: statistics.
+    reserved_bytes_.fetch_add(size, std::memory_order_relaxed);
+    if (large) large_chunk_count_.fetch_add(1, std::memory_order_relaxed);
+    l.bump = static_cast<char*>(c);
+    l.bump_end = l.bump + size;
+    l.faulted = large ? l.bump_end : l.bump;  // a large chunk is faulted in already
   }
 
-  // Faults in every page of [c, c + kFaultStep) now (c is page aligned), so that no append
+  // Faults in every page of [c, c + step) now (c is page aligned), so that no append
   // takes a first-touch fault there.
-  static void Prefault(char* c) {
+  static void Prefault(char* c, std::size_t step) {
 #ifdef MADV_POPULATE_WRITE
-    if (::madvise(c, kFaultStep, MADV_POPULATE_WRITE) == 0) return;
+    if (::madvise(c, step, MADV_POPULATE_WRITE) == 0) return;
 #endif
     // Older kernels: one write per page (the chunk's content is not used yet).
     static const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-    for (std::size_t off = 0; off < kFaultStep; off += page) {
+    for (std::size_t off = 0; off < step; off += page) {
       *static_cast<volatile char*>(c + off) = 0;
     }
   }
 
   std::size_t bytes_[kClasses];
   const std::size_t align_;
+  const bool large_chunks_;
   Local locals_[kLocals];
   std::mutex mu_;
   Local shared_local_;             // guarded by mu_ (threads with id >= kLocals)
   void* returned_[kClasses] = {};  // guarded by mu_
   std::atomic<bool> has_returned_[kClasses] = {};
-  std::vector<void*> chunks_;  // guarded by mu_
-  std::atomic<std::size_t> chunk_count_{0};
+  std::vector<std::pair<void*, bool>> chunks_;  // (chunk, large); guarded by mu_
+  std::atomic<std::size_t> reserved_bytes_{0};
+  std::atomic<std::size_t> large_chunk_count_{0};
 };
 
 }  // namespace segmented_detail

@@ -101,6 +101,10 @@ class SegmentedSliceMap {
     unsigned root_bits = 16;
     // Replaces std::hash<std::string_view>; tests use a weak hash to force collisions.
     std::uint64_t (*hash)(std::string_view) = nullptr;
+    // Whether a thread that keeps appending takes its segment memory in 2 MiB chunks faulted
+    // in ahead by a background thread (segmented_chunks.h). false: small chunks only, no
+    // background thread, at the cost of page faults on the appending threads.
+    bool large_chunks = true;
   };
 
   SegmentedSliceMap() : SegmentedSliceMap(Options{}) {}
@@ -387,7 +391,8 @@ class SegmentedSliceMap {
     return s->hash == h && s->key() == key;
   }
 
-  Slice* Find(std::string_view key, std::uint64_t h) const;
+  // for_append: also starts fetching the key's tail segment header (see Find).
+  Slice* Find(std::string_view key, std::uint64_t h, bool for_append = false) const;
   Slice* FindOrInsert(std::string_view key, std::uint64_t h, const EpochRecord* rec);
   void Unlink(Slice* s, const EpochRecord* rec);
   Segment* NextSegment(Slice* s, Segment* seg, const EpochRecord* rec);
@@ -422,9 +427,9 @@ SegmentedSliceMap<V>::SegmentedSliceMap(Options options)
       root_bits_(std::clamp(options.root_bits, 1u, 24u)),
       hash_fn_(options.hash),
       root_(new std::atomic<std::uintptr_t>[std::size_t{1} << root_bits_]()),
-      pool_(PoolClasses().bytes, kSegmentAlign) {
-  static_assert(BlockBytes(kMaxSegmentCap) <= Pool::kFaultStep,
-                "a segment must fit in one pre-fault step (and a chunk hold several)");
+      pool_(PoolClasses().bytes, kSegmentAlign, options.large_chunks) {
+  static_assert(BlockBytes(kMaxSegmentCap) <= Pool::kChunkBytes / 2,
+                "a chunk must hold at least two of the largest segments");
 }
 
 template <class V>
@@ -461,7 +466,8 @@ void SegmentedSliceMap<V>::FreeTree(std::uintptr_t v) {
 
 template <class V>
 typename SegmentedSliceMap<V>::Slice* SegmentedSliceMap<V>::Find(std::string_view key,
-                                                                 std::uint64_t h) const {
+                                                                 std::uint64_t h,
+                                                                 bool for_append) const {
   const std::atomic<std::uintptr_t>* slot = &RootSlot(h);
   unsigned shift = root_bits_;
   for (;;) {
@@ -472,9 +478,18 @@ typename SegmentedSliceMap<V>::Slice* SegmentedSliceMap<V>::Find(std::string_vie
     switch (v & kTagMask) {
       case kTagSlice: {
         Slice* s = Untag<Slice>(v);
+        // With many keys each of these is a cache miss, and they depend on each other: the
+        // slice's first line (hash, tail), the rest of its key, the tail segment's header.
+        // Ask for the key's second line now, and for the tail header as soon as the hash
+        // matches, so that the three misses overlap instead of queueing. A prefetch never
+        // faults, and the pointers stay valid inside the caller's EpochGuard anyway (I6).
+        __builtin_prefetch(reinterpret_cast<const char*>(s) + 64, 0, 3);
+        if (s->hash != h) return nullptr;
+        // relaxed: only a prefetch address; Append loads tail again with acquire.
+        if (for_append) __builtin_prefetch(s->tail.load(std::memory_order_relaxed), 1, 3);
         // relaxed on dead: a stale "alive" only lets Append find the closed segment and
         // retry; readers see an empty key either way (I5).
-        return Matches(s, h, key) && !s->dead.load(std::memory_order_relaxed) ? s : nullptr;
+        return s->key() == key && !s->dead.load(std::memory_order_relaxed) ? s : nullptr;
       }
       case kTagInner:
         slot = &Untag<Inner>(v)->slots[(h >> shift) & (kInnerFanout - 1)];
@@ -723,7 +738,7 @@ void SegmentedSliceMap<V>::Append(std::string_view key, V value, AppendStats* st
   const EpochRecord* rec = guard.record();
   const std::uint64_t h = Hash(key);
   std::int64_t stall_ns = 0;
-  Slice* s = Find(key, h);
+  Slice* s = Find(key, h, /*for_append=*/true);
   for (;;) {
     if (s == nullptr) {
       const auto t0 = Clock::now();

@@ -1,0 +1,218 @@
+// ChunkReserve (segmented_chunks.h): ready chunks are aligned, writable, faulted in and
+// refilled; and the SegmentPool takes them only once a thread has grown past its small
+// chunks (or never, when large chunks are switched off).
+#include "eventbuffer/segmented_chunks.h"
+
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "eventbuffer/segmented_pool.h"
+#include "eventbuffer/segmented_slice_map.h"
+
+namespace eventbuffer {
+namespace {
+
+using segmented_detail::ChunkReserve;
+using namespace std::chrono_literals;
+
+std::int64_t ThreadMinorFaults() {
+  rusage ru{};
+  getrusage(RUSAGE_THREAD, &ru);
+  return ru.ru_minflt;
+}
+
+TEST(ChunkReserveTest, ReadyChunksAreAlignedFaultedInAndRefilled) {
+  ChunkReserve& reserve = ChunkReserve::Global();
+  reserve.Prime();
+  ASSERT_TRUE(reserve.WaitUntilFull(60s));
+  const auto before = reserve.GetStats();
+  EXPECT_TRUE(before.filler_running);
+  EXPECT_GE(before.ready, before.target);
+  EXPECT_GE(before.target, 1u);
+
+  void* chunk = reserve.TryTake();
+  ASSERT_NE(chunk, nullptr);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(chunk) % ChunkReserve::kBytes, 0u);
+  // Every page was faulted in by the filler: writing one byte per page takes no fault here.
+  // (Not under ThreadSanitizer: its shadow memory is faulted in on first use.)
+  const std::int64_t faults0 = ThreadMinorFaults();
+  for (std::size_t off = 0; off < ChunkReserve::kBytes; off += 4096) {
+    static_cast<volatile char*>(chunk)[off] = 1;
+  }
+#if !defined(__SANITIZE_THREAD__)
+  EXPECT_EQ(ThreadMinorFaults() - faults0, 0);
+#else
+  (void)faults0;
+#endif
+  std::memset(chunk, 0x5a, ChunkReserve::kBytes);  // the whole chunk is ours
+
+  // The filler makes a new one to replace it.
+  ASSERT_TRUE(reserve.WaitUntilFull(60s));
+  const auto after = reserve.GetStats();
+  EXPECT_EQ(after.taken, before.taken + 1);
+  EXPECT_GE(after.filled, before.filled + 1);
+  // Chunks are counted while mapped (ready or held) and no longer once freed.
+  const std::size_t mapped = ChunkReserve::MappedBytes();
+  EXPECT_GE(mapped, (after.ready + 1) * ChunkReserve::kBytes);
+  ChunkReserve::Free(chunk);
+  EXPECT_EQ(ChunkReserve::MappedBytes(), mapped - ChunkReserve::kBytes);
+}
+
+TEST(ChunkReserveTest, TakingFromAnEmptyReserveReturnsAtOnce) {
+  ChunkReserve& reserve = ChunkReserve::Global();
+  reserve.Prime();
+  ASSERT_TRUE(reserve.WaitUntilFull(60s));
+  // Take everything that is ready, then more: those calls find nothing and do not wait.
+  std::vector<void*> taken;
+  const auto misses0 = reserve.GetStats().misses;
+  for (int i = 0; i < 50; ++i) {
+    if (void* c = reserve.TryTake()) taken.push_back(c);
+  }
+  EXPECT_GE(taken.size(), 1u);
+  EXPECT_GT(reserve.GetStats().misses, misses0);
+  std::set<void*> distinct(taken.begin(), taken.end());
+  EXPECT_EQ(distinct.size(), taken.size());
+  for (void* c : taken) ChunkReserve::Free(c);
+}
+
+TEST(ChunkReserveTest, AMissRaisesTheTargetAndSteadyTakesLowerIt) {
+  ChunkReserve& reserve = ChunkReserve::Global();
+  reserve.Prime();
+  ASSERT_TRUE(reserve.WaitUntilFull(60s));
+  // Appenders faster than the filler: take until one finds none ready.
+  std::vector<void*> taken;
+  while (void* c = reserve.TryTake()) taken.push_back(c);
+  const auto raised = reserve.GetStats();
+  EXPECT_GE(raised.target, 2u);
+  EXPECT_LE(raised.target, ChunkReserve::kMaxTarget);
+  ASSERT_TRUE(reserve.WaitUntilFull(60s));
+  EXPECT_GE(reserve.GetStats().ready, raised.target);
+  // Appenders the filler keeps up with: every take finds one ready, and the target falls
+  // back to one.
+  for (std::size_t i = 0; i < ChunkReserve::kTakesToLower * ChunkReserve::kMaxTarget; ++i) {
+    ASSERT_TRUE(reserve.WaitUntilFull(60s));
+    void* c = reserve.TryTake();
+    ASSERT_NE(c, nullptr);
+    ChunkReserve::Free(c);
+  }
+  EXPECT_EQ(reserve.GetStats().target, 1u);
+  for (void* c : taken) ChunkReserve::Free(c);
+}
+
+#ifndef KEB_SEGMENT_POOL_PASSTHROUGH
+using TestPool = segmented_detail::SegmentPool<1, 4>;
+constexpr std::size_t kBlock = 64 * 1024;
+const std::size_t kClasses[1] = {kBlock};
+constexpr std::size_t kBlocksPerSmallChunk = TestPool::kChunkBytes / kBlock;
+
+TEST(SegmentPoolLargeChunkTest, AGrowingThreadMovesToLargeChunksFromTheReserve) {
+  TestPool pool(kClasses, 64);
+  std::vector<void*> blocks;
+  // Fill the small chunks a thread takes first.
+  for (std::size_t i = 0; i < TestPool::kSmallChunks * kBlocksPerSmallChunk; ++i) {
+    blocks.push_back(pool.Allocate(0, 1));
+  }
+  EXPECT_EQ(pool.LargeChunks(), 0u);
+  EXPECT_EQ(pool.ReservedBytes(), TestPool::kSmallChunks * TestPool::kChunkBytes);
+  // The pool primed the reserve when it was built; once a chunk is ready, the next chunk
+  // the thread needs is a large one.
+  ASSERT_TRUE(ChunkReserve::Global().WaitUntilFull(60s));
+  void* first_in_large = pool.Allocate(0, 1);
+  blocks.push_back(first_in_large);
+  EXPECT_EQ(pool.LargeChunks(), 1u);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(first_in_large) % ChunkReserve::kBytes, 0u);
+  // The large chunk serves the next allocations: no new chunk until it is used up.
+  for (std::size_t i = 1; i < ChunkReserve::kBytes / kBlock; ++i) {
+    blocks.push_back(pool.Allocate(0, 1));
+  }
+  EXPECT_EQ(pool.LargeChunks(), 1u);
+  EXPECT_EQ(pool.ReservedBytes(),
+            TestPool::kSmallChunks * TestPool::kChunkBytes + ChunkReserve::kBytes);
+  // Blocks are disjoint and writable.
+  std::set<void*> distinct(blocks.begin(), blocks.end());
+  EXPECT_EQ(distinct.size(), blocks.size());
+  for (void* b : blocks) std::memset(b, 0x11, kBlock);
+  for (void* b : blocks) pool.Free(b, 0);
+}
+
+TEST(SegmentPoolLargeChunkTest, SwitchedOffLargeChunksAreNeverTaken) {
+  TestPool pool(kClasses, 64, /*large_chunks=*/false);
+  ChunkReserve::Global().Prime();
+  ASSERT_TRUE(ChunkReserve::Global().WaitUntilFull(60s));
+  std::vector<void*> blocks;
+  for (std::size_t i = 0; i < 3 * TestPool::kSmallChunks * kBlocksPerSmallChunk; ++i) {
+    blocks.push_back(pool.Allocate(0, 1));
+  }
+  EXPECT_EQ(pool.LargeChunks(), 0u);
+  EXPECT_EQ(pool.ReservedBytes(), 3 * TestPool::kSmallChunks * TestPool::kChunkBytes);
+  for (void* b : blocks) pool.Free(b, 0);
+}
+#endif
+
+// A map that keeps growing on several threads at once: large chunks come and go between
+// the filler and the appenders while nothing is lost (ThreadSanitizer checks the handover).
+TEST(SegmentPoolLargeChunkTest, ConcurrentGrowthThroughLargeChunksLosesNothing) {
+  struct Value48 {
+    std::uint64_t w[6];
+  };
+  constexpr int kThreads = 3;
+  constexpr std::uint64_t kPerThread = 60'000;  // ~2.9 MB of values per thread
+  const auto taken0 = ChunkReserve::Global().GetStats().taken;
+  {
+    SegmentedSliceMap<Value48> map;
+#ifndef KEB_SEGMENT_POOL_PASSTHROUGH
+    // The filler only runs on an idle CPU: let it make a chunk before the appenders keep
+    // every CPU busy, so that at least one large chunk is taken below.
+    ASSERT_TRUE(ChunkReserve::Global().WaitUntilFull(60s));
+#endif
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&map, t] {
+        for (std::uint64_t i = 0; i < kPerThread; ++i) {
+          Value48 v{};
+          v.w[0] = static_cast<std::uint64_t>(t);
+          v.w[1] = i;
+          v.w[5] = i ^ 0x5555;
+          map.Append("key-" + std::to_string(i % 3), v);
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(map.Size(), kThreads * kPerThread);
+    std::vector<std::uint64_t> next(kThreads, 0);
+    std::size_t seen = 0;
+    for (int k = 0; k < 3; ++k) {
+      std::vector<std::uint64_t> last(kThreads, 0);
+      std::vector<bool> any(kThreads, false);
+      map.ForEach("key-" + std::to_string(k), [&](const Value48& v) {
+        ++seen;
+        const auto t = static_cast<std::size_t>(v.w[0]);
+        ASSERT_LT(t, static_cast<std::size_t>(kThreads));
+        ASSERT_EQ(v.w[5], v.w[1] ^ 0x5555) << "torn value";
+        ASSERT_EQ(v.w[1] % 3, static_cast<std::uint64_t>(k));
+        if (any[t]) {
+          ASSERT_GT(v.w[1], last[t]) << "a writer's order was not kept";
+        }
+        any[t] = true;
+        last[t] = v.w[1];
+      });
+    }
+    EXPECT_EQ(seen, kThreads * kPerThread);
+  }
+#ifndef KEB_SEGMENT_POOL_PASSTHROUGH
+  EXPECT_GT(ChunkReserve::Global().GetStats().taken, taken0);
+#else
+  (void)taken0;
+#endif
+}
+
+}  // namespace
+}  // namespace eventbuffer
