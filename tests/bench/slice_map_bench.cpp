@@ -13,9 +13,11 @@
 //                                   (appends over 100 us); then the same on the
 //                                   thread's CPU clock: max_cpu_ns, slow_cpu_appends.
 //   GrowOneKey/<map>                one thread appends 1,000,000 values to one key; same.
-//   Memory/<map>                    1,000,000 values over 10,000 keys, one thread: heap bytes
-//                                   per element (counting operator new) and the map's own
-//                                   MemoryBytes() per element.
+//   Memory/<map>                    1,000,000 values over 10,000 keys, one thread: bytes per
+//                                   element the map holds (operator new, plus for the
+//                                   segmented map its 2 MiB chunks, which are mmap'ed), the
+//                                   map's own MemoryBytes() per element, and the process's
+//                                   ready chunk reserve in MiB (segmented only).
 //
 // Each benchmark builds a fresh map per iteration; construction and destruction are not
 // timed (manual time). Run: build/tests/bench/slice_map_bench --benchmark_repetitions=5
@@ -36,6 +38,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "eventbuffer/mutex_slice_map.h"
@@ -352,7 +355,8 @@ template <class Map>
 void Memory(benchmark::State& state) {
   const auto& keys = Keys(10'000);
   const auto picks = Picks(1, 10'000);
-  double heap_per = 0, own_per = 0;
+  using segmented_detail::ChunkReserve;
+  double heap_per = 0, own_per = 0, reserve_mib = 0;
   for (auto _ : state) {
     g_heap_bytes.store(0);
     g_count_heap.store(true);
@@ -360,12 +364,24 @@ void Memory(benchmark::State& state) {
     const std::int64_t ns = RunAppends(*map, picks, keys, 0, nullptr);
     state.SetIterationTime(static_cast<double>(ns) * 1e-9);
     g_count_heap.store(false);
-    heap_per = static_cast<double>(g_heap_bytes.load()) / static_cast<double>(kAppends);
+    // The segmented map's large chunks are mapped by the process-wide ChunkReserve, not
+    // taken from the heap: add those this map holds (mapped now minus those still ready;
+    // no other map is alive here). The ready ones are the process's reserve, reported
+    // apart (a fixed 2-8 MiB per process, not per element).
+    const ChunkReserve::Stats reserve = ChunkReserve::Global().GetStats();
+    const std::size_t ready_bytes = reserve.ready * ChunkReserve::kBytes;
+    const std::size_t held_chunks = ChunkReserve::MappedBytes() - ready_bytes;
+    heap_per = static_cast<double>(g_heap_bytes.load() + static_cast<std::int64_t>(held_chunks)) /
+               static_cast<double>(kAppends);
     own_per = static_cast<double>(map->MemoryBytes()) / static_cast<double>(kAppends);
+    reserve_mib = static_cast<double>(ready_bytes) / (1 << 20);
     map.reset();
   }
+  // All memory the map holds (heap + its large chunks) per element; MemoryBytes() per
+  // element (segments in use, index, keys); the process's ready chunks in MiB.
   state.counters["heap_bytes_per_elem"] = heap_per;
   state.counters["own_bytes_per_elem"] = own_per;
+  if constexpr (std::is_same_v<Map, SegmentedMap>) state.counters["reserve_mib"] = reserve_mib;
 }
 
 template <class M>
