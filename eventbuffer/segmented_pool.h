@@ -1,4 +1,5 @@
-// SegmentPool: the memory of SegmentedSliceMap's segments, taken from pre-faulted chunks.
+// SegmentPool: the memory of SegmentedSliceMap's segments (and of its slices and index
+// nodes), taken from pre-faulted chunks.
 //
 // Why: a fresh map writes tens of MB of never-touched memory, and with plain operator new
 // the append that first writes into a new 4 KiB page takes the page fault (~2 us, about

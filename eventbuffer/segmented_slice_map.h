@@ -25,7 +25,9 @@
 //   two keys have the same 64-bit hash, an immutable Collision list. A new key is installed
 //   with one CAS; when its slot is taken by another key, one Inner node is pushed down
 //   (one CAS). Nothing is ever rehashed or moved, so growth costs O(1) per insert.
-//   Key: a Slice (hash, key bytes inline, head index, head/tail segment pointers).
+//   Key: a Slice (hash, key bytes inline, head index, head/tail segment pointers). Slices
+//   and Inner nodes are carved from the same pre-faulted pool as segments (32-byte size
+//   classes up to 256 bytes; longer keys' slices from operator new).
 //   Values: a singly linked chain of Segments (8, 16, ... up to 1024 slots, allocated once,
 //   never zeroed). Each Segment has one 64-bit atomic word:
 //       bit 63: closed (the key was erased; no slot may be claimed anymore)
@@ -231,12 +233,28 @@ class SegmentedSliceMap {
   static constexpr std::size_t BlockBytes(std::uint32_t cap) {
     return (Segment::Bytes(cap) + kSegmentAlign - 1) / kSegmentAlign * kSegmentAlign;
   }
-  using Pool = segmented_detail::SegmentPool<kSegmentClasses, kStripes>;
+  // Slices and Inner nodes come from the pool too (pre-faulted memory: a new key takes no
+  // page fault either), in classes of kSmallStep-byte steps after the segment classes;
+  // larger ones (keys over ~200 bytes) from operator new.
+  static constexpr std::size_t kSmallStep = 32;
+  static constexpr std::size_t kSmallClasses = 8;  // 32 ... 256 bytes
+  static constexpr std::size_t kPoolClasses = kSegmentClasses + kSmallClasses;
+  static constexpr std::size_t kNoClass = ~std::size_t{0};
+  static constexpr std::size_t SmallClassOf(std::size_t bytes) {
+    return bytes <= kSmallStep * kSmallClasses
+               ? kSegmentClasses + (bytes + kSmallStep - 1) / kSmallStep - 1
+               : kNoClass;
+  }
+  using Pool = segmented_detail::SegmentPool<kPoolClasses, kStripes>;
   struct PoolClasses {
-    std::size_t bytes[kSegmentClasses];
+    std::size_t bytes[kPoolClasses];
     constexpr PoolClasses() : bytes() {
       for (std::size_t k = 0; k < kSegmentClasses; ++k) {
         bytes[k] = BlockBytes(kFirstSegmentCap << k);
+      }
+      for (std::size_t j = 0; j < kSmallClasses; ++j) {
+        bytes[kSegmentClasses + j] =
+            ((j + 1) * kSmallStep + kSegmentAlign - 1) / kSegmentAlign * kSegmentAlign;
       }
     }
   };
@@ -330,9 +348,30 @@ class SegmentedSliceMap {
     seg->~Segment();
     pool_.Free(seg, ClassOf(cap));  // reused by later segments of this map
   }
+  // A block of `bytes` for a Slice or an Inner node: from the pool if a class fits.
+  void* AllocateSmall(std::size_t bytes, const EpochRecord* rec) {
+    const std::size_t cls = SmallClassOf(bytes);
+    return cls == kNoClass ? ::operator new(bytes) : pool_.Allocate(cls, rec->id);
+  }
+  void FreeSmall(void* p, std::size_t bytes) {
+    const std::size_t cls = SmallClassOf(bytes);
+    if (cls == kNoClass) {
+      ::operator delete(p, bytes);
+    } else {
+      pool_.Free(p, cls);
+    }
+  }
+  Inner* NewInner(const EpochRecord* rec) {
+    AddBytes(rec, static_cast<std::int64_t>(sizeof(Inner)));
+    return ::new (AllocateSmall(sizeof(Inner), rec)) Inner();
+  }
+  void FreeInner(Inner* in) {
+    in->~Inner();
+    FreeSmall(in, sizeof(Inner));
+  }
   Slice* NewSlice(std::string_view key, std::uint64_t h, const EpochRecord* rec) {
     Segment* first = NewSegment(0, kFirstSegmentCap, rec);
-    void* mem = ::operator new(Slice::Bytes(key.size()));
+    void* mem = AllocateSmall(Slice::Bytes(key.size()), rec);
     AddBytes(rec, static_cast<std::int64_t>(Slice::Bytes(key.size())));
     Slice* s = ::new (mem) Slice(h, static_cast<std::uint32_t>(key.size()), first);
     if (!key.empty()) std::memcpy(s->key_data(), key.data(), key.size());
@@ -350,7 +389,7 @@ class SegmentedSliceMap {
                            std::memory_order_relaxed);  // relaxed: statistics
     const std::size_t bytes = Slice::Bytes(s->key_len);
     s->~Slice();
-    ::operator delete(static_cast<void*>(s), bytes);
+    FreeSmall(s, bytes);
   }
   Collision* NewCollision(std::uint64_t n, const EpochRecord* rec) {
     void* mem = ::operator new(Collision::Bytes(n));
@@ -452,7 +491,7 @@ void SegmentedSliceMap<V>::FreeTree(std::uintptr_t v) {
     case kTagInner: {
       Inner* in = Untag<Inner>(v);
       for (auto& slot : in->slots) FreeTree(slot.load(std::memory_order_relaxed));
-      delete in;
+      FreeInner(in);
       break;
     }
     case kTagCollision: {
@@ -527,7 +566,7 @@ typename SegmentedSliceMap<V>::Slice* SegmentedSliceMap<V>::FindOrInsert(std::st
       first->~Segment();
       pool_.Free(first, ClassOf(first_cap));
       fresh->~Slice();
-      ::operator delete(static_cast<void*>(fresh), bytes);
+      FreeSmall(fresh, bytes);
       fresh = nullptr;
     }
   };
@@ -581,14 +620,13 @@ typename SegmentedSliceMap<V>::Slice* SegmentedSliceMap<V>::FindOrInsert(std::st
         // Another key holds the slot: push it one level down. Its position in the new node
         // comes from its own hash; the loop then descends and retries there.
         if (shift >= 64) std::abort();  // unreachable: different hashes differ in some bit
-        Inner* in = new Inner();
-        AddBytes(rec, static_cast<std::int64_t>(sizeof(Inner)));
+        Inner* in = NewInner(rec);
         in->slots[(s->hash >> shift) & (kInnerFanout - 1)].store(v, std::memory_order_relaxed);
         // release: publishes the node with its one entry.
         if (!slot->compare_exchange_strong(v, Tag(in, kTagInner), std::memory_order_release,
                                            std::memory_order_relaxed)) {
           AddBytes(rec, -static_cast<std::int64_t>(sizeof(Inner)));
-          delete in;
+          FreeInner(in);
         }
         continue;
       }
