@@ -86,23 +86,19 @@ class ChunkReserve {
     void* chunk = nullptr;
     bool wake = false;
     {
-      std::unique_lock<std::mutex> lock(mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       if (ready_.empty()) {
         ++misses_;
         takes_since_miss_ = 0;
         if (target_ < kMaxTarget) ++target_;
-        last_take_ = std::chrono::steady_clock::now();
-        const bool asleep = filler_asleep_;
-        lock.unlock();
-        if (asleep) cv_.notify_one();
-        return nullptr;
-      }
-      chunk = ready_.back();
-      ready_.pop_back();
-      ++taken_;
-      if (++takes_since_miss_ >= kTakesToLower && target_ > 1) {
-        --target_;
-        takes_since_miss_ = 0;
+      } else {
+        chunk = ready_.back();
+        ready_.pop_back();
+        ++taken_;
+        if (++takes_since_miss_ >= kTakesToLower && target_ > 1) {
+          --target_;
+          takes_since_miss_ = 0;
+        }
       }
       last_take_ = std::chrono::steady_clock::now();
       wake = filler_asleep_;
