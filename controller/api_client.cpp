@@ -118,6 +118,13 @@ struct ApiClient::Impl {
     std::lock_guard<std::mutex> lock(mu);
     active.erase(it);
   }
+
+  // Runs attempt(scope, result) for one request, and once more when the server answered
+  // 401 and the token comes from a file (it may have rotated under us: Invalidate makes the
+  // next request re-read it). Every 401 invalidates the token. Returns at once, cancelled,
+  // when the client is cancelled. Defined after RequestScope.
+  template <class Attempt>
+  ApiResponse WithTokenRetry(Attempt&& attempt);
 };
 
 ApiClient::ApiClient(KubeConfig config, TokenSource* token, Options options)
@@ -162,6 +169,24 @@ class ApiClient::RequestScope {
   std::list<pplx::cancellation_token_source>::iterator it_;
 };
 
+template <class Attempt>
+ApiResponse ApiClient::Impl::WithTokenRetry(Attempt&& attempt) {
+  ApiResponse result;
+  for (int i = 0; i < 2; ++i) {
+    result = ApiResponse{};
+    RequestScope scope(this);
+    if (!scope.ok()) {
+      result.cancelled = true;
+      return result;
+    }
+    attempt(scope, result);
+    if (result.http_status != 401) return result;
+    token->Invalidate();
+    if (!token->from_file()) return result;
+  }
+  return result;
+}
+
 ApiResponse ApiClient::List(const ListRequest& request) {
   std::string uri = impl_->path + "?limit=" + std::to_string(request.limit);
   if (!request.continue_token.empty()) {
@@ -169,14 +194,7 @@ ApiResponse ApiClient::List(const ListRequest& request) {
   } else if (!request.resource_version.empty()) {
     uri += "&resourceVersion=" + web::uri::encode_data_string(request.resource_version);
   }
-  ApiResponse result;
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    result = ApiResponse{};
-    RequestScope scope(impl_.get());
-    if (!scope.ok()) {
-      result.cancelled = true;
-      return result;
-    }
+  return impl_->WithTokenRetry([this, &uri](RequestScope& scope, ApiResponse& result) {
     try {
       http::http_response response =
           impl_->list_client->request(impl_->MakeRequest(uri), scope.token()).get();
@@ -187,14 +205,8 @@ ApiResponse ApiClient::List(const ListRequest& request) {
       result.http_status = 0;
       result.transport_error = e.what();
       result.cancelled = impl_->cancelled.load(std::memory_order_acquire);
-      return result;
     }
-    if (result.http_status != 401 || !impl_->token->from_file() || attempt > 0) break;
-    // The token may have rotated under us: re-read it and try once more.
-    impl_->token->Invalidate();
-  }
-  if (result.http_status == 401) impl_->token->Invalidate();
-  return result;
+  });
 }
 
 ApiResponse ApiClient::Watch(const WatchRequest& request, const LineHandler& on_line) {
@@ -209,14 +221,8 @@ ApiResponse ApiClient::Watch(const WatchRequest& request, const LineHandler& on_
       impl_->config.server,
       impl_->MakeConfig(request.timeout_seconds + impl_->options.watch_timeout_margin_seconds));
 
-  ApiResponse result;
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    result = ApiResponse{};
-    RequestScope scope(impl_.get());
-    if (!scope.ok()) {
-      result.cancelled = true;
-      return result;
-    }
+  return impl_->WithTokenRetry([this, &watch_client, &uri, &on_line](RequestScope& scope,
+                                                                     ApiResponse& result) {
     bool got_headers = false;
     LineSplitter splitter;
     try {
@@ -226,13 +232,8 @@ ApiResponse ApiClient::Watch(const WatchRequest& request, const LineHandler& on_
       result.http_status = response.status_code();
       result.retry_after_seconds = RetryAfterSeconds(response.headers());
       if (result.http_status != 200) {
-        result.body = ReadAll(response);
-        if (result.http_status == 401 && impl_->token->from_file() && attempt == 0) {
-          impl_->token->Invalidate();
-          continue;
-        }
-        if (result.http_status == 401) impl_->token->Invalidate();
-        return result;
+        result.body = ReadAll(response);  // a 401 is retried by WithTokenRetry
+        return;
       }
       if (impl_->options.read_mode == Options::ReadMode::kReadLine) {
         auto body = response.body();
@@ -245,7 +246,7 @@ ApiResponse ApiClient::Watch(const WatchRequest& request, const LineHandler& on_
             break;
           }
         }
-        return result;
+        return;
       }
       auto buffer = response.body().streambuf();
       std::vector<unsigned char> one(1);
@@ -288,9 +289,7 @@ ApiResponse ApiClient::Watch(const WatchRequest& request, const LineHandler& on_
         result.stream_cut = true;  // the connection broke after 200
       }
     }
-    return result;
-  }
-  return result;
+  });
 }
 
 }  // namespace eventbuffer::controller

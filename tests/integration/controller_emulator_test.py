@@ -365,6 +365,29 @@ class ControllerVsEmulator(unittest.TestCase):
         # The cached token was refused once, re-read from the file at once, and accepted.
         self.assertEqual(stats["status_codes"].get("401", 0), 1)
         self.assertLessEqual(stats["requests"]["watch"], 4)
+        # Retried inside the API client: the watcher never saw a failed watch.
+        self.assertNotIn("watch failed: status 401", self.ctl.logs())
+        self.assertNotIn(open(os.path.join(self.workdir, "token")).read().strip(), self.ctl.logs())
+
+    def test_token_rotation_on_relist(self):
+        # The token rotates while the watch stays open; the watch then expires (410) and the
+        # relist's first request carries the old token: refused once, the token is re-read
+        # from the file and the same list is sent again, and nothing is lost.
+        self.start()
+        self.emu.events(count=3)
+        self.assert_converges()
+        lists_before = self.list_requests()
+        self.emu.post("/rotate-token", {})
+        self.emu.fault(kind="expire_watch", after_events=1, times=1)
+        self.emu.events(count=6)
+        self.assert_converges()
+        stats = self.emu.stats()
+        self.assertEqual(stats["faults_fired"].get("expire_watch", 0), 1)
+        self.assertEqual(stats["status_codes"].get("401", 0), 1)
+        # The refused list and its retry, inside the API client: the watcher never saw a
+        # failed list (no backoff round in between).
+        self.assertEqual(self.list_requests() - lists_before, 2)
+        self.assertNotIn("list failed: status 401", self.ctl.logs())
         self.assertNotIn(open(os.path.join(self.workdir, "token")).read().strip(), self.ctl.logs())
 
     def test_tls_wrong_ca_refused(self):
