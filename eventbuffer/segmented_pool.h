@@ -27,7 +27,10 @@
 // byte size). Each thread that owns a counter stripe of the map (EpochRecord id < kLocals)
 // has a Local: per-class free lists and a bump range in its current chunk, touched by that
 // thread only, so the common allocation takes no lock and no atomic RMW. Threads with
-// larger ids share one Local under mu_.
+// larger ids share one Local under mu_. Index blocks (the classes from first_index_class
+// on: the map's Slices and Inner nodes) have a bump range and chunks of their own in each
+// Local, and take large chunks only after kIndexSmallChunks small ones (an index of a few
+// thousand keys then wastes at most one small chunk's tail).
 //
 // Freeing: a segment freed by retention (reclamation runs on any thread) is pushed onto
 // the map's shared per-class list under mu_; an allocating thread whose own list of that
@@ -80,15 +83,19 @@ class SegmentPool {
   static constexpr std::size_t kFaultStep = std::size_t{128} << 10;
   static_assert(kChunkBytes % kFaultStep == 0 && kFaultStep % kFirstStep == 0);
   static constexpr std::align_val_t kChunkAlign{4096};
-  // A Local takes this many small chunks before it asks the reserve for large ones.
+  // A Local takes this many small chunks before it asks the reserve for large ones; for
+  // index blocks (see first_index_class) kIndexSmallChunks (2 MiB of index, ~20,000 keys).
   static constexpr std::uint32_t kSmallChunks = 2;
+  static constexpr std::uint32_t kIndexSmallChunks = 8;
 
   // class_bytes[k]: byte size of class k (a multiple of `align`, at most kChunkBytes / 2);
   // align: alignment of every block handed out (a power of two, at most 4096);
-  // large_chunks: whether fast-growing Locals take large chunks from the ChunkReserve.
+  // large_chunks: whether fast-growing Locals take large chunks from the ChunkReserve;
+  // classes from first_index_class on are index blocks (the map's Slices and Inner nodes),
+  // carved from chunks of their own (see Arena).
   SegmentPool(const std::size_t (&class_bytes)[kClasses], std::size_t align,
-              bool large_chunks = true)
-      : align_(align), large_chunks_(large_chunks) {
+              bool large_chunks = true, std::size_t first_index_class = kClasses)
+      : align_(align), large_chunks_(large_chunks), first_index_class_(first_index_class) {
     for (std::size_t k = 0; k < kClasses; ++k) bytes_[k] = class_bytes[k];
 #ifndef KEB_SEGMENT_POOL_PASSTHROUGH
     // Start the filler (once per process) now rather than on the append that first needs
@@ -145,14 +152,22 @@ class SegmentPool {
   }
 
  private:
-  struct alignas(64) Local {
-    void* free[kClasses] = {};  // singly linked through each block's first word
+  // A bump range in the current chunk of one kind of block. Index blocks get chunks of
+  // their own: carved between segments, the 10,000 Slices of a 10,000-key map lay one per
+  // ~550 bytes over 5.5 MB (each key's first segment next to it); apart, they fill ~1 MB
+  // that stays in the caches while the segments' values stream through, and every append
+  // starts with a lookup through them.
+  struct Arena {
     char* bump = nullptr;
     char* bump_end = nullptr;
     char* faulted = nullptr;         // [chunk start, faulted) of the current chunk is faulted in
     std::size_t step = 0;            // fault-in step of the current chunk
     bool last_large = false;         // the current chunk is a large one
     std::uint32_t small_chunks = 0;  // small chunks taken so far
+  };
+  struct alignas(64) Local {
+    void* free[kClasses] = {};  // singly linked through each block's first word
+    Arena arena[2];             // [0]: segments, [1]: index blocks
   };
 
   // Takes a block from l's list, then from the shared list, then from l's chunk.
@@ -169,27 +184,30 @@ class SegmentPool {
       return p;
     }
     const std::size_t n = bytes_[cls];
-    if (static_cast<std::size_t>(l.bump_end - l.bump) < n) {
+    const bool index = cls >= first_index_class_;
+    Arena& a = l.arena[index ? 1 : 0];
+    if (static_cast<std::size_t>(a.bump_end - a.bump) < n) {
       // The rest of the old chunk (smaller than this block) stays unused.
-      NewChunk(l, locked);
+      NewChunk(a, index ? kIndexSmallChunks : kSmallChunks, locked);
     }
-    void* p = l.bump;
-    l.bump += n;
+    void* p = a.bump;
+    a.bump += n;
     // A block of the largest classes may need two steps.
-    while (l.faulted < l.bump) {
-      Prefault(l.faulted, l.step);
-      l.faulted += l.step;
+    while (a.faulted < a.bump) {
+      Prefault(a.faulted, a.step);
+      a.faulted += a.step;
     }
     return p;
   }
 
-  // Makes a fresh chunk l's bump range: a large one from the reserve if l has grown past
-  // its small chunks and one is ready, else a small one (faulted in step by step later).
-  void NewChunk(Local& l, bool locked) {
+  // Makes a fresh chunk l's bump range: a large one from the reserve if l has used its
+  // first small_chunks small chunks and one is ready, else a small one (faulted in step by
+  // step later).
+  void NewChunk(Arena& l, std::uint32_t small_chunks, bool locked) {
     void* c = nullptr;
     std::size_t size = kChunkBytes;
     bool large = false;
-    if (large_chunks_ && l.small_chunks >= kSmallChunks) {
+    if (large_chunks_ && l.small_chunks >= small_chunks) {
       c = ChunkReserve::Global().TryTake();
       if (c != nullptr) {
         size = ChunkReserve::kBytes;
@@ -201,7 +219,7 @@ class SegmentPool {
       // Small steps for a thread's first chunks and for a miss right after a large chunk
       // (the filler fell behind for a moment); big ones once misses follow each other
       // (every CPU is busy appending, the filler gets none, and steps are many).
-      l.step = l.small_chunks < kSmallChunks || l.last_large ? kFirstStep : kFaultStep;
+      l.step = l.small_chunks < small_chunks || l.last_large ? kFirstStep : kFaultStep;
       ++l.small_chunks;
     }
     l.last_large = large;
@@ -234,6 +252,7 @@ class SegmentPool {
   std::size_t bytes_[kClasses];
   const std::size_t align_;
   const bool large_chunks_;
+  const std::size_t first_index_class_;
   Local locals_[kLocals];
   std::mutex mu_;
   Local shared_local_;             // guarded by mu_ (threads with id >= kLocals)

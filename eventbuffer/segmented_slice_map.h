@@ -27,7 +27,8 @@
 //   (one CAS). Nothing is ever rehashed or moved, so growth costs O(1) per insert.
 //   Key: a Slice (hash, key bytes inline, head index, head/tail segment pointers). Slices
 //   and Inner nodes are carved from the same pre-faulted pool as segments (32-byte size
-//   classes up to 256 bytes; longer keys' slices from operator new).
+//   classes up to 256 bytes; longer keys' slices from operator new), but from chunks of
+//   their own, so that the index stays packed and cached apart from the values.
 //   Values: a singly linked chain of Segments (8, 16, ... up to 1024 slots, allocated once,
 //   never zeroed). Each Segment has one 64-bit atomic word:
 //       bit 63: closed (the key was erased; no slot may be claimed anymore)
@@ -234,8 +235,9 @@ class SegmentedSliceMap {
     return (Segment::Bytes(cap) + kSegmentAlign - 1) / kSegmentAlign * kSegmentAlign;
   }
   // Slices and Inner nodes come from the pool too (pre-faulted memory: a new key takes no
-  // page fault either), in classes of kSmallStep-byte steps after the segment classes;
-  // larger ones (keys over ~200 bytes) from operator new.
+  // page fault either), in classes of kSmallStep-byte steps after the segment classes
+  // (the pool's index classes: chunks of their own); larger ones (keys over ~200 bytes)
+  // from operator new.
   static constexpr std::size_t kSmallStep = 32;
   static constexpr std::size_t kSmallClasses = 8;  // 32 ... 256 bytes
   static constexpr std::size_t kPoolClasses = kSegmentClasses + kSmallClasses;
@@ -466,7 +468,7 @@ SegmentedSliceMap<V>::SegmentedSliceMap(Options options)
       root_bits_(std::clamp(options.root_bits, 1u, 24u)),
       hash_fn_(options.hash),
       root_(new std::atomic<std::uintptr_t>[std::size_t{1} << root_bits_]()),
-      pool_(PoolClasses().bytes, kSegmentAlign, options.large_chunks) {
+      pool_(PoolClasses().bytes, kSegmentAlign, options.large_chunks, kSegmentClasses) {
   static_assert(BlockBytes(kMaxSegmentCap) <= Pool::kChunkBytes / 2,
                 "a chunk must hold at least two of the largest segments");
 }

@@ -405,6 +405,9 @@ void Memory(benchmark::State& state) {
     // taken from the heap: add those this map holds (mapped now minus those still ready;
     // no other map is alive here). The ready ones are the process's reserve, reported
     // apart (a fixed 2-8 MiB per process, not per element).
+    // Let the filler finish the chunk it may be faulting in: such a chunk is mapped but
+    // not ready yet, and would be counted as the map's.
+    ChunkReserve::Global().WaitUntilFull(std::chrono::seconds(5));
     const ChunkReserve::Stats reserve = ChunkReserve::Global().GetStats();
     const std::size_t ready_bytes = reserve.ready * ChunkReserve::kBytes;
     const std::size_t held_chunks = ChunkReserve::MappedBytes() - ready_bytes;

@@ -213,6 +213,47 @@ TEST(SegmentPoolTest, BlocksAreAlignedAndDisjointAcrossChunks) {
   for (const auto& [p, n] : blocks) pool.Free(reinterpret_cast<void*>(p), n == kSmall ? 0 : 1);
 }
 
+// Index blocks (classes from first_index_class on: Slices, Inner nodes) come from chunks
+// of their own: allocated in turn with the other kind, each kind still lies packed.
+TEST(SegmentPoolTest, IndexBlocksAreCarvedFromChunksOfTheirOwn) {
+#ifdef KEB_SEGMENT_POOL_PASSTHROUGH
+  GTEST_SKIP() << "AddressSanitizer build: the pool hands every block to operator new/delete";
+#else
+  // Class 1 (48 KiB) is the index class here, class 0 (64 bytes) the other kind.
+  TestPool pool(kTestClasses, 64, /*large_chunks=*/false, /*first_index_class=*/1);
+  std::vector<std::uintptr_t> small, index;
+  constexpr int kRounds = 200;
+  for (int i = 0; i < kRounds; ++i) {
+    small.push_back(reinterpret_cast<std::uintptr_t>(pool.Allocate(0, 1)));
+    index.push_back(reinterpret_cast<std::uintptr_t>(pool.Allocate(1, 1)));
+  }
+  // 200 small blocks fit in one chunk: each follows the previous one directly, although
+  // 200 index blocks (several chunks) were allocated in between.
+  ASSERT_LE(kRounds * kSmall, TestPool::kChunkBytes);
+  for (int i = 1; i < kRounds; ++i) EXPECT_EQ(small[i], small[i - 1] + kSmall) << i;
+  for (std::uintptr_t in : index) {
+    EXPECT_TRUE(in + kLarge <= small.front() || in >= small.back() + kSmall);
+  }
+  // Within a chunk, index blocks follow each other too.
+  const std::size_t per_chunk = TestPool::kChunkBytes / kLarge;
+  for (std::size_t i = 1; i < per_chunk; ++i) EXPECT_EQ(index[i], index[i - 1] + kLarge) << i;
+  // Without first_index_class both kinds share one bump range, one after the other.
+  TestPool shared(kTestClasses, 64, /*large_chunks=*/false);
+  const auto a = reinterpret_cast<std::uintptr_t>(shared.Allocate(0, 1));
+  const auto b = reinterpret_cast<std::uintptr_t>(shared.Allocate(1, 1));
+  const auto c = reinterpret_cast<std::uintptr_t>(shared.Allocate(0, 1));
+  EXPECT_EQ(b, a + kSmall);
+  EXPECT_EQ(c, b + kLarge);
+  for (int i = 0; i < kRounds; ++i) {
+    pool.Free(reinterpret_cast<void*>(small[i]), 0);
+    pool.Free(reinterpret_cast<void*>(index[i]), 1);
+  }
+  shared.Free(reinterpret_cast<void*>(a), 0);
+  shared.Free(reinterpret_cast<void*>(b), 1);
+  shared.Free(reinterpret_cast<void*>(c), 0);
+#endif
+}
+
 TEST(SegmentPoolTest, FreedBlocksAreReusedBeforeNewChunks) {
 #ifdef KEB_SEGMENT_POOL_PASSTHROUGH
   GTEST_SKIP() << "AddressSanitizer build: the pool hands every block to operator new/delete";
