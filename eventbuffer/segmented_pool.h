@@ -153,7 +153,7 @@ class SegmentPool {
 
  private:
   // A bump range in the current chunk of one kind of block. Index blocks get chunks of
-  // their own: carved between segments, the 10,000 Slices of a 10,000-key map lay one per
+  // their own: carved between segments, the 10,000 Slices of a 10,000-key map lie one per
   // ~550 bytes over 5.5 MB (each key's first segment next to it); apart, they fill ~1 MB
   // that stays in the caches while the segments' values stream through, and every append
   // starts with a lookup through them.
