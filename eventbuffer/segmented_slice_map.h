@@ -368,6 +368,8 @@ class SegmentedSliceMap {
     return ::new (AllocateSmall(sizeof(Inner), rec)) Inner();
   }
   void FreeInner(Inner* in) {
+    freed_bytes_.fetch_add(static_cast<std::int64_t>(sizeof(Inner)),
+                           std::memory_order_relaxed);  // relaxed: statistics
     in->~Inner();
     FreeSmall(in, sizeof(Inner));
   }
@@ -449,7 +451,8 @@ class SegmentedSliceMap {
   std::uint64_t (*const hash_fn_)(std::string_view);
   std::atomic<std::uintptr_t>* const root_;
   mutable Stripe stripes_[kStripes];
-  // Values dropped, and bytes freed (by reclamation, on any thread).
+  // Values dropped, and bytes freed (by reclamation on any thread, or a block built and then
+  // dropped after its CAS lost).
   std::atomic<std::uint64_t> dropped_{0};
   // Appends by threads whose EpochRecord id is >= kStripes.
   mutable std::atomic<std::uint64_t> shared_appended_{0};
@@ -559,16 +562,7 @@ typename SegmentedSliceMap<V>::Slice* SegmentedSliceMap<V>::FindOrInsert(std::st
   };
   auto discard_fresh = [&] {
     if (fresh != nullptr) {
-      AddBytes(rec, -static_cast<std::int64_t>(Slice::Bytes(fresh->key_len)));
-      Segment* first = fresh->head_seg.load(std::memory_order_relaxed);
-      const std::size_t seg_bytes = Segment::Bytes(first->cap);
-      AddBytes(rec, -static_cast<std::int64_t>(seg_bytes));
-      const std::size_t bytes = Slice::Bytes(fresh->key_len);
-      const std::uint32_t first_cap = first->cap;
-      first->~Segment();
-      pool_.Free(first, ClassOf(first_cap));
-      fresh->~Slice();
-      FreeSmall(fresh, bytes);
+      FreeSliceAndSegments(fresh);  // never published: no reader can have seen it
       fresh = nullptr;
     }
   };
@@ -615,8 +609,7 @@ typename SegmentedSliceMap<V>::Slice* SegmentedSliceMap<V>::FindOrInsert(std::st
                                             std::memory_order_relaxed)) {
             return fresh;
           }
-          AddBytes(rec, -static_cast<std::int64_t>(Collision::Bytes(c->n)));
-          ::operator delete(static_cast<void*>(c), Collision::Bytes(c->n));
+          FreeCollision(c);  // never published
           continue;
         }
         // Another key holds the slot: push it one level down. Its position in the new node
@@ -627,8 +620,7 @@ typename SegmentedSliceMap<V>::Slice* SegmentedSliceMap<V>::FindOrInsert(std::st
         // release: publishes the node with its one entry.
         if (!slot->compare_exchange_strong(v, Tag(in, kTagInner), std::memory_order_release,
                                            std::memory_order_relaxed)) {
-          AddBytes(rec, -static_cast<std::int64_t>(sizeof(Inner)));
-          FreeInner(in);
+          FreeInner(in);  // never published
         }
         continue;
       }
@@ -661,8 +653,7 @@ typename SegmentedSliceMap<V>::Slice* SegmentedSliceMap<V>::FindOrInsert(std::st
           Retire(&ReclaimCollision, c, Self());
           return fresh;
         }
-        AddBytes(rec, -static_cast<std::int64_t>(Collision::Bytes(nc->n)));
-        ::operator delete(static_cast<void*>(nc), Collision::Bytes(nc->n));
+        FreeCollision(nc);  // never published
         continue;
       }
     }
@@ -712,10 +703,7 @@ void SegmentedSliceMap<V>::Unlink(Slice* target, const EpochRecord* rec) {
           Retire(&ReclaimCollision, c, Self());
           return;
         }
-        if (nc != nullptr) {
-          AddBytes(rec, -static_cast<std::int64_t>(Collision::Bytes(nc->n)));
-          ::operator delete(static_cast<void*>(nc), Collision::Bytes(nc->n));
-        }
+        if (nc != nullptr) FreeCollision(nc);  // never published
         continue;
       }
     }
@@ -735,10 +723,7 @@ typename SegmentedSliceMap<V>::Segment* SegmentedSliceMap<V>::NextSegment(Slice*
                                           std::memory_order_acquire)) {
       next = fresh;
     } else {
-      AddBytes(rec, -static_cast<std::int64_t>(Segment::Bytes(fresh->cap)));
-      const std::uint32_t cap = fresh->cap;
-      fresh->~Segment();
-      pool_.Free(fresh, ClassOf(cap));
+      FreeSegment(fresh);  // never published, no value in it
     }
   }
   // Help the tail forward (I4); failure means another thread already moved it.
