@@ -200,14 +200,14 @@ class SegmentPool {
     return p;
   }
 
-  // Makes a fresh chunk l's bump range: a large one from the reserve if l has used its
+  // Makes a fresh chunk a's bump range: a large one from the reserve if a has used its
   // first small_chunks small chunks and one is ready, else a small one (faulted in step by
   // step later).
-  void NewChunk(Arena& l, std::uint32_t small_chunks, bool locked) {
+  void NewChunk(Arena& a, std::uint32_t small_chunks, bool locked) {
     void* c = nullptr;
     std::size_t size = kChunkBytes;
     bool large = false;
-    if (large_chunks_ && l.small_chunks >= small_chunks) {
+    if (large_chunks_ && a.small_chunks >= small_chunks) {
       c = ChunkReserve::Global().TryTake();
       if (c != nullptr) {
         size = ChunkReserve::kBytes;
@@ -219,10 +219,10 @@ class SegmentPool {
       // Small steps for a thread's first chunks and for a miss right after a large chunk
       // (the filler fell behind for a moment); big ones once misses follow each other
       // (every CPU is busy appending, the filler gets none, and steps are many).
-      l.step = l.small_chunks < small_chunks || l.last_large ? kFirstStep : kFaultStep;
-      ++l.small_chunks;
+      a.step = a.small_chunks < small_chunks || a.last_large ? kFirstStep : kFaultStep;
+      ++a.small_chunks;
     }
-    l.last_large = large;
+    a.last_large = large;
     {
       std::unique_lock<std::mutex> lock(mu_, std::defer_lock);
       if (!locked) lock.lock();
@@ -231,9 +231,9 @@ class SegmentPool {
     // relaxed: statistics.
     reserved_bytes_.fetch_add(size, std::memory_order_relaxed);
     if (large) large_chunk_count_.fetch_add(1, std::memory_order_relaxed);
-    l.bump = static_cast<char*>(c);
-    l.bump_end = l.bump + size;
-    l.faulted = large ? l.bump_end : l.bump;  // a large chunk is faulted in already
+    a.bump = static_cast<char*>(c);
+    a.bump_end = a.bump + size;
+    a.faulted = large ? a.bump_end : a.bump;  // a large chunk is faulted in already
   }
 
   // Faults in every page of [c, c + step) now (c is page aligned), so that no append
