@@ -77,7 +77,6 @@ class ChunkReserve {
     if (primed_.load(std::memory_order_relaxed)) return;
     StartFillerLocked();
     primed_.store(true, std::memory_order_relaxed);
-    cv_.notify_one();
   }
 
   // A ready chunk (kBytes, aligned to kBytes, every page faulted in) that the caller now
@@ -129,7 +128,14 @@ class ChunkReserve {
   };
   Stats GetStats() {
     std::lock_guard<std::mutex> lock(mu_);
-    return Stats{ready_.size(), target_, taken_, misses_, filled_, huge_tries_, filler_started_};
+    // relaxed: written under mu_, which we hold.
+    return Stats{ready_.size(),
+                 target_,
+                 taken_,
+                 misses_,
+                 filled_,
+                 huge_tries_,
+                 primed_.load(std::memory_order_relaxed)};
   }
 
   // Blocks until the target number of chunks is ready or `timeout` has passed; returns
@@ -145,9 +151,8 @@ class ChunkReserve {
  private:
   ChunkReserve() = default;
 
-  // REQUIRES: mu_ held.
+  // REQUIRES: mu_ held, not primed yet (Prime calls it once).
   void StartFillerLocked() {
-    if (filler_started_) return;
     // The filler must never take a signal meant for the process (the controller waits for
     // its signals with sigwait in one thread): start it with every signal blocked.
     sigset_t all, old;
@@ -155,7 +160,6 @@ class ChunkReserve {
     pthread_sigmask(SIG_SETMASK, &all, &old);
     std::thread([this] { Fill(); }).detach();
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    filler_started_ = true;
   }
 
   // How the filler waits. An appender that wakes the filler (a futex wake) makes the kernel
@@ -182,8 +186,8 @@ class ChunkReserve {
     std::uint32_t small_only = 0;
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
-      // relaxed: primed_ is written under mu_, which we hold here.
-      while (!primed_.load(std::memory_order_relaxed) || ready_.size() >= target_) {
+      // The filler starts under mu_ in Prime and takes mu_ only after Prime has set primed_.
+      while (ready_.size() >= target_) {
         if (std::chrono::steady_clock::now() - last_take_ < kActiveWindow) {
           cv_.wait_for(lock, kPoll);
         } else {
@@ -257,10 +261,9 @@ class ChunkReserve {
   static inline std::atomic<std::size_t> mapped_bytes_{0};
 
   std::mutex mu_;
-  std::condition_variable cv_;       // filler waits: primed and fewer than target_ ready
+  std::condition_variable cv_;       // filler waits: fewer than target_ ready
   std::condition_variable full_cv_;  // WaitUntilFull waits: target_ ready
-  std::atomic<bool> primed_{false};  // written under mu_
-  bool filler_started_ = false;      // guarded by mu_
+  std::atomic<bool> primed_{false};  // written under mu_; the filler runs once it is true
   std::vector<void*> ready_;         // guarded by mu_
   std::size_t target_ = 1;           // guarded by mu_
   bool filler_asleep_ = false;       // guarded by mu_: waiting without a timeout
