@@ -315,28 +315,35 @@ void Grow(benchmark::State& state, KeyOf key_of) {
   std::vector<std::int64_t> lat(kAppends), again(kAppends);
   std::int64_t worst = 0, worst_cpu = 0, repeat_worst = 0, floor_worst = 0;
   double p9999 = 0, slow = 0, slow_cpu = 0, floor_slow = 0;
-  auto over_100us = [](std::int64_t x) { return x > 100'000; };
-  auto wall_pass = [&key_of](std::vector<std::int64_t>& out) {
+  // Fills a fresh map, out[i] = now() after the i-th append minus before it; returns the
+  // whole fill's now() difference. now: a clock in ns (inlined: a generic lambda).
+  auto timed_fill = [&key_of](std::vector<std::int64_t>& out, auto now) {
     auto map = std::make_unique<Map>();
     Value48 v{};
-    const auto start = Clock::now();
+    const std::int64_t start = now();
     for (std::size_t i = 0; i < kAppends; ++i) {
       v.w[0] = i;
-      const auto t0 = Clock::now();
+      const std::int64_t t0 = now();
       map->Append(key_of(i), v);
-      out[i] = Ns(Clock::now() - t0);
+      out[i] = now() - t0;
     }
-    const std::int64_t total = Ns(Clock::now() - start);
+    const std::int64_t total = now() - start;
     map.reset();
     return total;
   };
+  auto wall_ns = [] { return Ns(Clock::now().time_since_epoch()); };
+  // Adds to `max` and `over` the largest time of `times` and those over 100 us.
+  auto tally = [](const std::vector<std::int64_t>& times, std::int64_t& max, double& over) {
+    max = std::max(max, *std::max_element(times.begin(), times.end()));
+    over += static_cast<double>(
+        std::count_if(times.begin(), times.end(), [](std::int64_t x) { return x > 100'000; }));
+  };
   for (auto _ : state) {
-    const std::int64_t total = wall_pass(lat);
+    const std::int64_t total = timed_fill(lat, wall_ns);
     state.SetIterationTime(static_cast<double>(total) * 1e-9);
-    worst = std::max(worst, *std::max_element(lat.begin(), lat.end()));
-    slow += static_cast<double>(std::count_if(lat.begin(), lat.end(), over_100us));
+    tally(lat, worst, slow);
 
-    wall_pass(again);
+    timed_fill(again, wall_ns);
     for (std::size_t i = 0; i < kAppends; ++i) {
       repeat_worst = std::max(repeat_worst, std::min(lat[i], again[i]));
     }
@@ -350,20 +357,10 @@ void Grow(benchmark::State& state, KeyOf key_of) {
       while (t - t0 < window) t = Clock::now();
       again[i] = Ns(t - t0);
     }
-    floor_worst = std::max(floor_worst, *std::max_element(again.begin(), again.end()));
-    floor_slow += static_cast<double>(std::count_if(again.begin(), again.end(), over_100us));
+    tally(again, floor_worst, floor_slow);
 
-    auto map = std::make_unique<Map>();
-    Value48 v{};
-    for (std::size_t i = 0; i < kAppends; ++i) {
-      v.w[0] = i;
-      const std::int64_t c0 = ThreadCpuNs();
-      map->Append(key_of(i), v);
-      lat[i] = ThreadCpuNs() - c0;
-    }
-    worst_cpu = std::max(worst_cpu, *std::max_element(lat.begin(), lat.end()));
-    slow_cpu += static_cast<double>(std::count_if(lat.begin(), lat.end(), over_100us));
-    map.reset();
+    timed_fill(lat, ThreadCpuNs);
+    tally(lat, worst_cpu, slow_cpu);
   }
   const double n = static_cast<double>(state.iterations());
   state.counters["max_ns"] = static_cast<double>(worst);
