@@ -25,12 +25,21 @@
 // constructed), asleep while the process is not growing; 1 to
 // kMaxTarget chunks (2 MiB each) held by the process ahead of use, shared by every map.
 //
-// Memory: each chunk is its own anonymous mapping (mmap, trimmed to 2 MiB alignment) and
-// Free unmaps it. Not operator new: with glibc a freed 2 MiB block goes back to the heap,
+// Memory: each chunk is its own anonymous mapping (mmap, trimmed to 2 MiB alignment). Not
+// operator new: with glibc a freed 2 MiB block goes back to the heap,
 // where later small allocations (a new key's Slice) would reuse an address range still
 // marked MADV_HUGEPAGE, and the first touch of it would fault in a whole huge page on that
 // appender (0.1-5 ms here). Heap accounting therefore does not see chunks; MappedBytes()
 // counts them (held by maps plus ready).
+//
+// Freed chunks: a map that is destroyed gives its chunks back with Free. They are still
+// faulted in, so Free keeps them ready for the next taker (up to kMaxKept of them, the
+// rest are unmapped at once) instead of unmapping them: a map created after another one
+// was dropped (a restarted gray release, each repetition of a benchmark) then takes no
+// page faults for the memory the old one used, as it would from a heap allocator that
+// keeps freed memory. Once the process has neither taken nor freed a chunk for keep_freed
+// (5 s by default), the filler unmaps the ready chunks beyond the target, so an idle
+// process holds at most kMaxTarget chunks it does not use.
 //
 // Thread safety: every function may be called from any thread at any time. The reserve is
 // never destroyed (the filler may run until the process exits).
@@ -42,6 +51,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -61,6 +71,8 @@ class ChunkReserve {
   // Chunks kept ready ahead of use (process-wide): between 1 and kMaxTarget (see above).
   static constexpr std::size_t kMaxTarget = 4;
   static constexpr std::size_t kTakesToLower = 16;
+  // Freed chunks kept ready at most (128 MiB: two fresh maps of 1M 48-byte values).
+  static constexpr std::size_t kMaxKept = 64;
 
   // The process-wide reserve. Never destroyed.
   static ChunkReserve& Global() {
@@ -107,16 +119,39 @@ class ChunkReserve {
     return chunk;
   }
 
-  // Gives a chunk obtained from TryTake back to the system.
-  static void Free(void* chunk) {
-    ::munmap(chunk, kBytes);
-    mapped_bytes_.fetch_sub(kBytes, std::memory_order_relaxed);  // relaxed: statistic
+  // Gives back a chunk obtained from TryTake: kept ready for the next TryTake (its content
+  // is left as it is) while fewer than kMaxKept are ready, else unmapped.
+  void Free(void* chunk) {
+    bool keep = false;
+    bool wake = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (ready_.size() < kMaxKept) {
+        ready_.push_back(chunk);
+        ++kept_;
+        keep = true;
+        last_free_ = std::chrono::steady_clock::now();
+        // A sleeping filler must arm its timer to unmap the surplus later (see Fill).
+        wake = filler_asleep_;
+      }
+    }
+    if (wake) cv_.notify_one();
+    if (!keep) Unmap(chunk);
   }
   // Bytes of chunks mapped and not freed yet, process-wide: held by maps or ready.
   static std::size_t MappedBytes() {
     return mapped_bytes_.load(std::memory_order_relaxed);  // relaxed: statistic
   }
 
+  // How long freed chunks beyond the target stay ready once the process has stopped taking
+  // and freeing chunks. Tests shorten it.
+  void set_keep_freed(std::chrono::milliseconds keep) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      keep_freed_ = keep;
+    }
+    cv_.notify_one();
+  }
   struct Stats {
     std::size_t ready = 0;       // chunks ready now
     std::size_t target = 0;      // chunks the filler keeps ready now
@@ -124,6 +159,8 @@ class ChunkReserve {
     std::size_t misses = 0;      // TryTake calls that found none ready
     std::size_t filled = 0;      // chunks the filler has faulted in
     std::size_t huge_tries = 0;  // chunks made asking for a huge page
+    std::size_t kept = 0;        // freed chunks kept ready by Free
+    std::size_t trimmed = 0;     // kept chunks unmapped by the filler after keep_freed
     bool filler_running = false;
   };
   Stats GetStats() {
@@ -135,6 +172,8 @@ class ChunkReserve {
                  misses_,
                  filled_,
                  huge_tries_,
+                 kept_,
+                 trimmed_,
                  primed_.load(std::memory_order_relaxed)};
   }
 
@@ -188,8 +227,18 @@ class ChunkReserve {
     for (;;) {
       // The filler starts under mu_ in Prime and takes mu_ only after Prime has set primed_.
       while (ready_.size() >= target_) {
-        if (std::chrono::steady_clock::now() - last_take_ < kActiveWindow) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_take_ < kActiveWindow) {
           cv_.wait_for(lock, kPoll);
+        } else if (ready_.size() > target_) {
+          // Freed chunks beyond the target: unmap them once the process has been quiet
+          // for keep_freed_.
+          const auto quiet = now - std::max(last_take_, last_free_);
+          if (quiet < keep_freed_) {
+            cv_.wait_for(lock, keep_freed_ - quiet);
+          } else {
+            TrimLocked(lock);
+          }
         } else {
           filler_asleep_ = true;
           cv_.wait(lock);
@@ -221,6 +270,26 @@ class ChunkReserve {
       if (huge) ++huge_tries_;
       if (ready_.size() >= target_) full_cv_.notify_all();
     }
+  }
+
+  // Unmaps the ready chunks beyond target_, the oldest first (TryTake takes the newest).
+  // REQUIRES: lock holds mu_; releases it while unmapping.
+  void TrimLocked(std::unique_lock<std::mutex>& lock) {
+    const std::size_t excess = ready_.size() - target_;
+    std::vector<void*> drop(ready_.begin(), ready_.begin() + static_cast<std::ptrdiff_t>(excess));
+    ready_.erase(ready_.begin(), ready_.begin() + static_cast<std::ptrdiff_t>(excess));
+    trimmed_ += excess;
+    // Counted as unmapped from here on (before munmap returns), so that a caller who sees
+    // them gone from ready also sees them gone from MappedBytes.
+    mapped_bytes_.fetch_sub(excess * kBytes, std::memory_order_relaxed);  // relaxed: statistic
+    lock.unlock();
+    for (void* c : drop) ::munmap(c, kBytes);
+    lock.lock();
+  }
+
+  static void Unmap(void* chunk) {
+    mapped_bytes_.fetch_sub(kBytes, std::memory_order_relaxed);  // relaxed: statistic
+    ::munmap(chunk, kBytes);
   }
 
   // A huge chunk slower than this was compacted for; small pages take ~1 ms per chunk.
@@ -268,6 +337,9 @@ class ChunkReserve {
   std::size_t target_ = 1;           // guarded by mu_
   bool filler_asleep_ = false;       // guarded by mu_: waiting without a timeout
   std::chrono::steady_clock::time_point last_take_{};  // guarded by mu_ (takes and misses)
+  std::chrono::steady_clock::time_point last_free_{};  // guarded by mu_ (kept chunks)
+  std::chrono::milliseconds keep_freed_{5000};         // guarded by mu_
+  std::size_t kept_ = 0, trimmed_ = 0;                 // guarded by mu_
   std::size_t takes_since_miss_ = 0;                   // guarded by mu_
   std::size_t taken_ = 0, misses_ = 0, filled_ = 0, huge_tries_ = 0;  // guarded by mu_
 };

@@ -36,7 +36,8 @@
 // the map's shared per-class list under mu_; an allocating thread whose own list of that
 // class is empty takes the whole shared list at once. So memory freed by retention is
 // really reused by later segments of the same map (of the same capacity class), and all
-// chunks go back to the allocator when the map is destroyed. The pool's reserve (free
+// chunks go back when the map is destroyed: small ones to the allocator, large ones to the
+// ChunkReserve, which keeps them ready for the next map for a while. The pool's reserve (free
 // segments and the unused tail of chunks) is bounded by the map's peak segment memory
 // per class; it is not counted by SegmentedSliceMap::MemoryBytes, which counts segments
 // in use.
@@ -107,7 +108,7 @@ class SegmentPool {
   ~SegmentPool() {
     for (const auto& [c, large] : chunks_) {
       if (large) {
-        ChunkReserve::Free(c);
+        ChunkReserve::Global().Free(c);  // kept ready for the next map (or unmapped)
       } else {
         ::operator delete(c, kChunkBytes, kChunkAlign);
       }

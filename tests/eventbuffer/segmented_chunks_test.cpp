@@ -29,9 +29,23 @@ std::int64_t ThreadMinorFaults() {
   return ru.ru_minflt;
 }
 
+// Waits until the filler has unmapped every kept chunk beyond the target (freed chunks of
+// earlier tests in this process), so that a test starts with target chunks ready.
+void DropKeptChunks(ChunkReserve& reserve) {
+  reserve.set_keep_freed(0ms);
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  for (;;) {
+    const auto s = reserve.GetStats();
+    if (s.ready <= s.target || std::chrono::steady_clock::now() > deadline) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  reserve.set_keep_freed(5000ms);
+}
+
 TEST(ChunkReserveTest, ReadyChunksAreAlignedFaultedInAndRefilled) {
   ChunkReserve& reserve = ChunkReserve::Global();
   reserve.Prime();
+  DropKeptChunks(reserve);
   ASSERT_TRUE(reserve.WaitUntilFull(60s));
   const auto before = reserve.GetStats();
   EXPECT_TRUE(before.filler_running);
@@ -59,11 +73,89 @@ TEST(ChunkReserveTest, ReadyChunksAreAlignedFaultedInAndRefilled) {
   const auto after = reserve.GetStats();
   EXPECT_EQ(after.taken, before.taken + 1);
   EXPECT_GE(after.filled, before.filled + 1);
-  // Chunks are counted while mapped (ready or held) and no longer once freed.
+  // Chunks are counted while mapped (ready or held).
+  EXPECT_GE(ChunkReserve::MappedBytes(), (after.ready + 1) * ChunkReserve::kBytes);
+  reserve.Free(chunk);
+}
+
+TEST(ChunkReserveTest, FreedChunksAreKeptReadyThenUnmappedOnceIdle) {
+  ChunkReserve& reserve = ChunkReserve::Global();
+  reserve.Prime();
+  DropKeptChunks(reserve);
+  std::vector<void*> taken;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(reserve.WaitUntilFull(60s));
+    void* c = reserve.TryTake();
+    ASSERT_NE(c, nullptr);
+    std::memset(c, 0x33, ChunkReserve::kBytes);
+    taken.push_back(c);
+  }
+  ASSERT_TRUE(reserve.WaitUntilFull(60s));
+  const auto before = reserve.GetStats();
   const std::size_t mapped = ChunkReserve::MappedBytes();
-  EXPECT_GE(mapped, (after.ready + 1) * ChunkReserve::kBytes);
-  ChunkReserve::Free(chunk);
-  EXPECT_EQ(ChunkReserve::MappedBytes(), mapped - ChunkReserve::kBytes);
+
+  // Freed chunks stay mapped and ready, beyond the target.
+  for (void* c : taken) reserve.Free(c);
+  const auto kept = reserve.GetStats();
+  EXPECT_EQ(kept.kept, before.kept + 3);
+  EXPECT_GE(kept.ready, before.ready + 3);
+  EXPECT_EQ(ChunkReserve::MappedBytes(), mapped);
+  // The next take gets the chunk freed last, as it was left, and writing it takes no fault.
+  void* again = reserve.TryTake();
+  EXPECT_EQ(again, taken.back());
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(static_cast<const unsigned char*>(again)[ChunkReserve::kBytes - 1], 0x33);
+  const std::int64_t faults0 = ThreadMinorFaults();
+  for (std::size_t off = 0; off < ChunkReserve::kBytes; off += 4096) {
+    static_cast<volatile char*>(again)[off] = 1;
+  }
+#if !defined(__SANITIZE_THREAD__)
+  EXPECT_EQ(ThreadMinorFaults() - faults0, 0);
+#else
+  (void)faults0;
+#endif
+  reserve.Free(again);
+
+  // Once nothing is taken or freed for keep_freed, the surplus is unmapped.
+  reserve.set_keep_freed(200ms);
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  auto s = reserve.GetStats();
+  // (The filler unmaps after taking the chunks off the ready list: wait for both.)
+  while ((s.ready > s.target || ChunkReserve::MappedBytes() > mapped - 3 * ChunkReserve::kBytes) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+    s = reserve.GetStats();
+  }
+  reserve.set_keep_freed(5000ms);
+  EXPECT_EQ(s.ready, s.target);
+  EXPECT_GE(s.trimmed, kept.trimmed + 3);
+  EXPECT_LE(ChunkReserve::MappedBytes(), mapped - 3 * ChunkReserve::kBytes);
+}
+
+TEST(ChunkReserveTest, FreeingBeyondTheCapUnmapsAtOnce) {
+  ChunkReserve& reserve = ChunkReserve::Global();
+  reserve.Prime();
+  DropKeptChunks(reserve);
+  // Take more chunks than may be kept (the filler makes them as fast as it can).
+  std::vector<void*> taken;
+  const auto deadline = std::chrono::steady_clock::now() + 120s;
+  while (taken.size() < ChunkReserve::kMaxKept + 4 && std::chrono::steady_clock::now() < deadline) {
+    if (void* c = reserve.TryTake()) {
+      taken.push_back(c);
+    } else {
+      ASSERT_TRUE(reserve.WaitUntilFull(60s));
+    }
+  }
+  ASSERT_EQ(taken.size(), ChunkReserve::kMaxKept + 4);
+  const auto before = reserve.GetStats();
+  const std::size_t mapped = ChunkReserve::MappedBytes();
+  for (void* c : taken) reserve.Free(c);
+  const auto after = reserve.GetStats();
+  EXPECT_EQ(after.ready, ChunkReserve::kMaxKept);
+  EXPECT_EQ(after.kept - before.kept, ChunkReserve::kMaxKept - before.ready);
+  EXPECT_EQ(ChunkReserve::MappedBytes(),
+            mapped - (taken.size() - (after.kept - before.kept)) * ChunkReserve::kBytes);
+  DropKeptChunks(reserve);
 }
 
 TEST(ChunkReserveTest, TakingFromAnEmptyReserveReturnsAtOnce) {
@@ -80,7 +172,7 @@ TEST(ChunkReserveTest, TakingFromAnEmptyReserveReturnsAtOnce) {
   EXPECT_GT(reserve.GetStats().misses, misses0);
   std::set<void*> distinct(taken.begin(), taken.end());
   EXPECT_EQ(distinct.size(), taken.size());
-  for (void* c : taken) ChunkReserve::Free(c);
+  for (void* c : taken) reserve.Free(c);
 }
 
 TEST(ChunkReserveTest, AMissRaisesTheTargetAndSteadyTakesLowerIt) {
@@ -101,10 +193,10 @@ TEST(ChunkReserveTest, AMissRaisesTheTargetAndSteadyTakesLowerIt) {
     ASSERT_TRUE(reserve.WaitUntilFull(60s));
     void* c = reserve.TryTake();
     ASSERT_NE(c, nullptr);
-    ChunkReserve::Free(c);
+    reserve.Free(c);
   }
   EXPECT_EQ(reserve.GetStats().target, 1u);
-  for (void* c : taken) ChunkReserve::Free(c);
+  for (void* c : taken) reserve.Free(c);
 }
 
 #ifndef KEB_SEGMENT_POOL_PASSTHROUGH
