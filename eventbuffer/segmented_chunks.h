@@ -33,13 +33,17 @@
 // counts them (held by maps plus ready).
 //
 // Freed chunks: a map that is destroyed gives its chunks back with Free. They are still
-// faulted in, so Free keeps them ready for the next taker (up to kMaxKept of them, the
-// rest are unmapped at once) instead of unmapping them: a map created after another one
-// was dropped (a restarted gray release, each repetition of a benchmark) then takes no
-// page faults for the memory the old one used, as it would from a heap allocator that
-// keeps freed memory. Once the process has neither taken nor freed a chunk for keep_freed
-// (5 s by default), the filler unmaps the ready chunks beyond the target, so an idle
-// process holds at most kMaxTarget chunks it does not use.
+// faulted in, so Free keeps them (up to kMaxKept, the rest are unmapped at once) and
+// TryTake hands them out before the filler's: a map created after another one was dropped
+// (a restarted gray release, each repetition of a benchmark) then takes no page faults for
+// the memory the old one used, as it would from a heap allocator that keeps freed memory.
+// Kept chunks are a list of their own: they do not count towards the filler's target, and
+// taking one neither raises nor lowers it, so the filler keeps its own chunks ready for the
+// moment the kept ones run out (counted with them, a fast fill drained them with the
+// target lowered to one and then missed the reserve on every chunk: the growth benchmark's
+// worst recurring append went from 21-24 to 87-93 us). Once the process has neither taken
+// nor freed a chunk for keep_freed (5 s by default), the filler unmaps the kept chunks, so
+// an idle process holds at most kMaxTarget chunks it does not use.
 //
 // Thread safety: every function may be called from any thread at any time. The reserve is
 // never destroyed (the filler may run until the process exits).
@@ -71,7 +75,7 @@ class ChunkReserve {
   // Chunks kept ready ahead of use (process-wide): between 1 and kMaxTarget (see above).
   static constexpr std::size_t kMaxTarget = 4;
   static constexpr std::size_t kTakesToLower = 16;
-  // Freed chunks kept ready at most (128 MiB: two fresh maps of 1M 48-byte values).
+  // Freed chunks kept at most (128 MiB: two fresh maps of 1M 48-byte values).
   static constexpr std::size_t kMaxKept = 64;
 
   // The process-wide reserve. Never destroyed.
@@ -98,7 +102,14 @@ class ChunkReserve {
     bool wake = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (ready_.empty()) {
+      if (!kept_.empty()) {
+        // A freed chunk, the one freed last (see "Freed chunks"); the target stays. The
+        // filler is woken all the same: the process is growing, and when the kept chunks
+        // run out it must already be making its own.
+        chunk = kept_.back();
+        kept_.pop_back();
+        ++reused_;
+      } else if (ready_.empty()) {
         ++misses_;
         takes_since_miss_ = 0;
         if (target_ < kMaxTarget) ++target_;
@@ -119,19 +130,18 @@ class ChunkReserve {
     return chunk;
   }
 
-  // Gives back a chunk obtained from TryTake: kept ready for the next TryTake (its content
-  // is left as it is) while fewer than kMaxKept are ready, else unmapped.
+  // Gives back a chunk obtained from TryTake: kept for a later TryTake (its content is
+  // left as it is) while fewer than kMaxKept are kept, else unmapped.
   void Free(void* chunk) {
     bool keep = false;
     bool wake = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (ready_.size() < kMaxKept) {
-        ready_.push_back(chunk);
-        ++kept_;
+      if (kept_.size() < kMaxKept) {
+        kept_.push_back(chunk);
         keep = true;
         last_free_ = std::chrono::steady_clock::now();
-        // A sleeping filler must arm its timer to unmap the surplus later (see Fill).
+        // A sleeping filler must arm its timer to unmap kept chunks later (see Fill).
         wake = filler_asleep_;
       }
     }
@@ -143,8 +153,8 @@ class ChunkReserve {
     return mapped_bytes_.load(std::memory_order_relaxed);  // relaxed: statistic
   }
 
-  // How long freed chunks beyond the target stay ready once the process has stopped taking
-  // and freeing chunks. Tests shorten it.
+  // How long freed chunks stay kept once the process has stopped taking and freeing
+  // chunks. Tests shorten it.
   void set_keep_freed(std::chrono::milliseconds keep) {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -153,13 +163,14 @@ class ChunkReserve {
     cv_.notify_one();
   }
   struct Stats {
-    std::size_t ready = 0;       // chunks ready now
+    std::size_t ready = 0;       // chunks the filler made, ready now
     std::size_t target = 0;      // chunks the filler keeps ready now
     std::size_t taken = 0;       // chunks handed out by TryTake
     std::size_t misses = 0;      // TryTake calls that found none ready
     std::size_t filled = 0;      // chunks the filler has faulted in
     std::size_t huge_tries = 0;  // chunks made asking for a huge page
-    std::size_t kept = 0;        // freed chunks kept ready by Free
+    std::size_t kept = 0;        // freed chunks kept now (handed out before the ready ones)
+    std::size_t reused = 0;      // kept chunks handed out by TryTake
     std::size_t trimmed = 0;     // kept chunks unmapped by the filler after keep_freed
     bool filler_running = false;
   };
@@ -172,7 +183,8 @@ class ChunkReserve {
                  misses_,
                  filled_,
                  huge_tries_,
-                 kept_,
+                 kept_.size(),
+                 reused_,
                  trimmed_,
                  primed_.load(std::memory_order_relaxed)};
   }
@@ -230,12 +242,15 @@ class ChunkReserve {
         const auto now = std::chrono::steady_clock::now();
         if (now - last_take_ < kActiveWindow) {
           cv_.wait_for(lock, kPoll);
-        } else if (ready_.size() > target_) {
-          // Freed chunks beyond the target: unmap them once the process has been quiet
-          // for keep_freed_.
+        } else if (!kept_.empty()) {
+          // Unmap the kept chunks once the process has been quiet for keep_freed_.
           const auto quiet = now - std::max(last_take_, last_free_);
           if (quiet < keep_freed_) {
+            // Asleep as far as takes are concerned: a take must wake the filler now, not
+            // when this wait ends (else the process grows on small chunks meanwhile).
+            filler_asleep_ = true;
             cv_.wait_for(lock, keep_freed_ - quiet);
+            filler_asleep_ = false;
           } else {
             TrimLocked(lock);
           }
@@ -272,16 +287,14 @@ class ChunkReserve {
     }
   }
 
-  // Unmaps the ready chunks beyond target_, the oldest first (TryTake takes the newest).
-  // REQUIRES: lock holds mu_; releases it while unmapping.
+  // Unmaps every kept chunk. REQUIRES: lock holds mu_; releases it while unmapping.
   void TrimLocked(std::unique_lock<std::mutex>& lock) {
-    const std::size_t excess = ready_.size() - target_;
-    std::vector<void*> drop(ready_.begin(), ready_.begin() + static_cast<std::ptrdiff_t>(excess));
-    ready_.erase(ready_.begin(), ready_.begin() + static_cast<std::ptrdiff_t>(excess));
-    trimmed_ += excess;
+    std::vector<void*> drop;
+    drop.swap(kept_);
+    trimmed_ += drop.size();
     // Counted as unmapped from here on (before munmap returns), so that a caller who sees
-    // them gone from ready also sees them gone from MappedBytes.
-    mapped_bytes_.fetch_sub(excess * kBytes, std::memory_order_relaxed);  // relaxed: statistic
+    // them gone from the kept list also sees them gone from MappedBytes.
+    mapped_bytes_.fetch_sub(drop.size() * kBytes, std::memory_order_relaxed);  // relaxed: statistic
     lock.unlock();
     for (void* c : drop) ::munmap(c, kBytes);
     lock.lock();
@@ -335,11 +348,12 @@ class ChunkReserve {
   std::atomic<bool> primed_{false};  // written under mu_; the filler runs once it is true
   std::vector<void*> ready_;         // guarded by mu_
   std::size_t target_ = 1;           // guarded by mu_
-  bool filler_asleep_ = false;       // guarded by mu_: waiting without a timeout
+  bool filler_asleep_ = false;       // guarded by mu_: idle, a take must wake it
   std::chrono::steady_clock::time_point last_take_{};  // guarded by mu_ (takes and misses)
+  std::vector<void*> kept_;                            // guarded by mu_: freed, kept
   std::chrono::steady_clock::time_point last_free_{};  // guarded by mu_ (kept chunks)
   std::chrono::milliseconds keep_freed_{5000};         // guarded by mu_
-  std::size_t kept_ = 0, trimmed_ = 0;                 // guarded by mu_
+  std::size_t reused_ = 0, trimmed_ = 0;               // guarded by mu_
   std::size_t takes_since_miss_ = 0;                   // guarded by mu_
   std::size_t taken_ = 0, misses_ = 0, filled_ = 0, huge_tries_ = 0;  // guarded by mu_
 };

@@ -29,14 +29,13 @@ std::int64_t ThreadMinorFaults() {
   return ru.ru_minflt;
 }
 
-// Waits until the filler has unmapped every kept chunk beyond the target (freed chunks of
-// earlier tests in this process), so that a test starts with target chunks ready.
+// Waits until the filler has unmapped every kept chunk (freed by earlier tests in this
+// process), so that a test starts with none kept.
 void DropKeptChunks(ChunkReserve& reserve) {
   reserve.set_keep_freed(0ms);
   const auto deadline = std::chrono::steady_clock::now() + 30s;
   for (;;) {
-    const auto s = reserve.GetStats();
-    if (s.ready <= s.target || std::chrono::steady_clock::now() > deadline) break;
+    if (reserve.GetStats().kept == 0 || std::chrono::steady_clock::now() > deadline) break;
     std::this_thread::sleep_for(10ms);
   }
   reserve.set_keep_freed(5000ms);
@@ -94,16 +93,25 @@ TEST(ChunkReserveTest, FreedChunksAreKeptReadyThenUnmappedOnceIdle) {
   const auto before = reserve.GetStats();
   const std::size_t mapped = ChunkReserve::MappedBytes();
 
-  // Freed chunks stay mapped and ready, beyond the target.
+  // Freed chunks stay mapped, kept apart from the filler's ready ones.
+  ASSERT_EQ(before.kept, 0u);
   for (void* c : taken) reserve.Free(c);
   const auto kept = reserve.GetStats();
-  EXPECT_EQ(kept.kept, before.kept + 3);
-  EXPECT_GE(kept.ready, before.ready + 3);
+  EXPECT_EQ(kept.kept, 3u);
+  EXPECT_EQ(kept.ready, before.ready);
   EXPECT_EQ(ChunkReserve::MappedBytes(), mapped);
-  // The next take gets the chunk freed last, as it was left, and writing it takes no fault.
+  // The next take gets the chunk freed last, as it was left, and writing it takes no fault;
+  // it leaves the filler's ready chunks and its target alone.
   void* again = reserve.TryTake();
   EXPECT_EQ(again, taken.back());
   ASSERT_NE(again, nullptr);
+  const auto reused = reserve.GetStats();
+  EXPECT_EQ(reused.reused, before.reused + 1);
+  EXPECT_EQ(reused.kept, 2u);
+  EXPECT_EQ(reused.ready, before.ready);
+  EXPECT_EQ(reused.target, before.target);
+  EXPECT_EQ(reused.taken, before.taken);
+  EXPECT_EQ(reused.misses, before.misses);
   EXPECT_EQ(static_cast<const unsigned char*>(again)[ChunkReserve::kBytes - 1], 0x33);
   const std::int64_t faults0 = ThreadMinorFaults();
   for (std::size_t off = 0; off < ChunkReserve::kBytes; off += 4096) {
@@ -116,20 +124,55 @@ TEST(ChunkReserveTest, FreedChunksAreKeptReadyThenUnmappedOnceIdle) {
 #endif
   reserve.Free(again);
 
-  // Once nothing is taken or freed for keep_freed, the surplus is unmapped.
+  // Once nothing is taken or freed for keep_freed, the kept chunks are unmapped.
   reserve.set_keep_freed(200ms);
   const auto deadline = std::chrono::steady_clock::now() + 30s;
   auto s = reserve.GetStats();
   // (The filler unmaps after taking the chunks off the ready list: wait for both.)
-  while ((s.ready > s.target || ChunkReserve::MappedBytes() > mapped - 3 * ChunkReserve::kBytes) &&
+  while ((s.kept > 0 || ChunkReserve::MappedBytes() > mapped - 3 * ChunkReserve::kBytes) &&
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(10ms);
     s = reserve.GetStats();
   }
   reserve.set_keep_freed(5000ms);
-  EXPECT_EQ(s.ready, s.target);
-  EXPECT_GE(s.trimmed, kept.trimmed + 3);
+  EXPECT_EQ(s.kept, 0u);
+  EXPECT_EQ(s.trimmed, kept.trimmed + 3);
   EXPECT_LE(ChunkReserve::MappedBytes(), mapped - 3 * ChunkReserve::kBytes);
+}
+
+// While it waits to unmap kept chunks, the filler must still answer a take: a process
+// that starts growing again after a pause gets its chunks made at once, not after
+// keep_freed (it would grow on small chunks, faulted in by its appenders, meanwhile).
+TEST(ChunkReserveTest, ATakeAfterAPauseWakesTheFillerWhileChunksAreKept) {
+  ChunkReserve& reserve = ChunkReserve::Global();
+  reserve.Prime();
+  DropKeptChunks(reserve);
+  reserve.set_keep_freed(60'000ms);
+  ASSERT_TRUE(reserve.WaitUntilFull(60s));
+  void* c = reserve.TryTake();
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(reserve.WaitUntilFull(60s));
+  reserve.Free(c);
+  ASSERT_EQ(reserve.GetStats().kept, 1u);
+  std::this_thread::sleep_for(300ms);  // past the filler's active window: it idles now
+  // Take the kept chunk, then every ready one: the filler must make new ones well before
+  // keep_freed.
+  std::vector<void*> taken;
+  taken.push_back(reserve.TryTake());
+  EXPECT_EQ(taken.back(), c);
+  for (;;) {
+    const auto s = reserve.GetStats();
+    if (s.ready == 0) break;
+    taken.push_back(reserve.TryTake());
+  }
+  const auto filled0 = reserve.GetStats().filled;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (reserve.GetStats().filled == filled0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_GT(reserve.GetStats().filled, filled0);
+  for (void* t : taken) reserve.Free(t);
+  DropKeptChunks(reserve);
 }
 
 TEST(ChunkReserveTest, FreeingBeyondTheCapUnmapsAtOnce) {
@@ -147,20 +190,21 @@ TEST(ChunkReserveTest, FreeingBeyondTheCapUnmapsAtOnce) {
     }
   }
   ASSERT_EQ(taken.size(), ChunkReserve::kMaxKept + 4);
+  ASSERT_TRUE(reserve.WaitUntilFull(60s));  // the filler is idle from here on
   const auto before = reserve.GetStats();
   const std::size_t mapped = ChunkReserve::MappedBytes();
   for (void* c : taken) reserve.Free(c);
   const auto after = reserve.GetStats();
-  EXPECT_EQ(after.ready, ChunkReserve::kMaxKept);
-  EXPECT_EQ(after.kept - before.kept, ChunkReserve::kMaxKept - before.ready);
-  EXPECT_EQ(ChunkReserve::MappedBytes(),
-            mapped - (taken.size() - (after.kept - before.kept)) * ChunkReserve::kBytes);
+  EXPECT_EQ(before.kept, 0u);
+  EXPECT_EQ(after.kept, ChunkReserve::kMaxKept);
+  EXPECT_EQ(ChunkReserve::MappedBytes(), mapped - 4 * ChunkReserve::kBytes);
   DropKeptChunks(reserve);
 }
 
 TEST(ChunkReserveTest, TakingFromAnEmptyReserveReturnsAtOnce) {
   ChunkReserve& reserve = ChunkReserve::Global();
   reserve.Prime();
+  DropKeptChunks(reserve);
   ASSERT_TRUE(reserve.WaitUntilFull(60s));
   // Take everything that is ready, then more: those calls find nothing and do not wait.
   std::vector<void*> taken;
@@ -178,6 +222,7 @@ TEST(ChunkReserveTest, TakingFromAnEmptyReserveReturnsAtOnce) {
 TEST(ChunkReserveTest, AMissRaisesTheTargetAndSteadyTakesLowerIt) {
   ChunkReserve& reserve = ChunkReserve::Global();
   reserve.Prime();
+  DropKeptChunks(reserve);
   ASSERT_TRUE(reserve.WaitUntilFull(60s));
   // Appenders faster than the filler: take until one finds none ready.
   std::vector<void*> taken;
@@ -188,12 +233,12 @@ TEST(ChunkReserveTest, AMissRaisesTheTargetAndSteadyTakesLowerIt) {
   ASSERT_TRUE(reserve.WaitUntilFull(60s));
   EXPECT_GE(reserve.GetStats().ready, raised.target);
   // Appenders the filler keeps up with: every take finds one ready, and the target falls
-  // back to one.
+  // back to one. (Held until the end: a chunk freed now would be kept and taken again.)
   for (std::size_t i = 0; i < ChunkReserve::kTakesToLower * ChunkReserve::kMaxTarget; ++i) {
     ASSERT_TRUE(reserve.WaitUntilFull(60s));
     void* c = reserve.TryTake();
     ASSERT_NE(c, nullptr);
-    reserve.Free(c);
+    taken.push_back(c);
   }
   EXPECT_EQ(reserve.GetStats().target, 1u);
   for (void* c : taken) reserve.Free(c);
@@ -257,7 +302,12 @@ TEST(SegmentPoolLargeChunkTest, ConcurrentGrowthThroughLargeChunksLosesNothing) 
   };
   constexpr int kThreads = 3;
   constexpr std::uint64_t kPerThread = 60'000;  // ~2.9 MB of values per thread
-  const auto taken0 = ChunkReserve::Global().GetStats().taken;
+  // Large chunks handed out, made by the filler or kept after an earlier test freed them.
+  auto handed_out = [] {
+    const auto s = ChunkReserve::Global().GetStats();
+    return s.taken + s.reused;
+  };
+  const auto taken0 = handed_out();
   {
     SegmentedSliceMap<Value48> map;
 #ifndef KEB_SEGMENT_POOL_PASSTHROUGH
@@ -300,7 +350,7 @@ TEST(SegmentPoolLargeChunkTest, ConcurrentGrowthThroughLargeChunksLosesNothing) 
     EXPECT_EQ(seen, kThreads * kPerThread);
   }
 #ifndef KEB_SEGMENT_POOL_PASSTHROUGH
-  EXPECT_GT(ChunkReserve::Global().GetStats().taken, taken0);
+  EXPECT_GT(handed_out(), taken0);
 #else
   (void)taken0;
 #endif
