@@ -23,26 +23,29 @@
 // Cost: one thread per process (SCHED_IDLE: it only uses CPU nobody else wants), started by
 // the first Prime() (the first SegmentedSliceMap with large chunks primes it when it is
 // constructed), asleep while the process is not growing; 1 to
-// kMaxTarget chunks (2 MiB each) held by the process ahead of use, shared by every map.
+// kMaxTarget chunks (2 MiB each) held by the process ahead of use, shared by every map, and
+// up to kMaxKept freed ones for keep_freed after maps are destroyed (see below).
 //
 // Memory: each chunk is its own anonymous mapping (mmap, trimmed to 2 MiB alignment). Not
 // operator new: with glibc a freed 2 MiB block goes back to the heap,
 // where later small allocations (a new key's Slice) would reuse an address range still
 // marked MADV_HUGEPAGE, and the first touch of it would fault in a whole huge page on that
 // appender (0.1-5 ms here). Heap accounting therefore does not see chunks; MappedBytes()
-// counts them (held by maps plus ready).
+// counts them (held by maps, ready or kept).
 //
 // Freed chunks: a map that is destroyed gives its chunks back with Free. They are still
 // faulted in, so Free keeps them (up to kMaxKept, the rest are unmapped at once) and
 // TryTake hands them out before the filler's: a map created after another one was dropped
 // (a restarted gray release, each repetition of a benchmark) then takes no page faults for
 // the memory the old one used, as it would from a heap allocator that keeps freed memory.
-// Kept chunks are a list of their own: they do not count towards the filler's target, and
-// taking one neither raises nor lowers it, so the filler keeps its own chunks ready for the
-// moment the kept ones run out (counted with them, a fast fill drained them with the
-// target lowered to one and then missed the reserve on every chunk: the growth benchmark's
-// worst recurring append went from 21-24 to 87-93 us). Once the process has neither taken
-// nor freed a chunk for keep_freed (5 s by default), the filler unmaps the kept chunks, so
+// Kept chunks are a list of their own: taking one neither raises nor lowers the filler's
+// target, but it wakes the filler like any take, so that the filler's own chunks are being
+// made when the kept ones run out; and the filler's timed wait before unmapping kept
+// chunks counts as asleep, so a take wakes it from there too (it did not at first: a
+// process growing again after a pause then grew on small chunks, faulted in by its
+// appenders, and the growth benchmark's worst recurring append went from 21-24 to
+// 60-93 us). Once the process has neither taken nor freed a chunk for keep_freed (5 s by
+// default), the filler unmaps the kept chunks, so
 // an idle process holds at most kMaxTarget chunks it does not use.
 //
 // Thread safety: every function may be called from any thread at any time. The reserve is
