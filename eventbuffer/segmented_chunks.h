@@ -27,11 +27,11 @@
 // up to kMaxKept freed ones for keep_freed after maps are destroyed (see below).
 //
 // Memory: each chunk is its own anonymous mapping (mmap, trimmed to 2 MiB alignment). Not
-// operator new: with glibc a freed 2 MiB block goes back to the heap,
-// where later small allocations (a new key's Slice) would reuse an address range still
-// marked MADV_HUGEPAGE, and the first touch of it would fault in a whole huge page on that
-// appender (0.1-5 ms here). Heap accounting therefore does not see chunks; MappedBytes()
-// counts them (held by maps, ready or kept).
+// operator new: with glibc a freed 2 MiB block goes back to the heap, where later small
+// allocations (a new key's Slice) would reuse an address range still marked MADV_HUGEPAGE,
+// and the first touch of it would fault in a whole huge page on that appender (0.1-5 ms
+// here). Heap accounting therefore does not see chunks; MappedBytes() counts them (held by
+// maps, ready or kept).
 //
 // Freed chunks: a map that is destroyed gives its chunks back with Free. They are still
 // faulted in, so Free keeps them (up to kMaxKept, the rest are unmapped at once) and
@@ -45,8 +45,8 @@
 // process growing again after a pause then grew on small chunks, faulted in by its
 // appenders, and the growth benchmark's worst recurring append went from 21-24 to
 // 60-93 us). Once the process has neither taken nor freed a chunk for keep_freed (5 s by
-// default), the filler unmaps the kept chunks, so
-// an idle process holds at most kMaxTarget chunks it does not use.
+// default), the filler unmaps the kept chunks, so an idle process holds at most kMaxTarget
+// chunks it does not use.
 //
 // Thread safety: every function may be called from any thread at any time. The reserve is
 // never destroyed (the filler may run until the process exits).
@@ -151,7 +151,7 @@ class ChunkReserve {
     if (wake) cv_.notify_one();
     if (!keep) Unmap(chunk);
   }
-  // Bytes of chunks mapped and not freed yet, process-wide: held by maps or ready.
+  // Bytes of chunks mapped and not unmapped yet, process-wide: held by maps, ready or kept.
   static std::size_t MappedBytes() {
     return mapped_bytes_.load(std::memory_order_relaxed);  // relaxed: statistic
   }
@@ -180,16 +180,9 @@ class ChunkReserve {
   Stats GetStats() {
     std::lock_guard<std::mutex> lock(mu_);
     // relaxed: written under mu_, which we hold.
-    return Stats{ready_.size(),
-                 target_,
-                 taken_,
-                 misses_,
-                 filled_,
-                 huge_tries_,
-                 kept_.size(),
-                 reused_,
-                 trimmed_,
-                 primed_.load(std::memory_order_relaxed)};
+    return Stats{
+        ready_.size(), target_,      taken_,  misses_,  filled_,
+        huge_tries_,   kept_.size(), reused_, trimmed_, primed_.load(std::memory_order_relaxed)};
   }
 
   // Blocks until the target number of chunks is ready or `timeout` has passed; returns
