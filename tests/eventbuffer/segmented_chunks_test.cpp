@@ -29,6 +29,20 @@ std::int64_t ThreadMinorFaults() {
   return ru.ru_minflt;
 }
 
+// Writes one byte per page of a chunk and expects no page fault: every page was faulted in
+// before. (Not checked under ThreadSanitizer: its shadow memory is faulted in on first use.)
+void ExpectWritingTakesNoFault(void* chunk) {
+  const std::int64_t faults0 = ThreadMinorFaults();
+  for (std::size_t off = 0; off < ChunkReserve::kBytes; off += 4096) {
+    static_cast<volatile char*>(chunk)[off] = 1;
+  }
+#if !defined(__SANITIZE_THREAD__)
+  EXPECT_EQ(ThreadMinorFaults() - faults0, 0);
+#else
+  (void)faults0;
+#endif
+}
+
 // Waits until the filler has unmapped every kept chunk (freed by earlier tests in this
 // process), so that a test starts with none kept.
 void DropKeptChunks(ChunkReserve& reserve) {
@@ -54,17 +68,8 @@ TEST(ChunkReserveTest, ReadyChunksAreAlignedFaultedInAndRefilled) {
   void* chunk = reserve.TryTake();
   ASSERT_NE(chunk, nullptr);
   EXPECT_EQ(reinterpret_cast<std::uintptr_t>(chunk) % ChunkReserve::kBytes, 0u);
-  // Every page was faulted in by the filler: writing one byte per page takes no fault here.
-  // (Not under ThreadSanitizer: its shadow memory is faulted in on first use.)
-  const std::int64_t faults0 = ThreadMinorFaults();
-  for (std::size_t off = 0; off < ChunkReserve::kBytes; off += 4096) {
-    static_cast<volatile char*>(chunk)[off] = 1;
-  }
-#if !defined(__SANITIZE_THREAD__)
-  EXPECT_EQ(ThreadMinorFaults() - faults0, 0);
-#else
-  (void)faults0;
-#endif
+  // Every page was faulted in by the filler.
+  ExpectWritingTakesNoFault(chunk);
   std::memset(chunk, 0x5a, ChunkReserve::kBytes);  // the whole chunk is ours
 
   // The filler makes a new one to replace it.
@@ -113,15 +118,7 @@ TEST(ChunkReserveTest, FreedChunksAreKeptReadyThenUnmappedOnceIdle) {
   EXPECT_EQ(reused.taken, before.taken);
   EXPECT_EQ(reused.misses, before.misses);
   EXPECT_EQ(static_cast<const unsigned char*>(again)[ChunkReserve::kBytes - 1], 0x33);
-  const std::int64_t faults0 = ThreadMinorFaults();
-  for (std::size_t off = 0; off < ChunkReserve::kBytes; off += 4096) {
-    static_cast<volatile char*>(again)[off] = 1;
-  }
-#if !defined(__SANITIZE_THREAD__)
-  EXPECT_EQ(ThreadMinorFaults() - faults0, 0);
-#else
-  (void)faults0;
-#endif
+  ExpectWritingTakesNoFault(again);
   reserve.Free(again);
 
   // Once nothing is taken or freed for keep_freed, the kept chunks are unmapped.
