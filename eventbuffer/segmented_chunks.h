@@ -98,8 +98,9 @@ class ChunkReserve {
     primed_.store(true, std::memory_order_relaxed);
   }
 
-  // A ready chunk (kBytes, aligned to kBytes, every page faulted in) that the caller now
-  // owns, or nullptr when none is ready this instant. Never waits for the filler.
+  // A chunk (kBytes, aligned to kBytes, every page faulted in; its content unspecified: a
+  // kept one holds what its last owner wrote) that the caller now owns, or nullptr when
+  // none is ready this instant. Never waits for the filler.
   void* TryTake() {
     void* chunk = nullptr;
     bool wake = false;
@@ -144,8 +145,9 @@ class ChunkReserve {
         kept_.push_back(chunk);
         keep = true;
         last_free_ = std::chrono::steady_clock::now();
-        // A sleeping filler must arm its timer to unmap kept chunks later (see Fill).
-        wake = filler_asleep_;
+        // A filler asleep without a timer (nothing was kept) must arm one to unmap kept
+        // chunks later (see Fill); one in the timed wait looks again when it ends.
+        wake = filler_asleep_ && kept_.size() == 1;
       }
     }
     if (wake) cv_.notify_one();
@@ -157,32 +159,44 @@ class ChunkReserve {
   }
 
   // How long freed chunks stay kept once the process has stopped taking and freeing
-  // chunks. Tests shorten it.
+  // chunks (at most an hour). For tests.
   void set_keep_freed(std::chrono::milliseconds keep) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      keep_freed_ = keep;
+      keep_freed_ = std::clamp(keep, std::chrono::milliseconds(0),
+                               std::chrono::milliseconds(std::chrono::hours(1)));
     }
     cv_.notify_one();
   }
   struct Stats {
-    std::size_t ready = 0;       // chunks the filler made, ready now
-    std::size_t target = 0;      // chunks the filler keeps ready now
-    std::size_t taken = 0;       // chunks handed out by TryTake
-    std::size_t misses = 0;      // TryTake calls that found none ready
-    std::size_t filled = 0;      // chunks the filler has faulted in
-    std::size_t huge_tries = 0;  // chunks made asking for a huge page
-    std::size_t kept = 0;        // freed chunks kept now (handed out before the ready ones)
-    std::size_t reused = 0;      // kept chunks handed out by TryTake
-    std::size_t trimmed = 0;     // kept chunks unmapped by the filler after keep_freed
+    std::size_t ready = 0;         // chunks the filler made, ready now
+    std::size_t target = 0;        // chunks the filler keeps ready now
+    std::size_t taken = 0;         // chunks handed out by TryTake
+    std::size_t misses = 0;        // TryTake calls that found none ready
+    std::size_t filled = 0;        // chunks the filler has faulted in
+    std::size_t huge_tries = 0;    // chunks made asking for a huge page
+    std::size_t kept = 0;          // freed chunks kept now (handed out before the ready ones)
+    std::size_t reused = 0;        // kept chunks handed out by TryTake
+    std::size_t trimmed = 0;       // kept chunks unmapped by the filler after keep_freed
+    std::size_t mapped_bytes = 0;  // MappedBytes(), read with the above (see TrimLocked)
     bool filler_running = false;
+    bool filler_asleep = false;  // idle: the next take (or a first kept free) wakes it
   };
   Stats GetStats() {
     std::lock_guard<std::mutex> lock(mu_);
     // relaxed: written under mu_, which we hold.
-    return Stats{
-        ready_.size(), target_,      taken_,  misses_,  filled_,
-        huge_tries_,   kept_.size(), reused_, trimmed_, primed_.load(std::memory_order_relaxed)};
+    return Stats{ready_.size(),
+                 target_,
+                 taken_,
+                 misses_,
+                 filled_,
+                 huge_tries_,
+                 kept_.size(),
+                 reused_,
+                 trimmed_,
+                 MappedBytes(),
+                 primed_.load(std::memory_order_relaxed),
+                 filler_asleep_};
   }
 
   // Blocks until the target number of chunks is ready or `timeout` has passed; returns
@@ -214,7 +228,9 @@ class ChunkReserve {
   // ~1 ms a chunk takes while the other CPU may sit idle: measured as 0.1-0.7 ms stalls of
   // single appends right after a take. So while chunks are being taken (a take in the last
   // kActiveWindow) the filler wakes itself every kPoll to look, and takes never wake it;
-  // only once the process has stopped growing does it sleep until a take wakes it.
+  // only once the process has stopped growing does it sleep until a take wakes it (with a
+  // timer to unmap kept chunks while there are any). So a take wakes it once per pause in
+  // growth at most.
   static constexpr std::chrono::microseconds kPoll{200};
   static constexpr std::chrono::milliseconds kActiveWindow{100};
 
@@ -263,8 +279,10 @@ class ChunkReserve {
       const auto took = std::chrono::steady_clock::now() - t0;
       if (chunk == nullptr) {
         // Out of address space or memory: the pools fall back to small chunks (whose
-        // operator new reports the failure); try again later.
+        // operator new reports the failure); give the kept chunks back now rather than
+        // after keep_freed, and try again later.
         lock.lock();
+        if (!kept_.empty()) TrimLocked(lock);
         cv_.wait_for(lock, std::chrono::milliseconds(100));
         continue;
       }
@@ -339,7 +357,7 @@ class ChunkReserve {
   static inline std::atomic<std::size_t> mapped_bytes_{0};
 
   std::mutex mu_;
-  std::condition_variable cv_;       // filler waits: fewer than target_ ready
+  std::condition_variable cv_;       // filler waits: a take, a free, the trim timer
   std::condition_variable full_cv_;  // WaitUntilFull waits: target_ ready
   std::atomic<bool> primed_{false};  // written under mu_; the filler runs once it is true
   std::vector<void*> ready_;         // guarded by mu_

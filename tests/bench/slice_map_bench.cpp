@@ -408,7 +408,7 @@ void Memory(benchmark::State& state) {
     ChunkReserve::Global().WaitUntilFull(std::chrono::seconds(5));
     const ChunkReserve::Stats reserve = ChunkReserve::Global().GetStats();
     const std::size_t ready_bytes = (reserve.ready + reserve.kept) * ChunkReserve::kBytes;
-    const std::size_t held_chunks = ChunkReserve::MappedBytes() - ready_bytes;
+    const std::size_t held_chunks = reserve.mapped_bytes - ready_bytes;
     heap_per = static_cast<double>(g_heap_bytes.load() + static_cast<std::int64_t>(held_chunks)) /
                static_cast<double>(kAppends);
     own_per = static_cast<double>(map->MemoryBytes()) / static_cast<double>(kAppends);
@@ -416,7 +416,7 @@ void Memory(benchmark::State& state) {
     map.reset();
   }
   // All memory the map holds (heap + its large chunks) per element; MemoryBytes() per
-  // element (segments in use, index, keys); the process's ready chunks in MiB.
+  // element (segments in use, index, keys); the process's ready and kept chunks in MiB.
   state.counters["heap_bytes_per_elem"] = heap_per;
   state.counters["own_bytes_per_elem"] = own_per;
   if constexpr (std::is_same_v<Map, SegmentedMap>) state.counters["reserve_mib"] = reserve_mib;

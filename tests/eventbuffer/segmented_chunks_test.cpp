@@ -43,16 +43,25 @@ void ExpectWritingTakesNoFault(void* chunk) {
 #endif
 }
 
+// Sets how long freed chunks stay kept, and puts the default back at the end of the scope
+// (the reserve is process-wide: a failed test must not leave its setting to the next).
+struct KeepFreedFor {
+  KeepFreedFor(ChunkReserve& r, std::chrono::milliseconds keep) : reserve(r) {
+    reserve.set_keep_freed(keep);
+  }
+  ~KeepFreedFor() { reserve.set_keep_freed(5000ms); }
+  ChunkReserve& reserve;
+};
+
 // Waits until the filler has unmapped every kept chunk (freed by earlier tests in this
 // process), so that a test starts with none kept.
 void DropKeptChunks(ChunkReserve& reserve) {
-  reserve.set_keep_freed(0ms);
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  KeepFreedFor keep(reserve, 0ms);
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
   for (;;) {
     if (reserve.GetStats().kept == 0 || std::chrono::steady_clock::now() > deadline) break;
     std::this_thread::sleep_for(10ms);
   }
-  reserve.set_keep_freed(5000ms);
 }
 
 TEST(ChunkReserveTest, ReadyChunksAreAlignedFaultedInAndRefilled) {
@@ -122,19 +131,48 @@ TEST(ChunkReserveTest, FreedChunksAreKeptReadyThenUnmappedOnceIdle) {
   reserve.Free(again);
 
   // Once nothing is taken or freed for keep_freed, the kept chunks are unmapped.
-  reserve.set_keep_freed(200ms);
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  KeepFreedFor keep(reserve, 200ms);
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
   auto s = reserve.GetStats();
-  // (The filler unmaps after taking the chunks off the ready list: wait for both.)
-  while ((s.kept > 0 || ChunkReserve::MappedBytes() > mapped - 3 * ChunkReserve::kBytes) &&
-         std::chrono::steady_clock::now() < deadline) {
+  while (s.kept > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(10ms);
     s = reserve.GetStats();
   }
-  reserve.set_keep_freed(5000ms);
   EXPECT_EQ(s.kept, 0u);
   EXPECT_EQ(s.trimmed, kept.trimmed + 3);
-  EXPECT_LE(ChunkReserve::MappedBytes(), mapped - 3 * ChunkReserve::kBytes);
+  EXPECT_LE(s.mapped_bytes, mapped - 3 * ChunkReserve::kBytes);
+}
+
+// Frees alone keep the process from counting as quiet: while a map gives chunks back, none
+// of the kept ones is unmapped; once the frees stop, they all are.
+TEST(ChunkReserveTest, KeptChunksStayWhileChunksAreBeingFreed) {
+  ChunkReserve& reserve = ChunkReserve::Global();
+  reserve.Prime();
+  DropKeptChunks(reserve);
+  constexpr int kChunks = 12;
+  std::vector<void*> taken;
+  while (taken.size() < kChunks) {
+    ASSERT_TRUE(reserve.WaitUntilFull(60s));
+    taken.push_back(reserve.TryTake());
+    ASSERT_NE(taken.back(), nullptr);
+  }
+  KeepFreedFor keep(reserve, 400ms);
+  std::this_thread::sleep_for(200ms);  // past the filler's active window (no take since)
+  const auto trimmed0 = reserve.GetStats().trimmed;
+  for (void* c : taken) {  // one free every 50 ms: 600 ms in all, longer than keep_freed
+    reserve.Free(c);
+    std::this_thread::sleep_for(50ms);
+  }
+  const auto freeing = reserve.GetStats();
+  EXPECT_EQ(freeing.trimmed, trimmed0);
+  EXPECT_EQ(freeing.kept, static_cast<std::size_t>(kChunks));
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  auto s = reserve.GetStats();
+  while (s.kept > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+    s = reserve.GetStats();
+  }
+  EXPECT_EQ(s.trimmed, trimmed0 + kChunks);
 }
 
 // While it waits to unmap kept chunks, the filler must still answer a take: a process
@@ -144,14 +182,20 @@ TEST(ChunkReserveTest, ATakeAfterAPauseWakesTheFillerWhileChunksAreKept) {
   ChunkReserve& reserve = ChunkReserve::Global();
   reserve.Prime();
   DropKeptChunks(reserve);
-  reserve.set_keep_freed(60'000ms);
+  KeepFreedFor keep(reserve, 600'000ms);
   ASSERT_TRUE(reserve.WaitUntilFull(60s));
   void* c = reserve.TryTake();
   ASSERT_NE(c, nullptr);
   ASSERT_TRUE(reserve.WaitUntilFull(60s));
   reserve.Free(c);
   ASSERT_EQ(reserve.GetStats().kept, 1u);
-  std::this_thread::sleep_for(300ms);  // past the filler's active window: it idles now
+  // Past the filler's active window it waits for the unmap timer, counted as asleep.
+  const auto asleep_by = std::chrono::steady_clock::now() + 60s;
+  while (!reserve.GetStats().filler_asleep && std::chrono::steady_clock::now() < asleep_by) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(reserve.GetStats().filler_asleep);
+  ASSERT_EQ(reserve.GetStats().kept, 1u);
   // Take the kept chunk, then every ready one: the filler must make new ones well before
   // keep_freed.
   std::vector<void*> taken;
@@ -163,7 +207,7 @@ TEST(ChunkReserveTest, ATakeAfterAPauseWakesTheFillerWhileChunksAreKept) {
     taken.push_back(reserve.TryTake());
   }
   const auto filled0 = reserve.GetStats().filled;
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  const auto deadline = std::chrono::steady_clock::now() + 120s;
   while (reserve.GetStats().filled == filled0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(5ms);
   }
