@@ -53,15 +53,25 @@ struct KeepFreedFor {
   ChunkReserve& reserve;
 };
 
+// Reads the reserve's statistics every 10 ms until done(stats) holds or `timeout` has
+// passed; returns the last ones read.
+template <class Done>
+ChunkReserve::Stats PollStats(ChunkReserve& reserve, Done done, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto s = reserve.GetStats();
+  while (!done(s) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+    s = reserve.GetStats();
+  }
+  return s;
+}
+bool NoneKept(const ChunkReserve::Stats& s) { return s.kept == 0; }
+
 // Waits until the filler has unmapped every kept chunk (freed by earlier tests in this
 // process), so that a test starts with none kept.
 void DropKeptChunks(ChunkReserve& reserve) {
   KeepFreedFor keep(reserve, 0ms);
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
-  for (;;) {
-    if (reserve.GetStats().kept == 0 || std::chrono::steady_clock::now() > deadline) break;
-    std::this_thread::sleep_for(10ms);
-  }
+  PollStats(reserve, NoneKept, 60s);
 }
 
 TEST(ChunkReserveTest, ReadyChunksAreAlignedFaultedInAndRefilled) {
@@ -132,12 +142,7 @@ TEST(ChunkReserveTest, FreedChunksAreKeptReadyThenUnmappedOnceIdle) {
 
   // Once nothing is taken or freed for keep_freed, the kept chunks are unmapped.
   KeepFreedFor keep(reserve, 200ms);
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
-  auto s = reserve.GetStats();
-  while (s.kept > 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(10ms);
-    s = reserve.GetStats();
-  }
+  const auto s = PollStats(reserve, NoneKept, 60s);
   EXPECT_EQ(s.kept, 0u);
   EXPECT_EQ(s.trimmed, kept.trimmed + 3);
   EXPECT_LE(s.mapped_bytes, mapped - 3 * ChunkReserve::kBytes);
@@ -166,12 +171,7 @@ TEST(ChunkReserveTest, KeptChunksStayWhileChunksAreBeingFreed) {
   const auto freeing = reserve.GetStats();
   EXPECT_EQ(freeing.trimmed, trimmed0);
   EXPECT_EQ(freeing.kept, static_cast<std::size_t>(kChunks));
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
-  auto s = reserve.GetStats();
-  while (s.kept > 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(10ms);
-    s = reserve.GetStats();
-  }
+  const auto s = PollStats(reserve, NoneKept, 60s);
   EXPECT_EQ(s.trimmed, trimmed0 + kChunks);
 }
 
@@ -190,11 +190,9 @@ TEST(ChunkReserveTest, ATakeAfterAPauseWakesTheFillerWhileChunksAreKept) {
   reserve.Free(c);
   ASSERT_EQ(reserve.GetStats().kept, 1u);
   // Past the filler's active window it waits for the unmap timer, counted as asleep.
-  const auto asleep_by = std::chrono::steady_clock::now() + 60s;
-  while (!reserve.GetStats().filler_asleep && std::chrono::steady_clock::now() < asleep_by) {
-    std::this_thread::sleep_for(10ms);
-  }
-  ASSERT_TRUE(reserve.GetStats().filler_asleep);
+  ASSERT_TRUE(PollStats(
+                  reserve, [](const ChunkReserve::Stats& s) { return s.filler_asleep; }, 60s)
+                  .filler_asleep);
   ASSERT_EQ(reserve.GetStats().kept, 1u);
   // Take the kept chunk, then every ready one: the filler must make new ones well before
   // keep_freed.
@@ -207,11 +205,9 @@ TEST(ChunkReserveTest, ATakeAfterAPauseWakesTheFillerWhileChunksAreKept) {
     taken.push_back(reserve.TryTake());
   }
   const auto filled0 = reserve.GetStats().filled;
-  const auto deadline = std::chrono::steady_clock::now() + 120s;
-  while (reserve.GetStats().filled == filled0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(5ms);
-  }
-  EXPECT_GT(reserve.GetStats().filled, filled0);
+  const auto s = PollStats(
+      reserve, [filled0](const ChunkReserve::Stats& st) { return st.filled > filled0; }, 120s);
+  EXPECT_GT(s.filled, filled0);
   for (void* t : taken) reserve.Free(t);
   DropKeptChunks(reserve);
 }
