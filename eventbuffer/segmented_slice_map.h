@@ -787,9 +787,9 @@ void SegmentedSliceMap<V>::Append(std::string_view key, V value, AppendStats* st
       if (idx < seg->cap) {
         // The slot two ahead is where this key's appends will soon write: pre-faulted pool
         // memory was written long ago (zeroed by the kernel, or by a map destroyed since)
-        // and is usually no longer cached, so fetch its line now
-        // (for writing) instead of stalling on it in a later append. Consecutive slots are
-        // at most one line apart, so this covers every line of the segment.
+        // and is usually no longer cached, so fetch its line now (for writing) instead of
+        // stalling on it in a later append. Consecutive slots are at most one line apart,
+        // so this covers every line of the segment.
         if (idx + 2 < seg->cap) __builtin_prefetch(seg->slots() + idx + 2, 1, 3);
         ::new (static_cast<void*>(seg->slots() + idx)) V(std::move(value));
         CountAppend(rec);  // before Commit, so that Size never counts a drop before its append
