@@ -25,38 +25,63 @@
 //   two keys have the same 64-bit hash, an immutable Collision list. A new key is installed
 //   with one CAS; when its slot is taken by another key, one Inner node is pushed down
 //   (one CAS). Nothing is ever rehashed or moved, so growth costs O(1) per insert.
-//   Key: a Slice (hash, key bytes inline, head index, head/tail segment pointers). Slices
-//   and Inner nodes are carved from the same pre-faulted pool as segments (32-byte size
-//   classes up to 256 bytes; longer keys' slices from operator new), but from chunks of
-//   their own, so that the index stays packed and cached apart from the values.
+//   Key: a Slice (hash, tail pointer and tail word in its first line, key bytes inline,
+//   head index, head segment). Slices and Inner nodes are carved from the same pre-faulted
+//   pool as segments (32-byte size classes up to 256 bytes; longer keys' slices from
+//   operator new), but from chunks of their own, so that the index stays packed and cached
+//   apart from the values.
 //   Values: a singly linked chain of Segments (8, 16, ... up to 1024 slots, allocated once,
-//   never zeroed). Each Segment has one 64-bit atomic word:
+//   never zeroed); segment g of a chain (its generation) has capacity min(8 << g, 1024).
+//   The counts of the tail segment, the one appends go to, live in the slice's tail word,
+//   next to the tail pointer, so that an append touches no segment header, only its slot:
 //       bit 63: closed (the key was erased; no slot may be claimed anymore)
-//       bits 32..62: claimed (slots handed out; may exceed cap by losing claimers)
-//       bits 16..31: readable (a prefix all of whose slots were committed)
-//       bits 0..15: committed (slots whose value is fully constructed)
-//   A writer claims slot i with fetch_add on `claimed`, constructs the value in place, then
-//   increments `committed` with a release CAS; when that makes committed equal to the number
-//   of claimed slots (no append in flight), the same CAS sets readable = committed. A reader
-//   loads the word once (acquire): if committed == min(claimed, cap) it may read all those
-//   slots, otherwise the `readable` prefix. The per-segment word costs no per-slot flag.
+//       bit 62: big (the generation's capacity is 1024)
+//       bits 40..61: generation of the segment the counts are for
+//       bits 24..39: claimed (slots handed out; may exceed cap by losing claimers)
+//       bits 12..23: readable (a prefix all of whose slots were committed)
+//       bits 0..11: committed (slots whose value is fully constructed)
+//   The tail pointer carries the generation's low 16 bits in its top bits. A writer loads
+//   the tail, claims slot i with fetch_add on the tail word, and when the tail names the
+//   word's generation and i < cap, constructs the value in the slot, then increments
+//   committed with a release CAS; when that makes committed equal to the number of claimed
+//   slots (no append in flight), the same CAS sets readable = committed. A reader loads
+//   the word once (acquire): if committed == min(claimed, cap) it may read all those slots,
+//   otherwise the readable prefix. The word costs no per-slot flag.
+//   When a claim finds the tail segment full, the claimer (and any other that comes by:
+//   every step can be completed by whoever sees it pending) links the next segment,
+//   freezes the counts into the full segment's own word (same layout, claimed = cap), moves
+//   the tail word to the next generation with one CAS, and then the tail pointer. An
+//   append that claimed before the move and commits after it finds the generation changed
+//   and commits into the frozen word instead.
 //
 // Invariants
 //   I1. Slots [0, readable) and, when committed == min(claimed, cap), [0, committed) of a
-//       segment hold fully constructed values; a segment's readable prefix only grows.
+//       segment hold fully constructed values, by its counts (the tail word for the tail
+//       generation, the segment's own word before it); the readable prefix only grows.
 //   I2. A segment gets a `next` only after it was full (a claim returned index >= cap), so
 //       every segment but the last of a chain is completely claimed.
 //   I3. head (logical index of the oldest held value) never passes the end of the readable
-//       prefix, and head_seg is the segment containing head (or the last one, full and
-//       completely dropped); segments before head_seg have been retired.
-//   I4. `tail` points to a segment of the chain at or before the last one; it only moves
-//       forward. A segment is retired only after tail has moved past it.
-//   I5. A closed segment is the last of its chain and all its values were dropped; its
-//       slice is marked dead and is unlinked from the index before being retired.
+//       prefix, and head_seg is the segment containing head (or the one before, full and
+//       completely dropped, while it is the last of the chain or the tail has not left
+//       it); segments before head_seg have been retired.
+//   I4. The tail pointer is at or before the tail word's segment (it moves after the word)
+//       and only moves forward. A segment is retired only after the tail has moved past
+//       it, so a retired segment is frozen.
+//   I5. A closed key's tail segment holds no value and none is in flight; its slice is
+//       marked dead and is unlinked from the index before being retired.
 //   I6. Index nodes (Inner) are never removed while the map lives; Slices, Segments and
 //       Collision lists are freed only through the epoch domain (EBR), so a pointer loaded
 //       inside an EpochGuard stays valid until the guard ends. Because nothing is freed
-//       under a live guard, no CAS in this file can suffer ABA.
+//       under a live guard, no CAS on a pointer in this file can suffer ABA.
+//   I7. A segment's frozen word is published (release) before the tail word leaves its
+//       generation, and holds every commit the tail word had for it; later commits of
+//       that generation go to the frozen word. So a reader that loads the tail word
+//       (acquire) sees, for every earlier segment, at least the counts the tail word last
+//       had for it, and successive reads of a key never show a shorter prefix.
+//   Generations are compared modulo 2^22 (in readers) and 2^16 (the tail tag, against a
+//   claim made right after loading it): mistaking one segment for another would take a
+//   chain of 4 million segments, or 65,536 segments filled (over 67 million appends to
+//   one key) between two adjacent instructions of one thread.
 //
 // Reclamation (why readers are safe)
 //   Retention advances head (readers skip dropped slots from then on), unlinks fully
@@ -71,6 +96,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -133,8 +159,9 @@ class SegmentedSliceMap {
   void ForEach(std::string_view key, F&& f) const;
 
   // Values held under key: appends completed minus values dropped. Exact when no append
-  // to key is in flight; otherwise it may count completed appends that a Read would not
-  // show yet because an earlier append of the same key is still in flight. O(1).
+  // to key is in flight; otherwise it may also count appends still in flight (it goes by
+  // slot position), and completed appends that a Read would not show yet because an
+  // earlier append of the same key is still in flight. O(1).
   std::size_t Count(std::string_view key) const;
 
   // Keys currently holding at least one value (no particular order). Walks the index.
@@ -179,19 +206,57 @@ class SegmentedSliceMap {
   static constexpr std::size_t kStripes = 64;
   static constexpr std::size_t kDropLocks = 64;
 
-  // Segment word layout (see header comment).
+  // Word layout (the slice's tail word and a segment's frozen word; see header comment).
+  static constexpr std::uint64_t kCountMask = 0xfff;  // committed, readable: <= 1024
   static constexpr std::uint64_t kCommittedOne = 1;
-  static constexpr std::uint64_t kReadableShift = 16;
-  static constexpr std::uint64_t kClaimedShift = 32;
+  static constexpr std::uint64_t kReadableShift = 12;
+  static constexpr std::uint64_t kClaimedShift = 24;
+  static constexpr std::uint64_t kClaimedMask = 0xffff;
   static constexpr std::uint64_t kClaimOne = std::uint64_t{1} << kClaimedShift;
+  static constexpr std::uint64_t kGenShift = 40;
+  static constexpr std::uint64_t kGenMask = (std::uint64_t{1} << 22) - 1;
+  static constexpr std::uint64_t kGenOne = std::uint64_t{1} << kGenShift;
+  static constexpr std::uint64_t kBig = std::uint64_t{1} << 62;
   static constexpr std::uint64_t kClosed = std::uint64_t{1} << 63;
-  static std::uint32_t Committed(std::uint64_t w) { return static_cast<std::uint32_t>(w & 0xffff); }
+  static std::uint32_t Committed(std::uint64_t w) {
+    return static_cast<std::uint32_t>(w & kCountMask);
+  }
   static std::uint32_t ReadableField(std::uint64_t w) {
-    return static_cast<std::uint32_t>((w >> kReadableShift) & 0xffff);
+    return static_cast<std::uint32_t>((w >> kReadableShift) & kCountMask);
   }
   static std::uint32_t Claimed(std::uint64_t w) {
-    return static_cast<std::uint32_t>((w >> kClaimedShift) & 0x7fffffff);
+    return static_cast<std::uint32_t>((w >> kClaimedShift) & kClaimedMask);
   }
+  static std::uint32_t Gen(std::uint64_t w) {
+    return static_cast<std::uint32_t>((w >> kGenShift) & kGenMask);
+  }
+  // Capacity of the segment a tail word describes: it follows from the segment's position
+  // (caps double from kFirstSegmentCap up to kMaxSegmentCap; kBig is set from then on).
+  static std::uint32_t CapOf(std::uint64_t w) {
+    return (w & kBig) != 0 ? kMaxSegmentCap : kFirstSegmentCap << Gen(w);
+  }
+  // The tail word of the segment after the one w describes: no slot claimed yet.
+  static std::uint64_t NextGenWord(std::uint64_t w) {
+    const std::uint64_t gen = (Gen(w) + 1) & kGenMask;
+    const bool big = (w & kBig) != 0 || (kFirstSegmentCap << (Gen(w) + 1)) >= kMaxSegmentCap;
+    return (gen << kGenShift) | (big ? kBig : 0);
+  }
+  // The frozen word of a full segment whose last tail word was w: every slot claimed.
+  static std::uint64_t FrozenWord(std::uint64_t w) {
+    const std::uint64_t cap = CapOf(w);
+    return (cap << kClaimedShift) | (w & ((kCountMask << kReadableShift) | kCountMask));
+  }
+  // The tail pointer carries the low 16 bits of its segment's generation in its top bits
+  // (user-space addresses are below 2^48 on x86-64 and AArch64; NewSegment checks).
+  static constexpr unsigned kTagShift = 48;
+  static std::uintptr_t TagTail(const void* seg, std::uint32_t gen) {
+    return reinterpret_cast<std::uintptr_t>(seg) |
+           (static_cast<std::uintptr_t>(gen & 0xffff) << kTagShift);
+  }
+  static std::uint32_t TailGen16(std::uintptr_t t) {
+    return static_cast<std::uint32_t>(t >> kTagShift);
+  }
+  static constexpr std::uintptr_t kTailPtrMask = (std::uintptr_t{1} << kTagShift) - 1;
 
   struct Segment {
     Segment(std::uint64_t b, std::uint32_t c) : base(b), cap(c) {}
@@ -218,7 +283,20 @@ class SegmentedSliceMap {
     static constexpr std::size_t Bytes(std::uint32_t cap) {
       return SlotsOffset() + std::size_t{cap} * sizeof(V);
     }
+    // The segment's position in its key's chain (0 for the first), from its base: caps
+    // double from kFirstSegmentCap to kMaxSegmentCap, then stay.
+    std::uint64_t Seq() const {
+      constexpr std::uint64_t kBigBase =
+          kMaxSegmentCap - kFirstSegmentCap;  // sum of the smaller caps
+      if (base < kBigBase) {
+        return static_cast<std::uint64_t>(std::bit_width(base / kFirstSegmentCap + 1)) - 1;
+      }
+      return std::countr_zero(kMaxSegmentCap / kFirstSegmentCap) +
+             (base - kBigBase) / kMaxSegmentCap;
+    }
+    std::uint32_t Gen() const { return static_cast<std::uint32_t>(Seq() & kGenMask); }
   };
+  static Segment* TailSeg(std::uintptr_t t) { return reinterpret_cast<Segment*>(t & kTailPtrMask); }
   static constexpr std::size_t kSegmentAlign =
       std::max({alignof(Segment), alignof(V), std::size_t{16}});
   static_assert(kSegmentAlign <= 4096, "segments are carved from page-aligned chunks");
@@ -263,13 +341,14 @@ class SegmentedSliceMap {
 
   struct Slice {
     Slice(std::uint64_t h, std::uint32_t len, Segment* first)
-        : hash(h), key_len(len), tail(first), head_seg(first) {}
+        : hash(h), key_len(len), tail(TagTail(first, 0)), head_seg(first) {}
     const std::uint64_t hash;
     const std::uint32_t key_len;
     // Set once the key is closed (by the eraser, or by an appender that found it closed).
     std::atomic<bool> dead{false};
-    std::atomic<Segment*> tail;      // I4
-    std::atomic<Segment*> head_seg;  // I3; written only under the key's drop lock
+    std::atomic<std::uintptr_t> tail;  // tagged (TagTail); I4
+    std::atomic<std::uint64_t> tw{0};  // the tail word; I1, I7
+    std::atomic<Segment*> head_seg;    // I3; written only under the key's drop lock
     std::atomic<std::uint64_t> head{0};
     char* key_data() { return reinterpret_cast<char*>(this + 1); }
     std::string_view key() const {
@@ -334,14 +413,19 @@ class SegmentedSliceMap {
     // From the map's pool (pre-faulted memory, see segmented_pool.h). Not zeroed: slots are
     // constructed one by one when claimed.
     void* mem = pool_.Allocate(ClassOf(cap), rec->id);
+    // The tail pointer's tag needs the top 16 bits (see TagTail).
+    if ((reinterpret_cast<std::uintptr_t>(mem) >> kTagShift) != 0) std::abort();
     AddBytes(rec, static_cast<std::int64_t>(Segment::Bytes(cap)));
     return ::new (mem) Segment(base, cap);
   }
-  // Destroys the constructed, not yet destroyed values of seg and frees it.
-  void FreeSegment(Segment* seg) {
+  // Destroys the constructed, not yet destroyed values of seg and frees it. tw: the tail
+  // word of seg's key if seg may still be the word's segment (nullptr: seg is frozen, or
+  // was never published).
+  void FreeSegment(Segment* seg, const std::uint64_t* tw = nullptr) {
     if constexpr (!std::is_trivially_destructible_v<V>) {
-      const std::uint32_t built =
-          std::min(Committed(seg->word.load(std::memory_order_relaxed)), seg->cap);
+      const std::uint64_t w =
+          tw != nullptr && seg->Gen() == Gen(*tw) ? *tw : seg->word.load(std::memory_order_relaxed);
+      const std::uint32_t built = std::min(Committed(w), seg->cap);
       for (std::uint32_t i = seg->destroyed; i < built; ++i) seg->slots()[i].~V();
     }
     freed_bytes_.fetch_add(static_cast<std::int64_t>(Segment::Bytes(seg->cap)),
@@ -383,10 +467,11 @@ class SegmentedSliceMap {
   }
   // Frees a slice and every segment still chained from head_seg.
   void FreeSliceAndSegments(Slice* s) {
+    const std::uint64_t tw = s->tw.load(std::memory_order_relaxed);
     Segment* seg = s->head_seg.load(std::memory_order_relaxed);
     while (seg != nullptr) {
       Segment* next = seg->next.load(std::memory_order_relaxed);
-      FreeSegment(seg);
+      FreeSegment(seg, &tw);
       seg = next;
     }
     freed_bytes_.fetch_add(static_cast<std::int64_t>(Slice::Bytes(s->key_len)),
@@ -438,8 +523,22 @@ class SegmentedSliceMap {
   Slice* Find(std::string_view key, std::uint64_t h, bool for_append = false) const;
   Slice* FindOrInsert(std::string_view key, std::uint64_t h, const EpochRecord* rec);
   void Unlink(Slice* s, const EpochRecord* rec);
-  Segment* NextSegment(Slice* s, Segment* seg, const EpochRecord* rec);
-  static void Commit(Segment* seg);
+  // The segment of generation gen, walking forward from the tail value t; nullptr if t is
+  // already past it.
+  static Segment* SegmentOfGen(std::uintptr_t t, std::uint32_t gen);
+  // seg's next segment, linking a new one if there is none yet.
+  Segment* LinkNext(Segment* seg, const EpochRecord* rec);
+  // The tail segment (generation Gen(w)) is full: freezes it and moves the tail word and
+  // the tail pointer on (helping whoever started). Returns false if the key is closed.
+  bool Advance(Slice* s, std::uint64_t w, const EpochRecord* rec);
+  // Moves the tail pointer up to the tail word's segment (I4).
+  static void HelpTail(Slice* s);
+  // Commits slot of generation gen, in the tail word while gen is the tail's, else in the
+  // segment's frozen word. guess: a recent value of the tail word.
+  static void Commit(Slice* s, Segment* seg, std::uint32_t gen, std::uint64_t guess);
+  static void CommitFrozen(Segment* seg);
+  // Slots of seg a reader may read, given the key's tail word tw loaded before (acquire).
+  static std::uint32_t ReadableOf(const Segment* seg, std::uint64_t tw);
   template <class Pred>
   std::size_t DropImpl(std::string_view key, std::size_t limit, Pred&& pred);
   template <class Visit>
@@ -523,14 +622,25 @@ typename SegmentedSliceMap<V>::Slice* SegmentedSliceMap<V>::Find(std::string_vie
       case kTagSlice: {
         Slice* s = Untag<Slice>(v);
         // With many keys each of these is a cache miss, and they depend on each other: the
-        // slice's first line (hash, tail), the rest of its key, the tail segment's header.
-        // Ask for the key's second line now, and for the tail header as soon as the hash
-        // matches, so that the three misses overlap instead of queueing. A prefetch never
-        // faults, and the pointers stay valid inside the caller's EpochGuard anyway (I6).
+        // slice's first line (hash, tail, tail word), the rest of its key, the slot the
+        // append will claim. Ask for the key's second line now, and for that slot as soon
+        // as the hash matches, so that the misses overlap instead of queueing. A prefetch
+        // never faults, and the pointers stay valid inside the caller's EpochGuard (I6).
+        // An append writes the first line (the claim), so ask for it to be owned: where
+        // another CPU appended to this key last, reading it first and then claiming would
+        // move the line twice.
+        if (for_append) __builtin_prefetch(s, 1, 3);
         __builtin_prefetch(reinterpret_cast<const char*>(s) + 64, 0, 3);
         if (s->hash != h) return nullptr;
-        // relaxed: only a prefetch address; Append loads tail again with acquire.
-        if (for_append) __builtin_prefetch(s->tail.load(std::memory_order_relaxed), 1, 3);
+        if (for_append) {
+          // relaxed: only a prefetch address; Append loads both again with acquire.
+          const std::uintptr_t t = s->tail.load(std::memory_order_relaxed);
+          const std::uint64_t w = s->tw.load(std::memory_order_relaxed);
+          const std::uint32_t next = Claimed(w);
+          if (TailGen16(t) == (Gen(w) & 0xffff) && next < CapOf(w)) {
+            __builtin_prefetch(TailSeg(t)->slots() + next, 1, 3);
+          }
+        }
         // relaxed on dead: a stale "alive" only lets Append find the closed segment and
         // retry; readers see an empty key either way (I5).
         return s->key() == key && !s->dead.load(std::memory_order_relaxed) ? s : nullptr;
@@ -711,31 +821,114 @@ void SegmentedSliceMap<V>::Unlink(Slice* target, const EpochRecord* rec) {
 }
 
 template <class V>
-typename SegmentedSliceMap<V>::Segment* SegmentedSliceMap<V>::NextSegment(Slice* s, Segment* seg,
-                                                                          const EpochRecord* rec) {
+typename SegmentedSliceMap<V>::Segment* SegmentedSliceMap<V>::SegmentOfGen(std::uintptr_t t,
+                                                                           std::uint32_t gen) {
+  // acquire on next: the segment headers were published by the release CAS that linked
+  // them (the caller loaded t with acquire).
+  Segment* seg = TailSeg(t);
+  if (TailGen16(t) == (gen & 0xffff)) return seg;
+  while (seg != nullptr && seg->Gen() != gen) seg = seg->next.load(std::memory_order_acquire);
+  return seg;
+}
+
+template <class V>
+typename SegmentedSliceMap<V>::Segment* SegmentedSliceMap<V>::LinkNext(Segment* seg,
+                                                                       const EpochRecord* rec) {
   // acquire: the next segment was built before the release CAS that linked it.
   Segment* next = seg->next.load(std::memory_order_acquire);
-  if (next == nullptr) {
-    Segment* fresh = NewSegment(seg->base + seg->cap, GrowCap(seg->cap), rec);
-    // release on success: publishes the new segment's header. acquire on failure: we use
-    // the winner's segment, which must be fully visible.
-    if (seg->next.compare_exchange_strong(next, fresh, std::memory_order_release,
-                                          std::memory_order_acquire)) {
-      next = fresh;
-    } else {
-      FreeSegment(fresh);  // never published, no value in it
-    }
+  if (next != nullptr) return next;
+  Segment* fresh = NewSegment(seg->base + seg->cap, GrowCap(seg->cap), rec);
+  // release on success: publishes the new segment's header. acquire on failure: we use
+  // the winner's segment, which must be fully visible.
+  if (seg->next.compare_exchange_strong(next, fresh, std::memory_order_release,
+                                        std::memory_order_acquire)) {
+    return fresh;
   }
-  // Help the tail forward (I4); failure means another thread already moved it.
-  // release: appenders that load tail (acquire) see the segment's header.
-  Segment* expected = seg;
-  s->tail.compare_exchange_strong(expected, next, std::memory_order_release,
-                                  std::memory_order_relaxed);
+  FreeSegment(fresh);  // never published, no value in it
   return next;
 }
 
 template <class V>
-void SegmentedSliceMap<V>::Commit(Segment* seg) {
+bool SegmentedSliceMap<V>::Advance(Slice* s, std::uint64_t w, const EpochRecord* rec) {
+  const std::uint32_t gen = Gen(w);
+  // acquire: see SegmentOfGen.
+  Segment* seg = SegmentOfGen(s->tail.load(std::memory_order_acquire), gen);
+  if (seg != nullptr) {
+    LinkNext(seg, rec);  // I2: linked before the tail word moves to it
+    // acquire: the commits in the tail word happen-before the frozen word we publish.
+    std::uint64_t y = s->tw.load(std::memory_order_acquire);
+    while (Gen(y) == gen && (y & kClosed) == 0) {
+      // Freeze first (I7): the frozen word must hold every commit of this generation
+      // before any reader or committer can see that the tail word moved on. Several
+      // helpers may race here; the frozen word (0 until frozen: nothing claimed) only
+      // ever takes a snapshot with more commits (the snapshots of one generation are
+      // ordered by their commit count).
+      const std::uint64_t f = FrozenWord(y);
+      std::uint64_t cur = seg->word.load(std::memory_order_acquire);
+      while ((Claimed(cur) == 0 || Committed(cur) < Committed(f)) &&
+             !seg->word.compare_exchange_weak(cur, f, std::memory_order_release,
+                                              std::memory_order_acquire)) {
+      }
+      // acq_rel: release publishes the frozen word and the link to whoever sees the new
+      // generation; acquire on failure: we reread the commits before freezing again.
+      if (s->tw.compare_exchange_weak(y, NextGenWord(y), std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+        break;
+      }
+    }
+    if ((y & kClosed) != 0) return false;
+  }
+  HelpTail(s);
+  return true;
+}
+
+template <class V>
+void SegmentedSliceMap<V>::HelpTail(Slice* s) {
+  for (;;) {
+    // Tail first, then the word: the tail never passes the tail word's segment (I4), so
+    // this tail is at or before the segment of the word loaded after it.
+    std::uintptr_t t = s->tail.load(std::memory_order_acquire);     // acquire: see SegmentOfGen
+    const std::uint64_t y = s->tw.load(std::memory_order_acquire);  // acquire: sees the link
+    const std::uint32_t tag = TailGen16(t);
+    if (tag == (Gen(y) & 0xffff)) return;
+    Segment* next = TailSeg(t)->next.load(std::memory_order_acquire);
+    if (next == nullptr) return;  // unreachable: the word's segment lies ahead, linked
+    // release: appenders that load the tail (acquire) see the segment's header. Failure:
+    // someone else moved it; look again.
+    s->tail.compare_exchange_strong(t, TagTail(next, tag + 1), std::memory_order_release,
+                                    std::memory_order_relaxed);
+  }
+}
+
+template <class V>
+void SegmentedSliceMap<V>::Commit(Slice* s, Segment* seg, std::uint32_t gen, std::uint64_t guess) {
+  std::uint64_t w = guess;
+  for (;;) {
+    if (Gen(w) != gen) {
+      // The tail word moved on: this generation's counts live in the segment's frozen
+      // word now, published before the move, which our acquire below made visible.
+      CommitFrozen(seg);
+      return;
+    }
+    const std::uint32_t committed = Committed(w) + 1;
+    const std::uint32_t claimed = std::min(Claimed(w), CapOf(w));
+    std::uint64_t nw = w + kCommittedOne;
+    if (committed == claimed) {
+      // No append in flight: every claimed slot is built, so all of them are readable.
+      nw = (nw & ~(kCountMask << kReadableShift)) | (std::uint64_t{committed} << kReadableShift);
+    }
+    // release: the value constructed in the slot happens-before any reader that loads this
+    // word (or a later one in its release sequence: every later change is an RMW) with
+    // acquire, and before the frozen word a mover publishes. acquire on failure: if the
+    // generation moved on, the frozen word is visible (see above).
+    if (s->tw.compare_exchange_weak(w, nw, std::memory_order_release, std::memory_order_acquire)) {
+      return;
+    }
+  }
+}
+
+template <class V>
+void SegmentedSliceMap<V>::CommitFrozen(Segment* seg) {
   // relaxed: only a starting guess for the CAS.
   std::uint64_t w = seg->word.load(std::memory_order_relaxed);
   for (;;) {
@@ -743,18 +936,22 @@ void SegmentedSliceMap<V>::Commit(Segment* seg) {
     const std::uint32_t claimed = std::min(Claimed(w), seg->cap);
     std::uint64_t nw = w + kCommittedOne;
     if (committed == claimed) {
-      // No append in flight: every claimed slot is built, so all of them are readable.
-      nw = (nw & ~(std::uint64_t{0xffff} << kReadableShift)) |
-           (std::uint64_t{committed} << kReadableShift);
+      nw = (nw & ~(kCountMask << kReadableShift)) | (std::uint64_t{committed} << kReadableShift);
     }
-    // release: the value constructed in the slot happens-before any reader that loads this
-    // word (or a later one in its release sequence: every later change is an RMW) with
-    // acquire. relaxed on failure: we only retry.
+    // release: as in Commit. relaxed on failure: we only retry.
     if (seg->word.compare_exchange_weak(w, nw, std::memory_order_release,
                                         std::memory_order_relaxed)) {
       return;
     }
   }
+}
+
+template <class V>
+std::uint32_t SegmentedSliceMap<V>::ReadableOf(const Segment* seg, std::uint64_t tw) {
+  if (seg->Gen() == Gen(tw)) return seg->Readable(tw);
+  // A segment before the tail word's: frozen (I7); after it: not started, word 0.
+  // acquire: see CommitFrozen and Advance.
+  return seg->Readable(seg->word.load(std::memory_order_acquire));
 }
 
 template <class V>
@@ -770,42 +967,50 @@ void SegmentedSliceMap<V>::Append(std::string_view key, V value, AppendStats* st
       s = FindOrInsert(key, h, rec);
       stall_ns += Elapsed(t0);
     }
-    // acquire: the segment's header was published by a release CAS (next or tail).
-    Segment* seg = s->tail.load(std::memory_order_acquire);
-    for (;;) {
-      // relaxed: claiming only reserves an index; the slot's memory belongs to this
-      // segment, whose header we already see (acquire above), and Commit publishes.
-      const std::uint64_t w = seg->word.fetch_add(kClaimOne, std::memory_order_relaxed);
-      if ((w & kClosed) != 0) {
-        // The key was erased under us (I5): mark it (so FindOrInsert replaces it) and start
-        // over with a fresh slice. release: pairs with the acquire in FindOrInsert.
-        s->dead.store(true, std::memory_order_release);
-        s = nullptr;
-        break;
-      }
-      const std::uint32_t idx = Claimed(w);
-      if (idx < seg->cap) {
-        // The slot two ahead is where this key's appends will soon write: pre-faulted pool
-        // memory was written long ago (zeroed by the kernel, or by a map destroyed since)
-        // and is usually no longer cached, so fetch its line now (for writing) instead of
-        // stalling on it in a later append. Consecutive slots are at most one line apart,
-        // so this covers every line of the segment.
-        if (idx + 2 < seg->cap) __builtin_prefetch(seg->slots() + idx + 2, 1, 3);
-        ::new (static_cast<void*>(seg->slots() + idx)) V(std::move(value));
-        CountAppend(rec);  // before Commit, so that Size never counts a drop before its append
-        Commit(seg);
-        if (stats != nullptr) stats->stall_ns = stall_ns;
-        return;
-      }
-      // Full (I2): move to the next segment, allocating it if nobody has yet.
-      if (seg->next.load(std::memory_order_acquire) == nullptr) {
-        const auto t0 = Clock::now();
-        seg = NextSegment(s, seg, rec);
-        stall_ns += Elapsed(t0);
-      } else {
-        seg = NextSegment(s, seg, rec);
-      }
+    // Tail, then claim: the tail is at or before the claimed generation's segment (I4), so
+    // when its tag names that generation it is that segment. acquire on the tail: the
+    // segment's header (release CAS on next and tail).
+    const std::uintptr_t t = s->tail.load(std::memory_order_acquire);
+    // acquire: when the claim lands in a generation the tail has not reached yet, the walk
+    // below must see that generation's link (published before the tail word moved).
+    const std::uint64_t w = s->tw.fetch_add(kClaimOne, std::memory_order_acquire);
+    if ((w & kClosed) != 0) {
+      // The key was erased under us (I5): mark it (so FindOrInsert replaces it) and start
+      // over with a fresh slice. release: pairs with the acquire in FindOrInsert.
+      s->dead.store(true, std::memory_order_release);
+      s = nullptr;
+      continue;
     }
+    const std::uint32_t gen = Gen(w);
+    const std::uint32_t idx = Claimed(w);
+    const std::uint32_t cap = CapOf(w);
+    if (idx >= cap) {
+      // Full (I2): move the tail on, then claim again.
+      const auto t0 = Clock::now();
+      if (!Advance(s, w, rec)) {
+        s->dead.store(true, std::memory_order_release);  // closed meanwhile: see above
+        s = nullptr;
+      }
+      stall_ns += Elapsed(t0);
+      continue;
+    }
+    // The claimed slot is ours and must be committed (a reader waits for it).
+    Segment* seg = TailSeg(t);
+    if (TailGen16(t) != (gen & 0xffff)) {
+      seg = SegmentOfGen(t, gen);  // the tail lagged behind the word: walk on from it
+      HelpTail(s);
+    }
+    // The slot two ahead is where this key's appends will soon write: pre-faulted pool
+    // memory was written long ago (zeroed by the kernel, or by a map destroyed since) and
+    // is usually no longer cached, so fetch its line now (for writing) instead of stalling
+    // on it in a later append. Consecutive slots are at most one line apart, so this
+    // covers every line of the segment.
+    if (idx + 2 < cap) __builtin_prefetch(seg->slots() + idx + 2, 1, 3);
+    ::new (static_cast<void*>(seg->slots() + idx)) V(std::move(value));
+    CountAppend(rec);  // before Commit, so that Size never counts a drop before its append
+    Commit(s, seg, gen, w + kClaimOne);
+    if (stats != nullptr) stats->stall_ns = stall_ns;
+    return;
   }
 }
 
@@ -819,14 +1024,15 @@ void SegmentedSliceMap<V>::ForEach(std::string_view key, F&& f) const {
   // reader that sees a new head_seg also sees a head inside it (I3).
   const Segment* seg = s->head_seg.load(std::memory_order_acquire);
   const std::uint64_t head = s->head.load(std::memory_order_acquire);
+  // acquire: see Commit; and every segment before the word's generation is frozen (I7).
+  const std::uint64_t tw = s->tw.load(std::memory_order_acquire);
   while (seg != nullptr) {
-    // acquire: see Commit.
-    const std::uint32_t n = seg->Readable(seg->word.load(std::memory_order_acquire));
+    const std::uint32_t n = ReadableOf(seg, tw);
     for (std::uint64_t i = head > seg->base ? head - seg->base : 0; i < n; ++i) {
       f(std::as_const(seg->slots()[i]));
     }
     if (n < seg->cap) return;                         // the visible prefix ends here
-    seg = seg->next.load(std::memory_order_acquire);  // acquire: see NextSegment
+    seg = seg->next.load(std::memory_order_acquire);  // acquire: see LinkNext
   }
 }
 
@@ -845,10 +1051,13 @@ std::size_t SegmentedSliceMap<V>::Count(std::string_view key) const {
   // head first: it only grows, and the end read afterwards is at least the end it was
   // bounded by (I3), so the difference cannot go negative. acquire: see ForEach.
   const std::uint64_t head = s->head.load(std::memory_order_acquire);
-  const Segment* seg = s->tail.load(std::memory_order_acquire);  // acquire: see Append
-  while (const Segment* next = seg->next.load(std::memory_order_acquire)) seg = next;
-  const std::uint64_t w = seg->word.load(std::memory_order_acquire);
-  const std::uint64_t end = seg->base + std::min(Committed(w), seg->cap);
+  // Tail, then word: the tail is at or before the word's segment (I4). acquire: see
+  // HelpTail.
+  const std::uintptr_t t = s->tail.load(std::memory_order_acquire);
+  const std::uint64_t w = s->tw.load(std::memory_order_acquire);
+  const Segment* seg = SegmentOfGen(t, Gen(w));
+  if (seg == nullptr) return 0;  // unreachable (see above)
+  const std::uint64_t end = seg->base + std::min(Committed(w), CapOf(w));
   return end > head ? static_cast<std::size_t>(end - head) : 0;
 }
 
@@ -942,10 +1151,11 @@ std::size_t SegmentedSliceMap<V>::DropImpl(std::string_view key, std::size_t lim
     // relaxed: head and head_seg are written only under this key's drop lock, which we hold.
     std::uint64_t head = s->head.load(std::memory_order_relaxed);
     Segment* first = s->head_seg.load(std::memory_order_relaxed);
+    // acquire: see ForEach; pred reads the values.
+    const std::uint64_t tw = s->tw.load(std::memory_order_acquire);
     // 1. Advance head over the visible values that qualify.
     for (Segment* seg = first; seg != nullptr;) {
-      // acquire: see Commit; pred reads the values.
-      const std::uint32_t n = seg->Readable(seg->word.load(std::memory_order_acquire));
+      const std::uint32_t n = ReadableOf(seg, tw);
       std::uint64_t i = head - seg->base;
       while (i < n && dropped < limit && pred(std::as_const(seg->slots()[i]))) {
         ++i;
@@ -953,7 +1163,7 @@ std::size_t SegmentedSliceMap<V>::DropImpl(std::string_view key, std::size_t lim
       }
       head = seg->base + i;
       if (i < seg->cap) break;
-      seg = seg->next.load(std::memory_order_acquire);  // acquire: see NextSegment
+      seg = seg->next.load(std::memory_order_acquire);  // acquire: see LinkNext
     }
     if (dropped == 0 && !(first->next.load(std::memory_order_relaxed) != nullptr &&
                           head == first->base + first->cap)) {
@@ -962,16 +1172,15 @@ std::size_t SegmentedSliceMap<V>::DropImpl(std::string_view key, std::size_t lim
     // relaxed: ordered before the head_seg release store below, which readers acquire.
     s->head.store(head, std::memory_order_relaxed);
     // 2. Unlink the segments now completely dropped, except the last of the chain (I3), and
-    //    only once tail has moved past them (I4).
+    //    only those the tail has moved past (I4; help it on first).
+    HelpTail(s);
+    // acquire: see SegmentOfGen.
+    const Segment* tail = TailSeg(s->tail.load(std::memory_order_acquire));
     Segment* keep = first;
     std::vector<Segment*> unlinked;
     for (;;) {
       Segment* next = keep->next.load(std::memory_order_acquire);
-      if (next == nullptr || head < keep->base + keep->cap) break;
-      Segment* expected = keep;
-      // release: see NextSegment. Moves tail off the segment we are about to retire.
-      s->tail.compare_exchange_strong(expected, next, std::memory_order_release,
-                                      std::memory_order_relaxed);
+      if (next == nullptr || keep == tail || head < keep->base + keep->cap) break;
       unlinked.push_back(keep);
       keep = next;
     }
@@ -1005,27 +1214,22 @@ bool SegmentedSliceMap<V>::EraseIfEmpty(std::string_view key) {
     if (s == nullptr) return false;
     // relaxed: written only under the drop lock we hold.
     const std::uint64_t head = s->head.load(std::memory_order_relaxed);
-    Segment* seg = s->tail.load(std::memory_order_acquire);  // acquire: see Append
     for (;;) {
-      if (seg->next.load(std::memory_order_acquire) != nullptr) {
-        seg = NextSegment(s, seg, rec);  // walk to the last segment, helping tail on
-        continue;
-      }
-      std::uint64_t w = seg->word.load(std::memory_order_acquire);
+      // Tail, then word: see Count.
+      const std::uintptr_t t = s->tail.load(std::memory_order_acquire);
+      std::uint64_t w = s->tw.load(std::memory_order_acquire);
       const std::uint32_t claimed = Claimed(w);
       const std::uint32_t committed = Committed(w);
-      if (committed != std::min(claimed, seg->cap)) return false;  // append in flight
-      if (head != seg->base + committed) return false;             // values held
-      if (claimed > seg->cap) {
-        // An appender found it full and is linking the next segment: help, then look there.
-        seg = NextSegment(s, seg, rec);
-        continue;
-      }
-      // Close: from now on every claim on this segment fails (I5), so no append can be
-      // lost. acq_rel: orders the checks above with appenders' claims on the same word;
-      // failure means an append claimed a slot meanwhile, so look again.
-      if (seg->word.compare_exchange_strong(w, w | kClosed, std::memory_order_acq_rel,
-                                            std::memory_order_acquire)) {
+      // An appender found the tail segment full and is moving on: an append is coming.
+      if (claimed > CapOf(w)) return false;
+      if (committed != claimed) return false;  // append in flight
+      const Segment* seg = SegmentOfGen(t, Gen(w));
+      if (seg == nullptr || head != seg->base + committed) return false;  // values held
+      // Close: from now on every claim fails (I5), so no append can be lost. acq_rel:
+      // orders the checks above with appenders' claims on the same word; failure means
+      // an append claimed a slot meanwhile, so look again.
+      if (s->tw.compare_exchange_strong(w, w | kClosed, std::memory_order_acq_rel,
+                                        std::memory_order_acquire)) {
         break;
       }
     }

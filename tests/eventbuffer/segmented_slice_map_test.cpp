@@ -95,6 +95,54 @@ TEST(SegmentedSliceMapTest, StallIsReportedOnlyOnSlowPaths) {
   EXPECT_EQ(m.Count("k"), 9u);
 }
 
+// A value whose move constructor (run by Append between claiming a slot and committing
+// it) holds on, for one marked value, until the test lets it go.
+struct Held {
+  static constexpr int kHold = -1;
+  static inline std::atomic<bool> arrived{false};
+  static inline std::atomic<bool> release{false};
+  int x = 0;
+  explicit Held(int v) : x(v) {}
+  Held(const Held&) = default;
+  Held(Held&& o) noexcept : x(o.x) {
+    if (x != kHold) return;
+    arrived.store(true);
+    while (!release.load()) std::this_thread::yield();
+  }
+};
+
+TEST(SegmentedSliceMapTest, AnAppendInFlightAcrossSegmentSwitchesBecomesVisible) {
+  // One append claims the first slot and stalls before committing. Meanwhile other appends
+  // fill the first segment and the three after it, so the key's counts move on from each
+  // segment (into its own word) while that slot is still in flight. Readers see nothing
+  // behind the missing slot; once it commits, into a segment the key has left, all of it.
+  SegmentedSliceMap<Held> m;
+  Held::arrived.store(false);
+  Held::release.store(false);
+  std::thread stalled([&] { m.Append("k", Held(Held::kHold)); });
+  while (!Held::arrived.load()) std::this_thread::yield();
+  constexpr int kMore = 8 + 16 + 32 + 64 - 1 + 10;  // into the fifth segment
+  for (int i = 0; i < kMore; ++i) m.Append("k", Held(i));
+  EXPECT_TRUE(m.Read("k").empty());
+  // Count goes by position: it may count the append in flight, never more.
+  EXPECT_GE(m.Count("k"), static_cast<std::size_t>(kMore));
+  EXPECT_LE(m.Count("k"), static_cast<std::size_t>(kMore) + 1);
+  EXPECT_FALSE(m.EraseIfEmpty("k"));
+  EXPECT_EQ(m.DropFront("k", 5), 0u);  // nothing visible to drop
+  Held::release.store(true);
+  stalled.join();
+  const std::vector<Held> got = m.Read("k");
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(kMore) + 1);
+  EXPECT_EQ(got[0].x, Held::kHold);
+  for (int i = 0; i < kMore; ++i) ASSERT_EQ(got[i + 1].x, i);
+  EXPECT_EQ(m.Size(), got.size());
+  // Retention over segments the key has left, then erasure of the emptied key.
+  EXPECT_EQ(m.DropFront("k", got.size()), got.size());
+  EXPECT_TRUE(m.EraseIfEmpty("k"));
+  m.Append("k", Held(7));
+  ASSERT_EQ(m.Read("k").size(), 1u);
+}
+
 TEST(SegmentedSliceMapTest, ValuesAReaderIsVisitingAreNotDestroyed) {
   SegmentedSliceMap<std::shared_ptr<int>> m;
   std::vector<std::weak_ptr<int>> weak;
