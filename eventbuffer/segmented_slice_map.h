@@ -241,6 +241,17 @@ class SegmentedSliceMap {
     const bool big = (w & kBig) != 0 || (kFirstSegmentCap << (Gen(w) + 1)) >= kMaxSegmentCap;
     return (gen << kGenShift) | (big ? kBig : 0);
   }
+  // w with one more commit, for a segment of capacity cap. When that leaves no append in
+  // flight (committed == min(claimed, cap)), every claimed slot is built, so all of them
+  // become readable.
+  static std::uint64_t WithCommit(std::uint64_t w, std::uint32_t cap) {
+    const std::uint32_t committed = Committed(w) + 1;
+    std::uint64_t nw = w + kCommittedOne;
+    if (committed == std::min(Claimed(w), cap)) {
+      nw = (nw & ~(kCountMask << kReadableShift)) | (std::uint64_t{committed} << kReadableShift);
+    }
+    return nw;
+  }
   // The frozen word of a full segment whose last tail word was w: every slot claimed.
   static std::uint64_t FrozenWord(std::uint64_t w) {
     const std::uint64_t cap = CapOf(w);
@@ -641,7 +652,7 @@ typename SegmentedSliceMap<V>::Slice* SegmentedSliceMap<V>::Find(std::string_vie
             __builtin_prefetch(TailSeg(t)->slots() + next, 1, 3);
           }
         }
-        // relaxed on dead: a stale "alive" only lets Append find the closed segment and
+        // relaxed on dead: a stale "alive" only lets Append find the closed tail word and
         // retry; readers see an empty key either way (I5).
         return s->key() == key && !s->dead.load(std::memory_order_relaxed) ? s : nullptr;
       }
@@ -910,13 +921,7 @@ void SegmentedSliceMap<V>::Commit(Slice* s, Segment* seg, std::uint32_t gen, std
       CommitFrozen(seg);
       return;
     }
-    const std::uint32_t committed = Committed(w) + 1;
-    const std::uint32_t claimed = std::min(Claimed(w), CapOf(w));
-    std::uint64_t nw = w + kCommittedOne;
-    if (committed == claimed) {
-      // No append in flight: every claimed slot is built, so all of them are readable.
-      nw = (nw & ~(kCountMask << kReadableShift)) | (std::uint64_t{committed} << kReadableShift);
-    }
+    const std::uint64_t nw = WithCommit(w, CapOf(w));
     // release: the value constructed in the slot happens-before any reader that loads this
     // word (or a later one in its release sequence: every later change is an RMW) with
     // acquire, and before the frozen word a mover publishes. acquire on failure: if the
@@ -932,12 +937,7 @@ void SegmentedSliceMap<V>::CommitFrozen(Segment* seg) {
   // relaxed: only a starting guess for the CAS.
   std::uint64_t w = seg->word.load(std::memory_order_relaxed);
   for (;;) {
-    const std::uint32_t committed = Committed(w) + 1;
-    const std::uint32_t claimed = std::min(Claimed(w), seg->cap);
-    std::uint64_t nw = w + kCommittedOne;
-    if (committed == claimed) {
-      nw = (nw & ~(kCountMask << kReadableShift)) | (std::uint64_t{committed} << kReadableShift);
-    }
+    const std::uint64_t nw = WithCommit(w, seg->cap);
     // release: as in Commit. relaxed on failure: we only retry.
     if (seg->word.compare_exchange_weak(w, nw, std::memory_order_release,
                                         std::memory_order_relaxed)) {
