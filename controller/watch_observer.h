@@ -18,7 +18,7 @@ enum class RestartReason {
   kTimeout,       // the server closed the watch at timeoutSeconds (normal; rewatch)
   kStale,         // the watch ended very soon with no events (stale watch trap; relist)
   kExpired,       // ERROR 410 / Expired, or HTTP 410 on watch (relist)
-  kError,         // an ERROR watch event with another code, or an unexpected HTTP status
+  kError,         // an ERROR watch event with another code (or none), or an unexpected HTTP status
   kDecode,        // a line did not decode
   kHttp429,       // 429 Too Many Requests (Retry-After honoured)
   kHttp5xx,       // 5xx from the API server

@@ -26,6 +26,7 @@ std::string Excerpt(std::string_view text, std::size_t max = 200) {
   return std::string(text.substr(0, max)) + "...";
 }
 
+// An HTTP status of a list or watch response; 0 means no response arrived.
 RestartReason ReasonForStatus(int http_status) {
   if (http_status == 0) return RestartReason::kNetwork;
   if (http_status == 410) return RestartReason::kExpired;
@@ -33,6 +34,13 @@ RestartReason ReasonForStatus(int http_status) {
   if (http_status == 401 || http_status == 403) return RestartReason::kUnauthorized;
   if (http_status >= 500) return RestartReason::kHttp5xx;
   return RestartReason::kError;
+}
+
+// The Status of an ERROR watch event. Its code is optional: a Status without one (0) still
+// came from the server over a working stream, so it is an error, not a network failure.
+RestartReason ReasonForErrorEvent(const ApiStatus& status) {
+  if (status.code == 0) return RestartReason::kError;
+  return ReasonForStatus(status.code);
 }
 
 }  // namespace
@@ -319,7 +327,7 @@ Watcher::Next Watcher::WatchOnce() {
       // Any other ERROR event: client-go gives up the watch and relists after backoff.
       spdlog::warn("watch ERROR event: code {} reason {} {}", error_status.code,
                    error_status.reason, Excerpt(error_status.message));
-      Restart(ReasonForStatus(error_status.code == 410 ? 410 : error_status.code));
+      Restart(ReasonForErrorEvent(error_status));
       if (!SleepFor(backoff_.Next(options_.now()))) return Next::kStop;
       return Next::kRelist;
     }

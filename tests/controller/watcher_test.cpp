@@ -318,6 +318,20 @@ TEST_F(WatcherTest, UndecodableLineStopsTheStreamWithoutAppendingIt) {
   EXPECT_EQ(observer_.restarts["decode"], 1);
 }
 
+TEST_F(WatcherTest, ErrorEventWithoutCodeOrReasonCountsAsError) {
+  // A Status without code (0) and reason is the server's error, not a network failure.
+  lw_.lists = {Ok(ListBody({}, "5")), Ok(ListBody({}, "9"))};
+  lw_.watches = {
+      {{Line("ERROR", R"({"kind":"Status","apiVersion":"v1","status":"Failure","message":"x"})")},
+       Ok(),
+       0.1}};
+  Run();
+  EXPECT_EQ(lw_.calls, (std::vector<std::string>{"list:", "watch:5", "list:", "watch:9"}));
+  EXPECT_EQ(observer_.restarts["error"], 1);
+  EXPECT_EQ(observer_.restarts["network"], 0);
+  EXPECT_EQ(sleeps_.size(), 1u);
+}
+
 TEST_F(WatcherTest, DeletedAdvancesTheResourceVersionWithoutAnOccurrence) {
   lw_.lists = {Ok(ListBody({}, "5"))};
   lw_.watches = {{{Line("DELETED", EventJson("a", "9", "p"))}}};
