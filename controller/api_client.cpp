@@ -188,11 +188,19 @@ ApiResponse ApiClient::Impl::WithTokenRetry(Attempt&& attempt) {
 }
 
 ApiResponse ApiClient::List(const ListRequest& request) {
-  std::string uri = impl_->path + "?limit=" + std::to_string(request.limit);
+  // limit 0: an unpaged list, sent without the parameter.
+  std::string uri = impl_->path;
+  char separator = '?';
+  if (request.limit > 0) {
+    uri += "?limit=" + std::to_string(request.limit);
+    separator = '&';
+  }
   if (!request.continue_token.empty()) {
-    uri += "&continue=" + web::uri::encode_data_string(request.continue_token);
+    uri += separator;
+    uri += "continue=" + web::uri::encode_data_string(request.continue_token);
   } else if (!request.resource_version.empty()) {
-    uri += "&resourceVersion=" + web::uri::encode_data_string(request.resource_version);
+    uri += separator;
+    uri += "resourceVersion=" + web::uri::encode_data_string(request.resource_version);
   }
   return impl_->WithTokenRetry([this, &uri](RequestScope& scope, ApiResponse& result) {
     try {

@@ -4,7 +4,7 @@
 //
 // Requests:  GET /api/v1/events                         (all namespaces), or
 //            GET /api/v1/namespaces/NS/events           (one namespace)
-//   list:    ?limit=N[&continue=TOKEN]
+//   list:    ?limit=N[&continue=TOKEN]   (no parameter for an unpaged list, limit 0)
 //   watch:   ?watch=1&resourceVersion=RV&allowWatchBookmarks=true&timeoutSeconds=T
 // TLS trusts only the cluster CA of the KubeConfig: the certificate store of the TLS
 // context is replaced by one that holds that CA alone. With insecure_skip_tls_verify the

@@ -15,7 +15,7 @@ namespace eventbuffer::controller {
 struct ListRequest {
   std::string resource_version;  // "" = most recent (a consistent read)
   std::string continue_token;    // from the previous page; "" for the first page
-  int limit = 500;
+  int limit = 500;               // items per page; 0 = no paging (every item in one response)
 };
 
 struct WatchRequest {

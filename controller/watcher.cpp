@@ -176,7 +176,6 @@ bool Watcher::ListAll() {
   observer_->OnRelist();
   ListRequest request;
   request.limit = options_.list_limit;
-  int immediate_restarts = 0;
   std::size_t items = 0;
   while (!stopping()) {
     const auto start = options_.now();
@@ -211,15 +210,15 @@ bool Watcher::ListAll() {
     }
 
     if (response.http_status == 410 && !request.continue_token.empty()) {
-      // The continue token expired (the paginated snapshot was compacted away): start
-      // the list again from its first page, as client-go does. Items already appended are
-      // de-duplicated by the sink.
-      spdlog::info("list continue token expired; restarting the list");
+      // The continue token expired: the snapshot the pages are cut from was compacted
+      // away, or the server keeps its snapshots only briefly. Paging again from page 1
+      // could expire the same way, forever. Like client-go's pager (FullListIfExpired),
+      // list once more without paging (no limit, no continue): one consistent response.
+      // Items already appended are de-duplicated by the sink; the next list pages again.
+      spdlog::info("list continue token expired; listing again without paging");
       request.continue_token.clear();
+      request.limit = 0;
       items = 0;
-      if (++immediate_restarts > options_.max_immediate_list_restarts) {
-        if (!SleepFor(backoff_.Next(options_.now()))) return false;
-      }
       continue;
     }
 

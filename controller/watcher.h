@@ -1,6 +1,6 @@
 // Watcher: the list/watch loop for core/v1 Events, with client-go reflector semantics.
 //
-//   list (paged, limit/continue; an expired continue token restarts the list)
+//   list (paged, limit/continue; after an expired continue token, one unpaged list)
 //     -> watch from the list's resourceVersion (allowWatchBookmarks, random timeoutSeconds)
 //     -> on a normal close watch again from the last resourceVersion seen
 //     -> on 410 / ERROR Expired, or a stale watch (very short, no events), list again
@@ -70,9 +70,6 @@ class Watcher {
     // A watch that ends sooner than this after it was opened, with no event (bookmarks do
     // not count), is a stale watch: relist (with backoff).
     double stale_watch_seconds = 1.0;
-    // An expired continue token restarts the list at once this many times in a row, then
-    // with backoff.
-    int max_immediate_list_restarts = 3;
     Backoff::Options backoff;
     std::uint64_t seed = std::random_device{}();
     // Steady clock and sleep, replaceable in tests. sleep returns false when the wait was

@@ -201,15 +201,26 @@ TEST_F(WatcherTest, ListsAllPagesThenWatchesFromTheListResourceVersion) {
   EXPECT_EQ(status_.state, WatchState::kStopped);
 }
 
-TEST_F(WatcherTest, ExpiredContinueTokenRestartsTheListFromTheFirstPage) {
+TEST_F(WatcherTest, ExpiredContinueTokenFallsBackToOneUnpagedList) {
+  // Every continued page of this server expires: paging again from page 1 would never get
+  // past page 2. After the 410 the next list is one unpaged request; a later relist pages
+  // again.
   lw_.lists = {Ok(ListBody({EventJson("a", "10", "p1")}, "19", "tok1")), Status(410),
-               Ok(ListBody({EventJson("a", "10", "p1")}, "39", "tok2")),
-               Ok(ListBody({EventJson("b", "11", "p1")}, "40"))};
+               Ok(ListBody({EventJson("a", "10", "p1"), EventJson("b", "11", "p1")}, "40")),
+               Ok(ListBody({}, "50"))};
+  lw_.watches = {{{ErrorLine(410, "Expired")}}};
   Run();
-  EXPECT_EQ(lw_.calls,
-            (std::vector<std::string>{"list:", "list:tok1", "list:", "list:tok2", "watch:40"}));
+  EXPECT_EQ(lw_.calls, (std::vector<std::string>{"list:", "list:tok1", "list:", "watch:40",
+                                                 "list:", "watch:50"}));
+  ASSERT_EQ(lw_.list_requests.size(), 4u);
+  EXPECT_EQ(lw_.list_requests[0].limit, 500);
+  EXPECT_EQ(lw_.list_requests[1].limit, 500);
+  EXPECT_EQ(lw_.list_requests[2].limit, 0);  // unpaged
+  EXPECT_EQ(lw_.list_requests[3].limit, 500);
   // The sink sees the overlap; the EventBuffer's dedup makes it harmless.
   EXPECT_EQ(sink_.occurrences, (std::vector<std::string>{"a@10", "a@10", "b@11"}));
+  EXPECT_EQ(sink_.synced, 1);
+  EXPECT_EQ(observer_.relists, 2);
   EXPECT_TRUE(sleeps_.empty());
 }
 

@@ -338,7 +338,8 @@ class ControllerVsEmulator(unittest.TestCase):
 
     def test_expired_continue(self):
         # More than one page (limit=500) before the controller starts, and an expired
-        # continue token on the first continuation: the list restarts and loses nothing.
+        # continue token on the first continuation: the list is done again, unpaged, and
+        # loses nothing.
         self.emu = Emulator(self.workdir, *self.emulator_args)
         for _ in range(3):
             self.emu.events(count=400)
@@ -349,8 +350,26 @@ class ControllerVsEmulator(unittest.TestCase):
         self.assertEqual(total, 1200)
         stats = self.emu.stats()
         self.assertEqual(stats["faults_fired"].get("expire_continue", 0), 1)
-        self.assertEqual(stats["requests"]["list_first"], 2)  # restarted once from page 1
+        self.assertEqual(stats["requests"]["list_first"], 2)  # listed again once, unpaged
         self.assertLessEqual(stats["requests"]["watch"], 2)
+
+    def test_continue_always_expires(self):
+        # Every continued page gets 410 (a server that keeps its list snapshots only
+        # briefly): paging again from page 1 would never end. After the first 410 the
+        # controller lists once without paging, and becomes ready.
+        self.emu = Emulator(self.workdir, *self.emulator_args)
+        for _ in range(3):
+            self.emu.events(count=400)
+        self.emu.fault(kind="expire_continue", times=1000)
+        self.ctl = Controller(self.workdir, self.emu.kubeconfig)
+        self.ctl.wait_ready(timeout=20)
+        total = self.assert_converges(timeout=20, check_content=False)
+        self.assertEqual(total, 1200)
+        stats = self.emu.stats()
+        self.assertEqual(stats["faults_fired"].get("expire_continue", 0), 1)
+        self.assertEqual(stats["requests"]["list_first"], 2)  # paged (expired), then unpaged
+        self.assertEqual(stats["requests"]["list"], 3)
+        self.assertIn("listing again without paging", self.ctl.logs())
 
     def test_token_rotation(self):
         self.start()
