@@ -331,8 +331,26 @@ Watcher::Next Watcher::WatchOnce() {
       return Next::kRelist;
     }
     if (decode_failed) {
+      // A line that does not decode was either damaged on its way (a rewatch from the last
+      // good resourceVersion gets a sound copy and loses nothing) or is a revision the
+      // server keeps in a form we cannot read: then every watch from before it replays it,
+      // and rewatching would stall ingestion forever. So rewatch first; when the rewatch
+      // would resume from the same resourceVersion as the previous decode failure, the
+      // same line failed again: relist, and watch from the list's resourceVersion, past
+      // that line. The list brings the Event's current revision; the undecodable one is
+      // lost either way.
       Restart(RestartReason::kDecode);
+      const bool same_line_again =
+          !last_decode_failure_rv_.empty() && rv_scratch_ == last_decode_failure_rv_;
+      last_decode_failure_rv_ = rv_scratch_;
       if (!SleepFor(backoff_.Next(options_.now()))) return Next::kStop;
+      if (same_line_again) {
+        spdlog::warn("the same watch line failed to decode again (after {}): relisting",
+                     rv_scratch_);
+        last_decode_failure_rv_.clear();
+        return Next::kRelist;
+      }
+      spdlog::info("rewatching from {} after a line that did not decode", rv_scratch_);
       return Next::kWatch;
     }
     if (response.stream_cut) {

@@ -4,6 +4,8 @@
 //     -> watch from the list's resourceVersion (allowWatchBookmarks, random timeoutSeconds)
 //     -> on a normal close watch again from the last resourceVersion seen
 //     -> on 410 / ERROR Expired, or a stale watch (very short, no events), list again
+//     -> on a line that does not decode rewatch from the last good resourceVersion; when
+//        the same line fails again (same resourceVersion), relist
 //     -> on errors back off exponentially with jitter (429 honours Retry-After)
 //
 // Every occurrence (a list item, or an ADDED/MODIFIED watch event) goes to the EventSink in
@@ -133,6 +135,9 @@ class Watcher {
   std::string resource_version_;  // guarded by rv_mu_ (written by the watch thread only)
   std::string rv_scratch_;        // watch thread only: the current rv without the lock
   Clock::time_point last_list_end_{};
+  // Watch thread only: the resourceVersion the last decode failure rewatched from ("" when
+  // none since the last relist). A second failure from the same one is a poison line.
+  std::string last_decode_failure_rv_;
   std::int64_t last_mark_unix_ns_ = 0;  // watch thread only
 };
 

@@ -329,6 +329,44 @@ TEST_F(WatcherTest, UndecodableLineStopsTheStreamWithoutAppendingIt) {
   EXPECT_EQ(observer_.restarts["decode"], 1);
 }
 
+TEST_F(WatcherTest, SameUndecodableLineTwiceRelists) {
+  // A revision stored in a form that does not decode ("count" as a string) is replayed by
+  // every watch from before it. The first failure rewatches from the last good
+  // resourceVersion; when that rewatch fails on the same line, the loop relists and
+  // watches from the list's resourceVersion, past the poison line.
+  const std::string poison =
+      Line("MODIFIED", R"({"metadata":{"uid":"b","resourceVersion":"7"},"count":"3"})");
+  lw_.lists = {Ok(ListBody({}, "5")),
+               Ok(ListBody({EventJson("a", "6", "p"), EventJson("b", "8", "q", 4)}, "9"))};
+  lw_.watches = {{{Line("ADDED", EventJson("a", "6", "p")), poison}, Ok(), 0.1},
+                 {{poison}, Ok(), 0.1},
+                 {{Line("ADDED", EventJson("c", "10", "p"))}}};
+  Run();
+  EXPECT_EQ(lw_.calls, (std::vector<std::string>{"list:", "watch:5", "watch:6", "list:", "watch:9",
+                                                 "watch:10"}));
+  // a@6 comes twice (watch, then the relist): the EventBuffer's dedup absorbs it.
+  EXPECT_EQ(sink_.occurrences, (std::vector<std::string>{"a@6", "a@6", "b@8", "c@10"}));
+  EXPECT_EQ(observer_.restarts["decode"], 2);
+  EXPECT_EQ(observer_.relists, 2);
+  EXPECT_EQ(status_.lists, 2u);
+  ASSERT_EQ(sleeps_.size(), 2u);  // backoff before the rewatch and before the relist
+  EXPECT_GT(sleeps_[1], sleeps_[0]);
+}
+
+TEST_F(WatcherTest, UndecodableLinesAtDifferentResourceVersionsOnlyRewatch) {
+  // Two damaged lines at different places are not a poison line: no relist.
+  lw_.lists = {Ok(ListBody({}, "5"))};
+  lw_.watches = {{{Line("ADDED", EventJson("a", "6", "p")), "{not json"}, Ok(), 0.1},
+                 {{Line("ADDED", EventJson("b", "7", "p")), "{not json"}, Ok(), 0.1},
+                 {{Line("ADDED", EventJson("c", "8", "p"))}}};
+  Run();
+  EXPECT_EQ(lw_.calls,
+            (std::vector<std::string>{"list:", "watch:5", "watch:6", "watch:7", "watch:8"}));
+  EXPECT_EQ(sink_.occurrences, (std::vector<std::string>{"a@6", "b@7", "c@8"}));
+  EXPECT_EQ(observer_.restarts["decode"], 2);
+  EXPECT_EQ(observer_.relists, 1);
+}
+
 TEST_F(WatcherTest, ErrorEventWithoutCodeOrReasonCountsAsError) {
   // A Status without code (0) and reason is the server's error, not a network failure.
   lw_.lists = {Ok(ListBody({}, "5")), Ok(ListBody({}, "9"))};

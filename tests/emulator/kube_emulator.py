@@ -131,6 +131,8 @@ class Store:
         self.snapshots = collections.OrderedDict()   # (rv, ns, fieldSelector) -> (keys, LiveEvents)
         self.stream = None
         self.closed = False
+        # Returns True when the change being emitted must be poisoned (fault poison_watch_line).
+        self.take_poison = lambda: False
 
     # -- mutation (callers hold no lock) ------------------------------------------------
     def _emit(self, wtype, live):
@@ -141,7 +143,16 @@ class Store:
         md["resourceVersion"] = str(self.rv)
         live.body = go_json(live.obj)
         live.full = b'{"kind":"Event","apiVersion":"v1",' + live.body[1:]
-        self.hist.append((self.rv, wtype, md["namespace"], live.full))
+        hist_full = live.full
+        poisoned = wtype != "DELETED" and self.take_poison()
+        if poisoned:
+            # This revision as the watch history keeps it does not decode: "count" is a
+            # string. Every watch from an older resourceVersion replays it; lists and GETs
+            # serve the Event's state with a proper integer.
+            bad = dict(live.obj)
+            bad["count"] = str(bad.get("count", 1))
+            hist_full = b'{"kind":"Event","apiVersion":"v1",' + go_json(bad)[1:]
+        self.hist.append((self.rv, wtype, md["namespace"], hist_full))
         retained = len(self.hist) - self.hist_head
         if retained > self.window:
             drop = retained - self.window
@@ -160,6 +171,8 @@ class Store:
             "message": o.get("message", ""), "firstTimestamp": o.get("firstTimestamp"),
             "lastTimestamp": o.get("lastTimestamp"), "eventTime": o.get("eventTime"),
         }
+        if poisoned:
+            record["poisoned"] = True
         if wtype == "DELETED":
             self.deleted.append(record)
         else:
@@ -696,7 +709,7 @@ def build_fast_stream(sim, count, base_rv, objects, managed_fields_ratio=0.35):
 # ---------------------------------------------------------------------------------------
 
 FAULT_KINDS = ("drop_mid_line", "expire_watch", "stale_watch", "status_429", "status_500",
-               "status_401", "expire_continue", "compact", "stall_watch", "clear")
+               "status_401", "expire_continue", "compact", "stall_watch", "poison_watch_line", "clear")
 
 
 class Faults:
@@ -710,6 +723,7 @@ class Faults:
         self.stall = []         # [{"times": n, "seconds": s}]
         self.statuses = []      # [{"code", "times", "match", "retry_after", "reason", "message"}]
         self.expire_continue = 0
+        self.poison = 0
         self.fired = collections.Counter()
 
     def arm(self, spec):
@@ -734,9 +748,11 @@ class Faults:
                                       "retry_after": int(spec.get("retry_after", 1))})
             elif kind == "expire_continue":
                 self.expire_continue += times
+            elif kind == "poison_watch_line":
+                self.poison += times
             elif kind == "clear":
                 self.drop, self.expire, self.stale, self.stall = [], [], 0, []
-                self.statuses, self.expire_continue = [], 0
+                self.statuses, self.expire_continue, self.poison = [], 0, 0
             else:
                 raise ValueError("unknown fault kind %r (known: %s)" % (kind, ", ".join(FAULT_KINDS)))
 
@@ -746,7 +762,7 @@ class Faults:
                     "expire_watch": sum(e["times"] for e in self.expire),
                     "stale_watch": self.stale, "stall_watch": sum(s["times"] for s in self.stall),
                     "status": sum(s["times"] for s in self.statuses),
-                    "expire_continue": self.expire_continue}
+                    "expire_continue": self.expire_continue, "poison_watch_line": self.poison}
 
     def take_status(self, category):
         """category: list | watch | get | discovery. Returns the armed status spec or None."""
@@ -785,6 +801,14 @@ class Faults:
             if self.expire_continue > 0:
                 self.expire_continue -= 1
                 self.fired["expire_continue"] += 1
+                return True
+        return False
+
+    def take_poison(self):
+        with self.lock:
+            if self.poison > 0:
+                self.poison -= 1
+                self.fired["poison_watch_line"] += 1
                 return True
         return False
 
@@ -1515,6 +1539,7 @@ class Emulator:
         self.token_path = os.path.join(self.workdir, "token")
         self.store = Store(args.start_rv, args.window)
         self.faults = Faults()
+        self.store.take_poison = self.faults.take_poison
         if args.ttl is None:
             args.ttl = 600.0 if args.scenario == "demo" else 3600.0
         self.sim = ClusterSim(self.store, args.seed, args.ttl, not args.no_managed_fields)

@@ -436,6 +436,33 @@ class FaultTest(unittest.TestCase):
         finally:
             w.close()
 
+    def test_poison_watch_line_is_replayed_by_every_watch(self):
+        ns = "poison"
+        created = self.emu.post_events(count=1, namespace=ns)["events"][0]
+        before = int(created["resourceVersion"])
+        self.emu.fault(kind="poison_watch_line")
+        bad = self.emu.post_events(modify={"uids": [created["uid"]], "times": 1})["events"][0]
+        good = self.emu.post_events(modify={"uids": [created["uid"]], "times": 1})["events"][0]
+        # Every watch from before the poisoned revision gets it, with "count" as a string.
+        for _ in range(2):
+            w = self.emu.watch("resourceVersion=%d&timeoutSeconds=1" % before, namespace=ns)
+            try:
+                w.read_to_end(timeout=10)
+                events = w.events()
+                self.assertEqual([e["object"]["metadata"]["resourceVersion"] for e in events],
+                                 [bad["resourceVersion"], good["resourceVersion"]])
+                self.assertEqual(events[0]["object"]["count"], "2")
+                self.assertEqual(events[1]["object"]["count"], 3)
+            finally:
+                w.close()
+        # A list serves the latest state, which decodes; the snapshot marks the bad revision.
+        _, _, page = self.emu.get_json("/api/v1/namespaces/%s/events" % ns)
+        self.assertEqual([i["count"] for i in page["items"]], [3])
+        snap = {o["resourceVersion"]: o for o in self.emu.snapshot()}
+        self.assertTrue(snap[bad["resourceVersion"]].get("poisoned"))
+        self.assertNotIn("poisoned", snap[good["resourceVersion"]])
+        self.assertEqual(self.emu.stats()["faults_fired"]["poison_watch_line"], 1)
+
     def test_stale_watch(self):
         before = self.emu.stats()["requests"]["watch"]
         self.emu.fault(kind="stale_watch", times=2)

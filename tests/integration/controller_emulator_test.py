@@ -185,6 +185,8 @@ class ControllerVsEmulator(unittest.TestCase):
         for occ in self.emu.snapshot():
             if namespace is not None and occ["namespace"] != namespace:
                 continue
+            if occ.get("poisoned"):
+                continue  # a revision that does not decode (fault poison_watch_line): never held
             by_key.setdefault(occ["key"], []).append(occ)
         return by_key
 
@@ -370,6 +372,29 @@ class ControllerVsEmulator(unittest.TestCase):
         self.assertEqual(stats["requests"]["list_first"], 2)  # paged (expired), then unpaged
         self.assertEqual(stats["requests"]["list"], 3)
         self.assertIn("listing again without paging", self.ctl.logs())
+
+    def test_poison_watch_line(self):
+        # One revision in the watch history does not decode ("count" as a string) and every
+        # watch from before it replays it; the Event's next revision is fine. Rewatching
+        # alone would stall forever: the controller rewatches once, sees the same line fail
+        # again, and relists past it. It then holds every occurrence but the poisoned one.
+        self.start()
+        first = self.emu.events(count=3, namespace="poison")["events"]
+        self.assert_converges()
+        self.emu.fault(kind="poison_watch_line")
+        self.emu.events(modify={"uids": [first[0]["uid"]], "times": 2})  # poisoned, then fine
+        self.emu.events(count=5, namespace="poison")  # new Events only while no watch is open
+        self.assert_converges(timeout=20)
+        stats = self.emu.stats()
+        self.assertEqual(stats["faults_fired"].get("poison_watch_line", 0), 1)
+        self.assertEqual(stats["requests"]["list_first"], 2)  # the first list and one relist
+        self.assertLessEqual(stats["requests"]["watch"], 4)
+        self.assertEqual(self.ctl.get("/v1/status")["watch"]["lists"], 2)
+        self.assertIn("same watch line failed to decode again", self.ctl.logs())
+        # Past the poison line the watch flows as usual, repeats included.
+        self.emu.events(count=2, namespace="poison", repeat=2)
+        self.assert_converges()
+        self.assertEqual(self.emu.stats()["requests"]["list_first"], 2)
 
     def test_token_rotation(self):
         self.start()
