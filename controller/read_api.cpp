@@ -174,8 +174,11 @@ HttpReply ReadApi::Events(std::string_view query) const {
     *seen = true;
     *target = std::move(value);
   }
-  if (!has_kind || kind.empty()) return Error(400, "query parameter 'kind' is required");
-  if (!has_name || name.empty()) return Error(400, "query parameter 'name' is required");
+  // kind and name must be given but may be empty: the API server accepts an Event without
+  // involvedObject (or with one that lacks them), and /v1/objects lists its object with
+  // an empty kind and name; "namespace=&kind=&name=" reads it back (key "//").
+  if (!has_kind) return Error(400, "query parameter 'kind' is required");
+  if (!has_name) return Error(400, "query parameter 'name' is required");
   if (ns.find('/') != std::string::npos || kind.find('/') != std::string::npos) {
     return Error(400, "namespace and kind must not contain '/'");
   }

@@ -10,7 +10,8 @@
 //                   {"key":"NS/KIND/NAME","events":[{uid, resourceVersion, reason, type,
 //                   message, count, firstTimestamp, lastTimestamp, source:{component,host}},..]}
 //                   in occurrence order; namespace may be empty or absent (cluster-scoped);
-//                   kind and name are required; any other parameter is an error
+//                   kind and name are required but may be empty (an Event without
+//                   involvedObject); any other parameter is an error
 //   GET /v1/status  {"buffer":{...},"watch":{...}} (mode, rollout, per-backend counts,
 //                   mismatches; watch state and last resourceVersion)
 //   errors          400 {"error":"..."} for a bad query, 404 for an unknown path, 405 for a

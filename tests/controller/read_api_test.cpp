@@ -35,6 +35,8 @@ class ReadApiTest : public ::testing::Test {
     store_["ns/Pod/p1"] = {MakeRecord("ns", "Pod", "p1", "u1", "10", "first"),
                            MakeRecord("ns", "Pod", "p1", "u1", "11", "say \"hi\"\n\x01 é")};
     store_["/Node/n1"] = {MakeRecord("", "Node", "n1", "u2", "12", "node")};
+    // An Event without involvedObject (the API server allows it): key "//".
+    store_["//"] = {MakeRecord("", "", "", "u3", "13", "no object")};
     ReadApi::Hooks hooks;
     hooks.objects = [this] {
       std::vector<ObjectSummary> out;
@@ -102,8 +104,20 @@ TEST_F(ReadApiTest, UnknownObjectGivesAnEmptyList) {
   EXPECT_EQ(reply.body, R"({"key":"ns/Pod/zz","events":[]})");
 }
 
+TEST_F(ReadApiTest, ObjectWithEmptyKindAndNameIsReadable) {
+  // /v1/objects lists the object of an Event without involvedObject with an empty namespace,
+  // kind and name; reading it back takes the same (empty, but present) parameters.
+  const HttpReply objects = api_->Handle("GET", "/v1/objects", "");
+  EXPECT_NE(objects.body.find(R"({"namespace":"","kind":"","name":"","events":1})"),
+            std::string::npos)
+      << objects.body;
+  const HttpReply reply = api_->Handle("GET", "/v1/events", "namespace=&kind=&name=");
+  EXPECT_EQ(reply.status, 200) << reply.body;
+  EXPECT_EQ(reply.body.rfind(R"({"key":"//","events":[{"uid":"u3")", 0), 0u) << reply.body;
+}
+
 TEST_F(ReadApiTest, BadQueriesGet400WithAJsonError) {
-  for (const char* query : {"", "namespace=ns", "kind=Pod", "kind=Pod&name=", "kind=Pod&name=a&x=1",
+  for (const char* query : {"", "namespace=ns", "kind=Pod", "name=p1", "kind=Pod&name=a&x=1",
                             "kind=Pod&kind=Node&name=a", "kind=Pod&name=%zz", "kind=Pod&name=%4",
                             "namespace=a/b&kind=Pod&name=n"}) {
     const HttpReply reply = api_->Handle("GET", "/v1/events", query);
@@ -115,7 +129,8 @@ TEST_F(ReadApiTest, BadQueriesGet400WithAJsonError) {
 TEST_F(ReadApiTest, ObjectsAreListedSorted) {
   const HttpReply reply = api_->Handle("GET", "/v1/objects", "");
   EXPECT_EQ(reply.status, 200);
-  EXPECT_EQ(reply.body, R"({"objects":[{"namespace":"","kind":"Node","name":"n1","events":1},)"
+  EXPECT_EQ(reply.body, R"({"objects":[{"namespace":"","kind":"","name":"","events":1},)"
+                        R"({"namespace":"","kind":"Node","name":"n1","events":1},)"
                         R"({"namespace":"ns","kind":"Pod","name":"p1","events":2}]})");
 }
 
