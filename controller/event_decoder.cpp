@@ -286,6 +286,27 @@ bool DecodeStatusObject(Reader& r, const Path& at, object obj, ApiStatus* status
   return true;
 }
 
+// Describes a list item that did not decode, with whatever identity its metadata gives.
+SkippedListItem SkippedItem(int index, element item, DecodeError error) {
+  SkippedListItem out;
+  out.index = index;
+  out.error = std::move(error);
+  object obj, md;
+  if (item.get(obj) != simdjson::SUCCESS || obj["metadata"].get(md) != simdjson::SUCCESS) {
+    return out;
+  }
+  const auto read = [&md](std::string_view key) {
+    std::string_view s;
+    return md[key].get(s) == simdjson::SUCCESS ? std::string(s) : std::string();
+  };
+  out.uid = read("uid");
+  out.resource_version = read("resourceVersion");
+  out.name = read("name");
+  const std::string ns = read("namespace");
+  if (!ns.empty() && !out.name.empty()) out.name = ns + "/" + out.name;
+  return out;
+}
+
 }  // namespace
 
 std::string_view WatchEventTypeName(WatchEventType type) {
@@ -472,11 +493,17 @@ DecodeResult<EventListPage> EventDecoder::DecodeList(std::string_view json,
       page.items.reserve(items.size());
       int index = 0;
       for (element item : items) {
+        // One item that does not decode costs only that item: failing the page would make
+        // the whole list unusable for as long as the item stays the Event's latest revision.
+        DecodeError item_error;
+        Reader item_reader(&item_error);
         EventRef record;
-        if (!DecodeEventObject(r, Path{&top, "items", index}, item, receive_unix_ns, &record)) {
-          return result;
+        if (DecodeEventObject(item_reader, Path{&top, "items", index}, item, receive_unix_ns,
+                              &record)) {
+          page.items.push_back(std::move(record));
+        } else {
+          page.skipped.push_back(SkippedItem(index, item, std::move(item_error)));
         }
-        page.items.push_back(std::move(record));
         ++index;
       }
     } else if (key == "kind") {

@@ -52,12 +52,23 @@ struct WatchEvent {
   ApiStatus status;
 };
 
+// A list item that did not decode and was left out of its page. The identity fields are
+// read best-effort from the item's metadata: each is "" when it could not be read.
+struct SkippedListItem {
+  int index = 0;                 // position in the page's items
+  std::string uid;               // metadata.uid
+  std::string name;              // metadata "namespace/name" (the name alone if no namespace)
+  std::string resource_version;  // metadata.resourceVersion
+  DecodeError error;             // names "items[index].field"
+};
+
 // One decoded EventList page.
 struct EventListPage {
   std::string resource_version;  // metadata.resourceVersion
   std::string continue_token;    // metadata.continue ("" on the last page)
   std::int64_t remaining_item_count = -1;  // metadata.remainingItemCount, -1 when absent
-  std::vector<EventRef> items;
+  std::vector<EventRef> items;             // the items that decoded, in page order
+  std::vector<SkippedListItem> skipped;    // the items that did not, in page order
 };
 
 template <typename T>
@@ -81,8 +92,10 @@ class EventDecoder {
   // Decodes one Event object (a list item, or a watch event's "object").
   DecodeResult<EventRef> DecodeEvent(std::string_view json, std::int64_t receive_unix_ns);
 
-  // Decodes one EventList page. An item that fails to decode fails the page (the error
-  // names "items[i].field").
+  // Decodes one EventList page. An item that fails to decode is left out of items and
+  // reported in skipped (its error names "items[i].field"); the other items still decode.
+  // Only a page-level problem fails the result: malformed JSON, not an object, items not
+  // an array, metadata of the wrong type, no metadata.resourceVersion, or a Status body.
   DecodeResult<EventListPage> DecodeList(std::string_view json, std::int64_t receive_unix_ns);
 
   // Decodes a Status body (an API error response). Returns false when it is not one.

@@ -102,6 +102,8 @@ std::string WatchStatusJson(const ebc::WatcherStatus& s) {
   out += ",\"events\":" + std::to_string(s.events);
   out += ",\"bookmarks\":" + std::to_string(s.bookmarks);
   out += ",\"restarts\":" + std::to_string(s.restarts);
+  out += ",\"listDecodeFailures\":" + std::to_string(s.list_decode_failures);
+  out += ",\"watchDecodeFailures\":" + std::to_string(s.watch_decode_failures);
   out += ",\"lastProgressUnixMs\":" + std::to_string(s.last_progress_unix_ms) + "}";
   return out;
 }

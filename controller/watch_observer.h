@@ -72,6 +72,9 @@ class WatchObserver {
   // Seconds between an event's own last timestamp and its receipt here (clamped at 0).
   // Reported for watch events only (listed events may be old).
   virtual void OnEventLag(double seconds) = 0;
+  // An Event that did not decode. source is "list" (a list item, skipped; the rest of the
+  // page is used) or "watch" (a watch line; the stream is closed and restarted).
+  virtual void OnDecodeFailure(std::string_view source) = 0;
 };
 
 // An observer that ignores everything (the default when metrics are off, and in tests).
@@ -84,6 +87,7 @@ class NullWatchObserver final : public WatchObserver {
   void OnProgress() override {}
   void OnBookmark() override {}
   void OnEventLag(double) override {}
+  void OnDecodeFailure(std::string_view) override {}
 };
 
 }  // namespace eventbuffer::controller

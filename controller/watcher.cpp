@@ -26,6 +26,9 @@ std::string Excerpt(std::string_view text, std::size_t max = 200) {
   return std::string(text.substr(0, max)) + "...";
 }
 
+// An identity field of a skipped list item for a log line: "?" when it could not be read.
+std::string_view OrUnknown(std::string_view field) { return field.empty() ? "?" : field; }
+
 // An HTTP status of a list or watch response; 0 means no response arrived.
 RestartReason ReasonForStatus(int http_status) {
   if (http_status == 0) return RestartReason::kNetwork;
@@ -134,6 +137,8 @@ WatcherStatus Watcher::GetStatus() const {
   s.events = events_.load(std::memory_order_relaxed);
   s.bookmarks = bookmarks_.load(std::memory_order_relaxed);
   s.restarts = restarts_.load(std::memory_order_relaxed);
+  s.list_decode_failures = list_decode_failures_.load(std::memory_order_relaxed);
+  s.watch_decode_failures = watch_decode_failures_.load(std::memory_order_relaxed);
   s.last_progress_unix_ms = last_progress_unix_ms_.load(std::memory_order_relaxed);
   return s;
 }
@@ -177,6 +182,7 @@ bool Watcher::ListAll() {
   ListRequest request;
   request.limit = options_.list_limit;
   std::size_t items = 0;
+  std::size_t skipped = 0;  // items that did not decode
   while (!stopping()) {
     const auto start = options_.now();
     list_requests_.fetch_add(1, std::memory_order_relaxed);
@@ -191,6 +197,20 @@ bool Watcher::ListAll() {
         SleepFor(backoff_.Next(options_.now()));
         return false;
       }
+      // An item that does not decode (e.g. a revision stored with "count":"3") is left out
+      // and the rest of the page is used: failing the list for it would keep the loop from
+      // ever listing, and so from becoming ready, for as long as that revision is the
+      // Event's latest. Only that occurrence is lost.
+      for (const SkippedListItem& item : page.value.skipped) {
+        spdlog::warn(
+            "list item did not decode, skipped: {} (uid {}, name {}, resourceVersion {}; list "
+            "resourceVersion {})",
+            item.error.ToString(), OrUnknown(item.uid), OrUnknown(item.name),
+            OrUnknown(item.resource_version), page.value.resource_version);
+        observer_->OnDecodeFailure("list");
+      }
+      list_decode_failures_.fetch_add(page.value.skipped.size(), std::memory_order_relaxed);
+      skipped += page.value.skipped.size();
       for (auto& record : page.value.items) {
         sink_->Append(std::move(record));
         ++items;
@@ -201,7 +221,7 @@ bool Watcher::ListAll() {
         last_list_end_ = options_.now();
         last_mark_unix_ns_ = 0;  // a completed list is always marked
         MarkProgress();
-        spdlog::info("list complete: {} events, resourceVersion {}", items,
+        spdlog::info("list complete: {} events ({} skipped), resourceVersion {}", items, skipped,
                      page.value.resource_version);
         return true;
       }
@@ -219,6 +239,7 @@ bool Watcher::ListAll() {
       request.continue_token.clear();
       request.limit = 0;
       items = 0;
+      skipped = 0;
       continue;
     }
 
@@ -259,6 +280,8 @@ Watcher::Next Watcher::WatchOnce() {
     auto decoded = decoder_.DecodeWatchLine(line, now_ns);
     if (!decoded.ok()) {
       spdlog::warn("watch line did not decode: {}", decoded.error.ToString());
+      observer_->OnDecodeFailure("watch");
+      watch_decode_failures_.fetch_add(1, std::memory_order_relaxed);
       decode_failed = true;
       return false;
     }
@@ -338,7 +361,8 @@ Watcher::Next Watcher::WatchOnce() {
       // would resume from the same resourceVersion as the previous decode failure, the
       // same line failed again: relist, and watch from the list's resourceVersion, past
       // that line. The list brings the Event's current revision; the undecodable one is
-      // lost either way.
+      // lost either way. While it is still the Event's latest revision the list carries it
+      // too: ListAll skips that item, so the list completes and the watch moves past it.
       Restart(RestartReason::kDecode);
       const bool same_line_again =
           !last_decode_failure_rv_.empty() && rv_scratch_ == last_decode_failure_rv_;

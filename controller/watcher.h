@@ -6,6 +6,7 @@
 //     -> on 410 / ERROR Expired, or a stale watch (very short, no events), list again
 //     -> on a line that does not decode rewatch from the last good resourceVersion; when
 //        the same line fails again (same resourceVersion), relist
+//     -> a list item that does not decode is skipped (logged and counted), not the page
 //     -> on errors back off exponentially with jitter (429 honours Retry-After)
 //
 // Every occurrence (a list item, or an ADDED/MODIFIED watch event) goes to the EventSink in
@@ -59,6 +60,8 @@ struct WatcherStatus {
   std::uint64_t events = 0;          // occurrences handed to the sink (list + watch)
   std::uint64_t bookmarks = 0;
   std::uint64_t restarts = 0;              // watch streams that ended (any reason)
+  std::uint64_t list_decode_failures = 0;  // list items that did not decode (skipped)
+  std::uint64_t watch_decode_failures = 0;  // watch lines that did not decode
   std::int64_t last_progress_unix_ms = 0;  // last event, bookmark or completed list
 };
 
@@ -127,7 +130,7 @@ class Watcher {
   std::atomic<int> state_{static_cast<int>(WatchState::kStarting)};
   std::atomic<bool> synced_{false};
   std::atomic<std::uint64_t> lists_{0}, list_requests_{0}, watch_requests_{0}, events_{0},
-      bookmarks_{0}, restarts_{0};
+      bookmarks_{0}, restarts_{0}, list_decode_failures_{0}, watch_decode_failures_{0};
   std::atomic<std::int64_t> last_progress_unix_ms_{0};
   std::atomic<std::int64_t> last_progress_steady_ns_{0};
   std::atomic<std::int64_t> watch_deadline_steady_ns_{0};

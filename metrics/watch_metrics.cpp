@@ -34,6 +34,14 @@ WatchMetrics::WatchMetrics(prometheus::Registry& registry) {
                   .Help("Full lists of events, including the first one.")
                   .Register(registry)
                   .Add({});
+  auto& decode_failures = prometheus::BuildCounter()
+                              .Name("eventbuffer_watch_decode_failures_total")
+                              .Help(
+                                  "Events that did not decode, by source: list (the item was "
+                                  "skipped) or watch (the line closed the stream).")
+                              .Register(registry);
+  list_decode_failures_ = &decode_failures.Add({{"source", "list"}});
+  watch_decode_failures_ = &decode_failures.Add({{"source", "watch"}});
   last_progress_ = &prometheus::BuildGauge()
                         .Name("eventbuffer_watch_last_progress_timestamp_seconds")
                         .Help(
@@ -82,6 +90,10 @@ void WatchMetrics::OnApiRequest(std::string_view verb, int code, double seconds)
   auto& h = api_requests_->Add({{"verb", std::string(verb)}, {"code", std::to_string(code)}},
                                ApiRequestBuckets());
   h.Observe(seconds);
+}
+
+void WatchMetrics::OnDecodeFailure(std::string_view source) {
+  (source == "list" ? list_decode_failures_ : watch_decode_failures_)->Increment();
 }
 
 void WatchMetrics::OnProgress() { last_progress_->SetToCurrentTime(); }

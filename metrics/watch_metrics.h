@@ -5,6 +5,8 @@
 //                                                         BOOKMARK, ERROR; anything else OTHER)
 //   eventbuffer_watch_restarts_total{reason}              counter, every RestartReason
 //   eventbuffer_watch_relists_total                       counter
+//   eventbuffer_watch_decode_failures_total{source}       counter (list: items skipped;
+//                                                         watch: lines that closed the stream)
 //   eventbuffer_watch_last_progress_timestamp_seconds     gauge, Unix time of the last event,
 //                                                         bookmark or completed list (start-up
 //                                                         time until the first one)
@@ -53,6 +55,8 @@ class WatchMetrics final : public controller::WatchObserver {
   void OnProgress() override;
   void OnBookmark() override;
   void OnEventLag(double seconds) override;
+  // source outside {"list", "watch"} is counted as "watch".
+  void OnDecodeFailure(std::string_view source) override;
 
   // Implementation details follow.
  private:
@@ -62,6 +66,8 @@ class WatchMetrics final : public controller::WatchObserver {
   std::array<prometheus::Counter*, kEventTypes.size()> events_{};
   std::array<prometheus::Counter*, kRestartReasonCount> restarts_{};
   prometheus::Counter* relists_ = nullptr;
+  prometheus::Counter* list_decode_failures_ = nullptr;
+  prometheus::Counter* watch_decode_failures_ = nullptr;
   prometheus::Gauge* last_progress_ = nullptr;
   prometheus::Gauge* last_bookmark_ = nullptr;
   prometheus::Histogram* event_lag_ = nullptr;

@@ -314,14 +314,60 @@ INSTANTIATE_TEST_SUITE_P(
                       "object.code", "expected an integer, got a string"}),
     [](const testing::TestParamInfo<MalformedCase>& info) { return std::string(info.param.name); });
 
-TEST(EventDecoderTest, MalformedListItemNamesItsIndex) {
+TEST(EventDecoderTest, ListItemThatDoesNotDecodeIsSkippedAndTheOthersDecode) {
   EventDecoder decoder;
   auto r = decoder.DecodeList(
-      R"({"metadata":{"resourceVersion":"5"},"items":[{"metadata":{"uid":"a","resourceVersion":"1"}},{"metadata":{"uid":"b","resourceVersion":"2"},"count":"x"}]})",
+      R"({"metadata":{"resourceVersion":"5"},"items":[)"
+      R"({"metadata":{"uid":"a","resourceVersion":"1"}},)"
+      R"({"metadata":{"uid":"b","resourceVersion":"2","namespace":"ns","name":"p.b"},"count":"x"},)"
+      R"({"metadata":{"uid":"c","resourceVersion":"3"}}]})",
       0);
+  ASSERT_TRUE(r.ok()) << r.error.ToString();
+  EXPECT_EQ(r.value.resource_version, "5");
+  ASSERT_EQ(r.value.items.size(), 2u);
+  EXPECT_EQ(r.value.items[0]->uid(), "a");
+  EXPECT_EQ(r.value.items[1]->uid(), "c");
+  ASSERT_EQ(r.value.skipped.size(), 1u);
+  const SkippedListItem& s = r.value.skipped[0];
+  EXPECT_EQ(s.index, 1);
+  EXPECT_EQ(s.uid, "b");
+  EXPECT_EQ(s.name, "ns/p.b");
+  EXPECT_EQ(s.resource_version, "2");
+  EXPECT_EQ(s.error.field, "items[1].count");
+  EXPECT_EQ(s.error.ToString(), "items[1].count: expected an integer, got a string");
+}
+
+TEST(EventDecoderTest, SkippedListItemsKeepWhatIdentityTheyHave) {
+  EventDecoder decoder;
+  auto r = decoder.DecodeList(
+      R"({"items":[42,{"metadata":{"uid":7,"name":"n"}},{"metadata":{"uid":"u"}},)"
+      R"({"metadata":{"uid":"ok","resourceVersion":"9"}}],"metadata":{"resourceVersion":"10"}})",
+      0);
+  ASSERT_TRUE(r.ok()) << r.error.ToString();
+  ASSERT_EQ(r.value.items.size(), 1u);
+  EXPECT_EQ(r.value.items[0]->uid(), "ok");
+  ASSERT_EQ(r.value.skipped.size(), 3u);
+  EXPECT_EQ(r.value.skipped[0].index, 0);
+  EXPECT_EQ(r.value.skipped[0].uid, "");
+  EXPECT_EQ(r.value.skipped[0].error.ToString(), "items[0]: expected an object, got an integer");
+  EXPECT_EQ(r.value.skipped[1].uid, "");  // not a string
+  EXPECT_EQ(r.value.skipped[1].name, "n");
+  EXPECT_EQ(r.value.skipped[1].error.field, "items[1].metadata.uid");
+  EXPECT_EQ(r.value.skipped[2].uid, "u");
+  EXPECT_EQ(r.value.skipped[2].resource_version, "");
+  EXPECT_EQ(r.value.skipped[2].error.ToString(),
+            "items[2].metadata.resourceVersion: missing or empty");
+}
+
+TEST(EventDecoderTest, PageLevelProblemStillFailsAPageWithBadItems) {
+  EventDecoder decoder;
+  // A bad item does not hide a page-level error after it.
+  auto r = decoder.DecodeList(R"({"items":[{"count":"x"}],"metadata":{"resourceVersion":5}})", 0);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error.field, "items[1].count");
-  EXPECT_EQ(r.error.ToString(), "items[1].count: expected an integer, got a string");
+  EXPECT_EQ(r.error.ToString(), "metadata.resourceVersion: expected a string, got an integer");
+  r = decoder.DecodeList(R"({"items":[{"count":"x"}]})", 0);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error.field, "metadata.resourceVersion");
 }
 
 TEST(EventDecoderTest, ListWithoutResourceVersionIsAnError) {

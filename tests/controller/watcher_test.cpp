@@ -3,8 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
 #include <deque>
 #include <map>
+#include <sstream>
 #include <thread>
 
 #include "controller/line_splitter.h"
@@ -136,10 +140,29 @@ class RecordingObserver : public WatchObserver {
   void OnProgress() override { ++progress; }
   void OnBookmark() override { ++bookmarks; }
   void OnEventLag(double seconds) override { lags.push_back(seconds); }
-  std::map<std::string, int> events, restarts;
+  void OnDecodeFailure(std::string_view source) override { ++decode_failures[std::string(source)]; }
+  std::map<std::string, int> events, restarts, decode_failures;
   int relists = 0, progress = 0, bookmarks = 0;
   std::vector<std::string> requests;
   std::vector<double> lags;
+};
+
+// Captures what the default spdlog logger writes while it lives.
+class LogCapture {
+ public:
+  LogCapture() : previous_(spdlog::default_logger()) {
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
+    sink->set_pattern("%l %v");
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
+  }
+  ~LogCapture() { spdlog::set_default_logger(previous_); }
+  LogCapture(const LogCapture&) = delete;
+  LogCapture& operator=(const LogCapture&) = delete;
+  std::string text() const { return out_.str(); }
+
+ private:
+  std::shared_ptr<spdlog::logger> previous_;
+  std::ostringstream out_;
 };
 
 class WatcherTest : public ::testing::Test {
@@ -351,6 +374,54 @@ TEST_F(WatcherTest, SameUndecodableLineTwiceRelists) {
   EXPECT_EQ(status_.lists, 2u);
   ASSERT_EQ(sleeps_.size(), 2u);  // backoff before the rewatch and before the relist
   EXPECT_GT(sleeps_[1], sleeps_[0]);
+}
+
+TEST_F(WatcherTest, ListItemThatDoesNotDecodeIsSkippedNotThePage) {
+  // One Event stored with "count" as a string must not keep the list from completing: the
+  // loop would retry it with backoff, never become ready, and ingest nothing.
+  const std::string bad =
+      R"({"metadata":{"uid":"b","resourceVersion":"7","namespace":"ns","name":"q.b"},"count":"3"})";
+  lw_.lists = {Ok(ListBody({EventJson("a", "6", "p"), bad, EventJson("c", "8", "p")}, "9"))};
+  lw_.watches = {{{Line("ADDED", EventJson("d", "10", "p"))}}};
+  LogCapture log;
+  Run();
+  EXPECT_EQ(lw_.calls, (std::vector<std::string>{"list:", "watch:9", "watch:10"}));
+  EXPECT_EQ(sink_.occurrences, (std::vector<std::string>{"a@6", "c@8", "d@10"}));
+  EXPECT_EQ(sink_.synced, 1);
+  EXPECT_TRUE(sleeps_.empty());
+  EXPECT_EQ(observer_.decode_failures["list"], 1);
+  EXPECT_EQ(observer_.decode_failures["watch"], 0);
+  EXPECT_EQ(status_.list_decode_failures, 1u);
+  EXPECT_EQ(status_.events, 3u);
+  // Logged once, at warn, with the field path, the reason and the list's resourceVersion.
+  const std::string text = log.text();
+  const std::string want =
+      "warning list item did not decode, skipped: items[1].count: expected an integer, got a "
+      "string (uid b, name ns/q.b, resourceVersion 7; list resourceVersion 9)";
+  EXPECT_NE(text.find(want), std::string::npos) << text;
+  EXPECT_EQ(text.find(want), text.rfind(want)) << text;
+}
+
+TEST_F(WatcherTest, RelistGetsPastAPoisonLineThatIsStillTheLatestRevision) {
+  // The poison line's revision is still the Event's latest, so the relist's list carries it
+  // too. The list skips it and completes; the watch resumes from the list's
+  // resourceVersion, past the line.
+  const std::string bad = R"({"metadata":{"uid":"b","resourceVersion":"7"},"count":"3"})";
+  const std::string poison = Line("MODIFIED", bad);
+  lw_.lists = {Ok(ListBody({}, "5")), Ok(ListBody({EventJson("a", "6", "p"), bad}, "9"))};
+  lw_.watches = {{{Line("ADDED", EventJson("a", "6", "p")), poison}, Ok(), 0.1},
+                 {{poison}, Ok(), 0.1},
+                 {{Line("ADDED", EventJson("c", "10", "p"))}}};
+  Run();
+  EXPECT_EQ(lw_.calls, (std::vector<std::string>{"list:", "watch:5", "watch:6", "list:", "watch:9",
+                                                 "watch:10"}));
+  EXPECT_EQ(sink_.occurrences, (std::vector<std::string>{"a@6", "a@6", "c@10"}));
+  EXPECT_EQ(observer_.decode_failures["watch"], 2);
+  EXPECT_EQ(observer_.decode_failures["list"], 1);
+  EXPECT_EQ(status_.watch_decode_failures, 2u);
+  EXPECT_EQ(status_.list_decode_failures, 1u);
+  EXPECT_EQ(observer_.relists, 2);
+  EXPECT_EQ(sleeps_.size(), 2u);  // before the rewatch and before the relist; none after
 }
 
 TEST_F(WatcherTest, UndecodableLinesAtDifferentResourceVersionsOnlyRewatch) {

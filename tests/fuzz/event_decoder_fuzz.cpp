@@ -64,6 +64,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (r.ok()) {
         Check(!r.value.resource_version.empty());
         for (const auto& item : r.value.items) CheckRecord(item);
+        for (const auto& skipped : r.value.skipped) {
+          Check(skipped.index >= 0);
+          Check(!skipped.error.message.empty());
+          Check(skipped.error.field.rfind("items[", 0) == 0);
+        }
       } else {
         Check(!r.error.ToString().empty());
       }

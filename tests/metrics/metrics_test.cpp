@@ -67,6 +67,7 @@ TEST(MetricsTest, ServesEveryFamilyOnLoopback) {
                            "eventbuffer_watch_events_total",
                            "eventbuffer_watch_restarts_total",
                            "eventbuffer_watch_relists_total",
+                           "eventbuffer_watch_decode_failures_total",
                            "eventbuffer_watch_last_progress_timestamp_seconds",
                            "eventbuffer_event_lag_seconds_bucket",
                            "eventbuffer_api_request_duration_seconds_bucket",

@@ -38,6 +38,8 @@ TEST(WatchMetricsTest, KnownLabelsStartAtZeroAndTimestampsAtStartup) {
         << reason;
   }
   EXPECT_EQ(Sample(t, "eventbuffer_watch_relists_total"), 0);
+  EXPECT_EQ(Sample(t, "eventbuffer_watch_decode_failures_total{source=\"list\"}"), 0);
+  EXPECT_EQ(Sample(t, "eventbuffer_watch_decode_failures_total{source=\"watch\"}"), 0);
   EXPECT_EQ(Sample(t, "eventbuffer_event_lag_seconds_count"), 0);
   EXPECT_EQ(Sample(t, "eventbuffer_api_request_duration_seconds_count{code=\"200\",verb=\"list\"}"),
             0);
@@ -63,6 +65,9 @@ TEST(WatchMetricsTest, CallsAreCounted) {
   m.OnApiRequest("watch", 410, 0.001);
   m.OnEventLag(1.5);
   m.OnEventLag(-4);  // clock skew: clamped to 0
+  m.OnDecodeFailure("list");
+  m.OnDecodeFailure("list");
+  m.OnDecodeFailure("watch");
   const std::string t = Render(registry);
   EXPECT_EQ(Sample(t, "eventbuffer_watch_events_total{type=\"ADDED\"}"), 2);
   EXPECT_EQ(Sample(t, "eventbuffer_watch_events_total{type=\"BOOKMARK\"}"), 1);
@@ -71,6 +76,8 @@ TEST(WatchMetricsTest, CallsAreCounted) {
   EXPECT_EQ(Sample(t, "eventbuffer_watch_restarts_total{reason=\"network\"}"), 2);
   EXPECT_EQ(Sample(t, "eventbuffer_watch_restarts_total{reason=\"timeout\"}"), 0);
   EXPECT_EQ(Sample(t, "eventbuffer_watch_relists_total"), 1);
+  EXPECT_EQ(Sample(t, "eventbuffer_watch_decode_failures_total{source=\"list\"}"), 2);
+  EXPECT_EQ(Sample(t, "eventbuffer_watch_decode_failures_total{source=\"watch\"}"), 1);
   EXPECT_EQ(Sample(t, "eventbuffer_api_request_duration_seconds_count{code=\"200\",verb=\"list\"}"),
             1);
   EXPECT_EQ(Sample(t, "eventbuffer_api_request_duration_seconds_count{code=\"0\",verb=\"watch\"}"),

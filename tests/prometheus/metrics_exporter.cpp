@@ -119,6 +119,7 @@ int main(int argc, char** argv) {
       watch.OnApiRequest("watch", 200, 4.0);
     }
     if (tick % 100 == 99) m.buffer().OnEvictions(5);
+    if (tick % 200 == 199) watch.OnDecodeFailure("list");
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   g_stop.store(true);

@@ -455,7 +455,8 @@ def cmd_exposition(args):
         text = http_get(f"http://127.0.0.1:{port}/metrics")
         promtool_check_metrics(text)
         for family in ("eventbuffer_append_duration_seconds", "eventbuffer_process_pause_seconds",
-                       "process_cpu_seconds_total", "eventbuffer_build_info"):
+                       "eventbuffer_watch_decode_failures_total", "process_cpu_seconds_total",
+                       "eventbuffer_build_info"):
             if f"# TYPE {family} " not in text:
                 raise Failure(f"{family} missing from the exposition")
         procs.stop_and_check(["exporter"])
