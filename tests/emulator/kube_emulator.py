@@ -131,8 +131,9 @@ class Store:
         self.snapshots = collections.OrderedDict()   # (rv, ns, fieldSelector) -> (keys, LiveEvents)
         self.stream = None
         self.closed = False
-        # Returns True when the change being emitted must be poisoned (fault poison_watch_line).
-        self.take_poison = lambda: False
+        # Returns the armed poison_watch_line spec ({"in_list": bool}) when the change being
+        # emitted must be poisoned, else None.
+        self.take_poison = lambda: None
 
     # -- mutation (callers hold no lock) ------------------------------------------------
     def _emit(self, wtype, live):
@@ -144,14 +145,20 @@ class Store:
         live.body = go_json(live.obj)
         live.full = b'{"kind":"Event","apiVersion":"v1",' + live.body[1:]
         hist_full = live.full
-        poisoned = wtype != "DELETED" and self.take_poison()
+        poison = self.take_poison() if wtype != "DELETED" else None
+        poisoned = poison is not None
         if poisoned:
             # This revision as the watch history keeps it does not decode: "count" is a
             # string. Every watch from an older resourceVersion replays it; lists and GETs
-            # serve the Event's state with a proper integer.
+            # serve the Event's state with a proper integer, unless in_list: then they serve
+            # the same bad bytes until the Event's next revision (a revision stored that way,
+            # as a real API server would serve it). live.obj stays clean for the next change.
             bad = dict(live.obj)
             bad["count"] = str(bad.get("count", 1))
-            hist_full = b'{"kind":"Event","apiVersion":"v1",' + go_json(bad)[1:]
+            bad_body = go_json(bad)
+            hist_full = b'{"kind":"Event","apiVersion":"v1",' + bad_body[1:]
+            if poison["in_list"]:
+                live.body, live.full = bad_body, hist_full
         self.hist.append((self.rv, wtype, md["namespace"], hist_full))
         retained = len(self.hist) - self.hist_head
         if retained > self.window:
@@ -203,7 +210,7 @@ class Store:
             if key is None:
                 return None
             live = self.live[key]
-            obj = json.loads(live.body)       # a new revision: never mutate emitted bytes' source
+            obj = json.loads(go_json(live.obj))  # a new revision: never mutate emitted bytes' source
             mutate(obj)
             live.obj = obj
             rec = self._emit("MODIFIED", live)
@@ -723,7 +730,7 @@ class Faults:
         self.stall = []         # [{"times": n, "seconds": s}]
         self.statuses = []      # [{"code", "times", "match", "retry_after", "reason", "message"}]
         self.expire_continue = 0
-        self.poison = 0
+        self.poison = []        # [{"in_list": bool}], one per change to poison
         self.fired = collections.Counter()
 
     def arm(self, spec):
@@ -749,10 +756,10 @@ class Faults:
             elif kind == "expire_continue":
                 self.expire_continue += times
             elif kind == "poison_watch_line":
-                self.poison += times
+                self.poison += [{"in_list": bool(spec.get("in_list", False))} for _ in range(times)]
             elif kind == "clear":
                 self.drop, self.expire, self.stale, self.stall = [], [], 0, []
-                self.statuses, self.expire_continue, self.poison = [], 0, 0
+                self.statuses, self.expire_continue, self.poison = [], 0, []
             else:
                 raise ValueError("unknown fault kind %r (known: %s)" % (kind, ", ".join(FAULT_KINDS)))
 
@@ -762,7 +769,7 @@ class Faults:
                     "expire_watch": sum(e["times"] for e in self.expire),
                     "stale_watch": self.stale, "stall_watch": sum(s["times"] for s in self.stall),
                     "status": sum(s["times"] for s in self.statuses),
-                    "expire_continue": self.expire_continue, "poison_watch_line": self.poison}
+                    "expire_continue": self.expire_continue, "poison_watch_line": len(self.poison)}
 
     def take_status(self, category):
         """category: list | watch | get | discovery. Returns the armed status spec or None."""
@@ -805,12 +812,12 @@ class Faults:
         return False
 
     def take_poison(self):
+        """Returns the spec of the next armed poison_watch_line ({"in_list": bool}) or None."""
         with self.lock:
-            if self.poison > 0:
-                self.poison -= 1
+            if self.poison:
                 self.fired["poison_watch_line"] += 1
-                return True
-        return False
+                return self.poison.pop(0)
+        return None
 
     def take_expire(self):
         """Returns the expire spec when an armed expire_watch is due now (its after_events

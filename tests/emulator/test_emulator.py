@@ -440,6 +440,7 @@ class FaultTest(unittest.TestCase):
         ns = "poison"
         created = self.emu.post_events(count=1, namespace=ns)["events"][0]
         before = int(created["resourceVersion"])
+        fired = self.emu.stats()["faults_fired"].get("poison_watch_line", 0)
         self.emu.fault(kind="poison_watch_line")
         bad = self.emu.post_events(modify={"uids": [created["uid"]], "times": 1})["events"][0]
         good = self.emu.post_events(modify={"uids": [created["uid"]], "times": 1})["events"][0]
@@ -461,7 +462,27 @@ class FaultTest(unittest.TestCase):
         snap = {o["resourceVersion"]: o for o in self.emu.snapshot()}
         self.assertTrue(snap[bad["resourceVersion"]].get("poisoned"))
         self.assertNotIn("poisoned", snap[good["resourceVersion"]])
-        self.assertEqual(self.emu.stats()["faults_fired"]["poison_watch_line"], 1)
+        self.assertEqual(self.emu.stats()["faults_fired"]["poison_watch_line"], fired + 1)
+
+    def test_poison_watch_line_in_list_is_served_by_lists_until_the_next_revision(self):
+        ns = "poison-list"
+        created = self.emu.post_events(count=1, namespace=ns)["events"][0]
+        self.emu.fault(kind="poison_watch_line", in_list=True)
+        bad = self.emu.post_events(modify={"uids": [created["uid"]], "times": 1})["events"][0]
+        # While the poisoned revision is the Event's latest, a list and a GET serve it as is.
+        _, _, page = self.emu.get_json("/api/v1/namespaces/%s/events" % ns)
+        self.assertEqual([(i["metadata"]["resourceVersion"], i["count"]) for i in page["items"]],
+                         [(bad["resourceVersion"], "2")])
+        _, _, one = self.emu.get_json("/api/v1/namespaces/%s/events/%s" % (ns, created["name"]))
+        self.assertEqual(one["count"], "2")
+        # The next revision is clean, in lists too.
+        good = self.emu.post_events(modify={"uids": [created["uid"]], "times": 1})["events"][0]
+        _, _, page = self.emu.get_json("/api/v1/namespaces/%s/events" % ns)
+        self.assertEqual([(i["metadata"]["resourceVersion"], i["count"]) for i in page["items"]],
+                         [(good["resourceVersion"], 3)])
+        snap = {o["resourceVersion"]: o for o in self.emu.snapshot()}
+        self.assertTrue(snap[bad["resourceVersion"]].get("poisoned"))
+        self.assertNotIn("poisoned", snap[good["resourceVersion"]])
 
     def test_stale_watch(self):
         before = self.emu.stats()["requests"]["watch"]

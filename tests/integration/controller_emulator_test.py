@@ -396,6 +396,53 @@ class ControllerVsEmulator(unittest.TestCase):
         self.assert_converges()
         self.assertEqual(self.emu.stats()["requests"]["list_first"], 2)
 
+    def test_poison_watch_line_in_list(self):
+        # As above, but the poisoned revision stays the Event's latest, so the relist's list
+        # carries it too, as a real API server's list would. The list skips that one item
+        # and completes, and the watch resumes from the list's resourceVersion, past the line.
+        self.start()
+        first = self.emu.events(count=3, namespace="poison")["events"]
+        self.assert_converges()
+        self.emu.fault(kind="poison_watch_line", in_list=True)
+        self.emu.events(modify={"uids": [first[0]["uid"]], "times": 1})  # poisoned, stays latest
+        self.emu.events(count=5, namespace="poison")  # new Events only while no watch is open
+        self.assert_converges(timeout=20)
+        stats = self.emu.stats()
+        self.assertEqual(stats["faults_fired"].get("poison_watch_line", 0), 1)
+        self.assertEqual(stats["requests"]["list_first"], 2)  # the first list and one relist
+        self.assertLessEqual(stats["requests"]["watch"], 4)
+        watch = self.ctl.get("/v1/status")["watch"]
+        self.assertEqual(watch["lists"], 2)
+        self.assertEqual(watch["watchDecodeFailures"], 2)
+        self.assertEqual(watch["listDecodeFailures"], 1)
+        logs = self.ctl.logs()
+        self.assertIn("same watch line failed to decode again", logs)
+        self.assertIn("list item did not decode, skipped: items[0].count: expected an integer", logs)
+        # Past the poison line the watch flows as usual, repeats included.
+        self.emu.events(count=2, namespace="poison", repeat=2)
+        self.assert_converges()
+        self.assertEqual(self.emu.stats()["requests"]["list_first"], 2)
+
+    def test_poisoned_item_in_first_list(self):
+        # An Event whose latest revision does not decode is in the very first list: the
+        # controller skips that item, becomes ready and holds everything else.
+        self.emu = Emulator(self.workdir, *self.emulator_args)
+        self.emu.events(count=3, namespace="poison")
+        self.emu.fault(kind="poison_watch_line", in_list=True)
+        self.emu.events(count=1, namespace="poison")  # an ADDED that does not decode
+        self.emu.events(count=2, namespace="poison")
+        self.ctl = Controller(self.workdir, self.emu.kubeconfig)
+        self.ctl.wait_ready(timeout=10)
+        self.assertEqual(self.assert_converges(timeout=10), 5)
+        watch = self.ctl.get("/v1/status")["watch"]
+        self.assertEqual(watch["lists"], 1)
+        self.assertEqual(watch["listDecodeFailures"], 1)
+        self.assertEqual(watch["watchDecodeFailures"], 0)
+        self.assertIn("list item did not decode, skipped: items[", self.ctl.logs())
+        self.emu.events(count=2, namespace="poison", repeat=1)
+        self.assertEqual(self.assert_converges(), 9)
+        self.assertEqual(self.emu.stats()["requests"]["list_first"], 1)
+
     def test_token_rotation(self):
         self.start()
         self.emu.events(count=3)
