@@ -262,7 +262,9 @@ int main(int argc, char** argv) {
   client_options.user_agent = std::string("kube-eventbuffer/") + KEB_VERSION;
   ebc::ApiClient client(kube, token.get(), client_options);
   BufferSink sink(&buffer);
-  ebc::Watcher watcher(&client, &sink, &metrics.watch(), ebc::Watcher::Options{});
+  ebc::Watcher::Options watcher_options;
+  watcher_options.watch_timeout_margin_seconds = client_options.watch_timeout_margin_seconds;
+  ebc::Watcher watcher(&client, &sink, &metrics.watch(), watcher_options);
 
   ebc::ReadApi::Hooks hooks;
   hooks.objects = [&buffer] { return buffer.Objects(); };

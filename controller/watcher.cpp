@@ -322,8 +322,13 @@ Watcher::Next Watcher::WatchOnce() {
   };
 
   const auto start = options_.now();
+  // Healthy while the watch may still be open: the server ends it at timeoutSeconds, and
+  // the API client gives a silent one up timeout_margin_seconds later. Health holds 30 s
+  // past that, so that a hung watch is restarted by the client before liveness restarts
+  // the process (and drops everything the buffer holds).
   watch_deadline_steady_ns_.store(
-      SteadyNanos(start + std::chrono::seconds(request.timeout_seconds + 30)),
+      SteadyNanos(start + std::chrono::seconds(request.timeout_seconds +
+                                               options_.watch_timeout_margin_seconds + 30)),
       std::memory_order_relaxed);
   watch_requests_.fetch_add(1, std::memory_order_relaxed);
   const ApiResponse response = lw_->Watch(request, on_line);

@@ -59,10 +59,10 @@ struct WatcherStatus {
   std::uint64_t watch_requests = 0;  // watch requests
   std::uint64_t events = 0;          // occurrences handed to the sink (list + watch)
   std::uint64_t bookmarks = 0;
-  std::uint64_t restarts = 0;              // watch streams that ended (any reason)
-  std::uint64_t list_decode_failures = 0;  // list items that did not decode (skipped)
+  std::uint64_t restarts = 0;               // watch streams that ended (any reason)
+  std::uint64_t list_decode_failures = 0;   // list items that did not decode (skipped)
   std::uint64_t watch_decode_failures = 0;  // watch lines that did not decode
-  std::int64_t last_progress_unix_ms = 0;  // last event, bookmark or completed list
+  std::int64_t last_progress_unix_ms = 0;   // last event, bookmark or completed list
 };
 
 class Watcher {
@@ -72,6 +72,9 @@ class Watcher {
     int list_limit = 500;
     int min_watch_timeout_seconds = 300;  // timeoutSeconds is drawn from [min, max]
     int max_watch_timeout_seconds = 600;
+    // How long after timeoutSeconds the API client gives up a silent watch
+    // (ApiClient::Options::watch_timeout_margin_seconds); Healthy() counts on it.
+    int watch_timeout_margin_seconds = 60;
     // A watch that ends sooner than this after it was opened, with no event (bookmarks do
     // not count), is a stale watch: relist (with backoff).
     double stale_watch_seconds = 1.0;

@@ -533,6 +533,44 @@ TEST_F(WatcherTest, HealthyWhileAWatchIsOpenEvenWithoutEvents) {
   EXPECT_TRUE(healthy_inside_watch);
 }
 
+TEST_F(WatcherTest, HealthyUntilTheClientHasGivenUpASilentWatch) {
+  // A watch that the server accepted and then never answered: the API client gives it up
+  // timeoutSeconds + 60 s after it started. Until 30 s after that the process must stay
+  // healthy, so that the watch is restarted and not the process (and its buffer).
+  Watcher* watcher_ptr = nullptr;
+  Watcher::Options options;
+  options.now = [this] { return now_; };
+  options.sleep = [](std::chrono::nanoseconds) { return true; };
+  options.min_watch_timeout_seconds = options.max_watch_timeout_seconds = 300;
+  options.watch_timeout_margin_seconds = 60;
+  std::vector<bool> healthy;
+  class SilentWatch : public FakeListerWatcher {
+   public:
+    using FakeListerWatcher::FakeListerWatcher;
+    std::function<void()> during;
+    ApiResponse Watch(const WatchRequest& r, const LineHandler& h) override {
+      if (during && !watches.empty()) during();
+      return FakeListerWatcher::Watch(r, h);
+    }
+  };
+  SilentWatch lw(&now_);
+  lw.lists = {Ok(ListBody({}, "5"))};
+  lw.watches = {{{}, Ok(), 0}};
+  lw.during = [&] {
+    now_ += std::chrono::seconds(300 + 59);  // the client has not given up yet
+    healthy.push_back(watcher_ptr->Healthy(std::chrono::seconds(60)));
+    now_ += std::chrono::seconds(60 + 30);  // 30 s past when it should have
+    healthy.push_back(watcher_ptr->Healthy(std::chrono::seconds(60)));
+  };
+  Watcher watcher(&lw, &sink_, nullptr, options);
+  watcher_ptr = &watcher;
+  lw.watcher = &watcher;
+  watcher.Run();
+  ASSERT_EQ(healthy.size(), 2u);
+  EXPECT_TRUE(healthy[0]);
+  EXPECT_FALSE(healthy[1]);
+}
+
 TEST(LineSplitterTest, JoinsLinesAcrossChunksAndKeepsTheCutTail) {
   LineSplitter splitter;
   std::vector<std::string> lines;
