@@ -87,6 +87,7 @@ class FakeListerWatcher : public ListerWatcher {
     calls.push_back("watch:" + request.resource_version);
     watch_requests.push_back(request);
     if (watches.empty()) return Finish();
+    if (during_watch) during_watch();
     WatchStep step = watches.front();
     watches.pop_front();
     for (const auto& line : step.lines) {
@@ -105,6 +106,8 @@ class FakeListerWatcher : public ListerWatcher {
   }
 
   Watcher* watcher = nullptr;
+  // Runs while a scripted watch is open, before its lines (tests look at the watcher then).
+  std::function<void()> during_watch;
   std::deque<ApiResponse> lists;
   std::deque<WatchStep> watches;
   std::vector<ListRequest> list_requests;
@@ -504,31 +507,18 @@ TEST_F(WatcherTest, UnhealthyWhenListsKeepFailingForTooLong) {
 
 TEST_F(WatcherTest, HealthyWhileAWatchIsOpenEvenWithoutEvents) {
   bool healthy_inside_watch = false;
-  Watcher* watcher_ptr = nullptr;
   Watcher::Options options;
   options.now = [this] { return now_; };
   options.sleep = [](std::chrono::nanoseconds) { return true; };
-  lw_.lists = {Ok(ListBody({}, "5"))};
   // A watch that stays open (idle) for 4 minutes: the loop is healthy throughout.
-  class IdleWatch : public FakeListerWatcher {
-   public:
-    using FakeListerWatcher::FakeListerWatcher;
-    std::function<void()> during;
-    ApiResponse Watch(const WatchRequest& r, const LineHandler& h) override {
-      if (during && !watches.empty()) during();
-      return FakeListerWatcher::Watch(r, h);
-    }
-  };
-  IdleWatch lw(&now_);
-  lw.lists = {Ok(ListBody({}, "5"))};
-  lw.watches = {{{}, Ok(), 240}};
-  lw.during = [&] {
+  lw_.lists = {Ok(ListBody({}, "5"))};
+  lw_.watches = {{{}, Ok(), 240}};
+  Watcher watcher(&lw_, &sink_, nullptr, options);
+  lw_.watcher = &watcher;
+  lw_.during_watch = [&] {
     now_ += std::chrono::minutes(4);
-    healthy_inside_watch = watcher_ptr->Healthy(std::chrono::seconds(60));
+    healthy_inside_watch = watcher.Healthy(std::chrono::seconds(60));
   };
-  Watcher watcher(&lw, &sink_, nullptr, options);
-  watcher_ptr = &watcher;
-  lw.watcher = &watcher;
   watcher.Run();
   EXPECT_TRUE(healthy_inside_watch);
 }
@@ -537,34 +527,22 @@ TEST_F(WatcherTest, HealthyUntilTheClientHasGivenUpASilentWatch) {
   // A watch that the server accepted and then never answered: the API client gives it up
   // timeoutSeconds + 60 s after it started. Until 30 s after that the process must stay
   // healthy, so that the watch is restarted and not the process (and its buffer).
-  Watcher* watcher_ptr = nullptr;
   Watcher::Options options;
   options.now = [this] { return now_; };
   options.sleep = [](std::chrono::nanoseconds) { return true; };
   options.min_watch_timeout_seconds = options.max_watch_timeout_seconds = 300;
   options.watch_timeout_margin_seconds = 60;
   std::vector<bool> healthy;
-  class SilentWatch : public FakeListerWatcher {
-   public:
-    using FakeListerWatcher::FakeListerWatcher;
-    std::function<void()> during;
-    ApiResponse Watch(const WatchRequest& r, const LineHandler& h) override {
-      if (during && !watches.empty()) during();
-      return FakeListerWatcher::Watch(r, h);
-    }
-  };
-  SilentWatch lw(&now_);
-  lw.lists = {Ok(ListBody({}, "5"))};
-  lw.watches = {{{}, Ok(), 0}};
-  lw.during = [&] {
+  lw_.lists = {Ok(ListBody({}, "5"))};
+  lw_.watches = {{{}, Ok(), 0}};
+  Watcher watcher(&lw_, &sink_, nullptr, options);
+  lw_.watcher = &watcher;
+  lw_.during_watch = [&] {
     now_ += std::chrono::seconds(300 + 59);  // the client has not given up yet
-    healthy.push_back(watcher_ptr->Healthy(std::chrono::seconds(60)));
+    healthy.push_back(watcher.Healthy(std::chrono::seconds(60)));
     now_ += std::chrono::seconds(60 + 30);  // 30 s past when it should have
-    healthy.push_back(watcher_ptr->Healthy(std::chrono::seconds(60)));
+    healthy.push_back(watcher.Healthy(std::chrono::seconds(60)));
   };
-  Watcher watcher(&lw, &sink_, nullptr, options);
-  watcher_ptr = &watcher;
-  lw.watcher = &watcher;
   watcher.Run();
   ASSERT_EQ(healthy.size(), 2u);
   EXPECT_TRUE(healthy[0]);
