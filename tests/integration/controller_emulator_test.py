@@ -338,51 +338,49 @@ class ControllerVsEmulator(unittest.TestCase):
         self.assertEqual(stats["faults_fired"].get("status_500", 0), 3)
         self.assertLessEqual(stats["requests"]["watch"], 1 + 1 + 3 + 1)
 
-    def test_expired_continue(self):
-        # More than one page (limit=500) before the controller starts, and an expired
-        # continue token on the first continuation: the list is done again, unpaged, and
-        # loses nothing.
+    def start_with_expiring_continue(self, times, timeout):
+        """1200 events (more than one page of 500) before the controller starts, and the
+        first `times` continuation requests get 410. Expects the controller ready with all
+        1200, the fault fired once and the list started twice (paged, then unpaged after
+        the 410); returns the emulator's stats."""
         self.emu = Emulator(self.workdir, *self.emulator_args)
         for _ in range(3):
             self.emu.events(count=400)
-        self.emu.fault(kind="expire_continue", times=1)
+        self.emu.fault(kind="expire_continue", times=times)
         self.ctl = Controller(self.workdir, self.emu.kubeconfig)
-        self.ctl.wait_ready(timeout=30)
-        total = self.assert_converges(timeout=30, check_content=False)
+        self.ctl.wait_ready(timeout=timeout)
+        total = self.assert_converges(timeout=timeout, check_content=False)
         self.assertEqual(total, 1200)
         stats = self.emu.stats()
         self.assertEqual(stats["faults_fired"].get("expire_continue", 0), 1)
-        self.assertEqual(stats["requests"]["list_first"], 2)  # listed again once, unpaged
+        self.assertEqual(stats["requests"]["list_first"], 2)  # paged (expired), then unpaged
+        return stats
+
+    def test_expired_continue(self):
+        # An expired continue token on the first continuation: the list is done again,
+        # unpaged, and loses nothing.
+        stats = self.start_with_expiring_continue(times=1, timeout=30)
         self.assertLessEqual(stats["requests"]["watch"], 2)
 
     def test_continue_always_expires(self):
         # Every continued page gets 410 (a server that keeps its list snapshots only
         # briefly): paging again from page 1 would never end. After the first 410 the
         # controller lists once without paging, and becomes ready.
-        self.emu = Emulator(self.workdir, *self.emulator_args)
-        for _ in range(3):
-            self.emu.events(count=400)
-        self.emu.fault(kind="expire_continue", times=1000)
-        self.ctl = Controller(self.workdir, self.emu.kubeconfig)
-        self.ctl.wait_ready(timeout=20)
-        total = self.assert_converges(timeout=20, check_content=False)
-        self.assertEqual(total, 1200)
-        stats = self.emu.stats()
-        self.assertEqual(stats["faults_fired"].get("expire_continue", 0), 1)
-        self.assertEqual(stats["requests"]["list_first"], 2)  # paged (expired), then unpaged
+        stats = self.start_with_expiring_continue(times=1000, timeout=20)
         self.assertEqual(stats["requests"]["list"], 3)
         self.assertIn("listing again without paging", self.ctl.logs())
 
-    def test_poison_watch_line(self):
-        # One revision in the watch history does not decode ("count" as a string) and every
-        # watch from before it replays it; the Event's next revision is fine. Rewatching
-        # alone would stall forever: the controller rewatches once, sees the same line fail
-        # again, and relists past it. It then holds every occurrence but the poisoned one.
+    def poison_then_relist(self, in_list):
+        """Three Events held, then a poisoned revision of the first (the fault; with in_list
+        its lists carry it too) and five new Events. Expects the controller to hold every
+        occurrence but the poisoned one after rewatching once and relisting once."""
         self.start()
         first = self.emu.events(count=3, namespace="poison")["events"]
         self.assert_converges()
-        self.emu.fault(kind="poison_watch_line")
-        self.emu.events(modify={"uids": [first[0]["uid"]], "times": 2})  # poisoned, then fine
+        self.emu.fault(kind="poison_watch_line", in_list=in_list)
+        # Without in_list a fine revision follows the poisoned one; with it, the poisoned
+        # revision stays the Event's latest.
+        self.emu.events(modify={"uids": [first[0]["uid"]], "times": 1 if in_list else 2})
         self.emu.events(count=5, namespace="poison")  # new Events only while no watch is open
         self.assert_converges(timeout=20)
         stats = self.emu.stats()
@@ -391,37 +389,32 @@ class ControllerVsEmulator(unittest.TestCase):
         self.assertLessEqual(stats["requests"]["watch"], 4)
         self.assertEqual(self.ctl.get("/v1/status")["watch"]["lists"], 2)
         self.assertIn("same watch line failed to decode again", self.ctl.logs())
+
+    def assert_flows_past_poison(self):
         # Past the poison line the watch flows as usual, repeats included.
         self.emu.events(count=2, namespace="poison", repeat=2)
         self.assert_converges()
         self.assertEqual(self.emu.stats()["requests"]["list_first"], 2)
 
+    def test_poison_watch_line(self):
+        # One revision in the watch history does not decode ("count" as a string) and every
+        # watch from before it replays it; the Event's next revision is fine. Rewatching
+        # alone would stall forever: the controller rewatches once, sees the same line fail
+        # again, and relists past it. It then holds every occurrence but the poisoned one.
+        self.poison_then_relist(in_list=False)
+        self.assert_flows_past_poison()
+
     def test_poison_watch_line_in_list(self):
         # As above, but the poisoned revision stays the Event's latest, so the relist's list
         # carries it too, as a real API server's list would. The list skips that one item
         # and completes, and the watch resumes from the list's resourceVersion, past the line.
-        self.start()
-        first = self.emu.events(count=3, namespace="poison")["events"]
-        self.assert_converges()
-        self.emu.fault(kind="poison_watch_line", in_list=True)
-        self.emu.events(modify={"uids": [first[0]["uid"]], "times": 1})  # poisoned, stays latest
-        self.emu.events(count=5, namespace="poison")  # new Events only while no watch is open
-        self.assert_converges(timeout=20)
-        stats = self.emu.stats()
-        self.assertEqual(stats["faults_fired"].get("poison_watch_line", 0), 1)
-        self.assertEqual(stats["requests"]["list_first"], 2)  # the first list and one relist
-        self.assertLessEqual(stats["requests"]["watch"], 4)
+        self.poison_then_relist(in_list=True)
         watch = self.ctl.get("/v1/status")["watch"]
-        self.assertEqual(watch["lists"], 2)
         self.assertEqual(watch["watchDecodeFailures"], 2)
         self.assertEqual(watch["listDecodeFailures"], 1)
-        logs = self.ctl.logs()
-        self.assertIn("same watch line failed to decode again", logs)
-        self.assertIn("list item did not decode, skipped: items[0].count: expected an integer", logs)
-        # Past the poison line the watch flows as usual, repeats included.
-        self.emu.events(count=2, namespace="poison", repeat=2)
-        self.assert_converges()
-        self.assertEqual(self.emu.stats()["requests"]["list_first"], 2)
+        self.assertIn("list item did not decode, skipped: items[0].count: expected an integer",
+                      self.ctl.logs())
+        self.assert_flows_past_poison()
 
     def test_poisoned_item_in_first_list(self):
         # An Event whose latest revision does not decode is in the very first list: the
