@@ -355,6 +355,16 @@ TEST_F(WatcherTest, UndecodableLineStopsTheStreamWithoutAppendingIt) {
   EXPECT_EQ(observer_.restarts["decode"], 1);
 }
 
+// The watch history of the poison-line tests: a@6 then the poison line, the same line
+// again on the rewatch from 6, and after the relist (to 9) one more Event, c@10.
+std::deque<WatchStep> PoisonLineReplayed(const std::string& poison) {
+  return {{{Line("ADDED", EventJson("a", "6", "p")), poison}, Ok(), 0.1},
+          {{poison}, Ok(), 0.1},
+          {{Line("ADDED", EventJson("c", "10", "p"))}}};
+}
+const std::vector<std::string> kPoisonLineCalls = {"list:", "watch:5", "watch:6",
+                                                   "list:", "watch:9", "watch:10"};
+
 TEST_F(WatcherTest, SameUndecodableLineTwiceRelists) {
   // A revision stored in a form that does not decode ("count" as a string) is replayed by
   // every watch from before it. The first failure rewatches from the last good
@@ -364,12 +374,9 @@ TEST_F(WatcherTest, SameUndecodableLineTwiceRelists) {
       Line("MODIFIED", R"({"metadata":{"uid":"b","resourceVersion":"7"},"count":"3"})");
   lw_.lists = {Ok(ListBody({}, "5")),
                Ok(ListBody({EventJson("a", "6", "p"), EventJson("b", "8", "q", 4)}, "9"))};
-  lw_.watches = {{{Line("ADDED", EventJson("a", "6", "p")), poison}, Ok(), 0.1},
-                 {{poison}, Ok(), 0.1},
-                 {{Line("ADDED", EventJson("c", "10", "p"))}}};
+  lw_.watches = PoisonLineReplayed(poison);
   Run();
-  EXPECT_EQ(lw_.calls, (std::vector<std::string>{"list:", "watch:5", "watch:6", "list:", "watch:9",
-                                                 "watch:10"}));
+  EXPECT_EQ(lw_.calls, kPoisonLineCalls);
   // a@6 comes twice (watch, then the relist): the EventBuffer's dedup absorbs it.
   EXPECT_EQ(sink_.occurrences, (std::vector<std::string>{"a@6", "a@6", "b@8", "c@10"}));
   EXPECT_EQ(observer_.restarts["decode"], 2);
@@ -412,12 +419,9 @@ TEST_F(WatcherTest, RelistGetsPastAPoisonLineThatIsStillTheLatestRevision) {
   const std::string bad = R"({"metadata":{"uid":"b","resourceVersion":"7"},"count":"3"})";
   const std::string poison = Line("MODIFIED", bad);
   lw_.lists = {Ok(ListBody({}, "5")), Ok(ListBody({EventJson("a", "6", "p"), bad}, "9"))};
-  lw_.watches = {{{Line("ADDED", EventJson("a", "6", "p")), poison}, Ok(), 0.1},
-                 {{poison}, Ok(), 0.1},
-                 {{Line("ADDED", EventJson("c", "10", "p"))}}};
+  lw_.watches = PoisonLineReplayed(poison);
   Run();
-  EXPECT_EQ(lw_.calls, (std::vector<std::string>{"list:", "watch:5", "watch:6", "list:", "watch:9",
-                                                 "watch:10"}));
+  EXPECT_EQ(lw_.calls, kPoisonLineCalls);
   EXPECT_EQ(sink_.occurrences, (std::vector<std::string>{"a@6", "a@6", "c@10"}));
   EXPECT_EQ(observer_.decode_failures["watch"], 2);
   EXPECT_EQ(observer_.decode_failures["list"], 1);
