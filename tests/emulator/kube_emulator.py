@@ -1266,9 +1266,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_error_410(self, rv, oldest, watch_info, message=None):
         obj = status_object(410, "Expired", message or "too old resource version: %d (%d)" % (rv, oldest))
+        watch_info["outcome"] = "expired"
         self.write_chunks([b'{"type":"ERROR","object":' + go_json(obj) + b"}\n"])
         self.end_chunked()
-        watch_info["outcome"] = "expired"
 
     def expire_with(self, spec, pos, info):
         if spec.get("compact"):
@@ -1294,8 +1294,9 @@ class Handler(BaseHTTPRequestHandler):
             except ValueError:
                 return self.send_status(400, "BadRequest", 'resourceVersion: Invalid value: "%s": must be an integer'
                                         % rv_param)
-        info = {"resourceVersion": rv_param, "namespace": namespace or "", "start": time.time(), "lines": 0,
-                "outcome": "open", "bookmarks": 0}
+        # Every key is there from the start: stats() copies this dict while the watch runs.
+        info = {"resourceVersion": rv_param, "namespace": namespace or "", "start": time.time(), "end": None,
+                "lines": 0, "outcome": "open", "bookmarks": 0}
         emu.watch_started(info)
         try:
             self.start_chunked()
@@ -1358,8 +1359,9 @@ class Handler(BaseHTTPRequestHandler):
         while True:
             now = time.time()
             if now >= deadline or store.closed:
-                self.end_chunked()
+                # The outcome is set before the terminating chunk: a client that has read the end sees it in stats.
                 info["outcome"] = "timeout" if now >= deadline else "shutdown"
+                self.end_chunked()
                 return
             entries = []
             with store.cond:
@@ -1595,13 +1597,14 @@ class Emulator:
             self.status_codes[str(code)] += 1
 
     def watch_started(self, info):
+        # The log is in the order watches started; an open watch shows outcome "open" and end null.
         with self.stats_lock:
             self.active_watches += 1
+            self.watch_log.append(info)
 
     def watch_ended(self, info):
         with self.stats_lock:
             self.active_watches -= 1
-            self.watch_log.append(info)
 
     def stats(self):
         with self.store.cond:
@@ -1613,7 +1616,7 @@ class Emulator:
                    "status_codes": dict(self.status_codes), "events_total": total, "deleted_total": deleted,
                    "resource_version": str(rv), "oldest_watchable_resource_version": str(floor),
                    "live_events": live, "active_watches": self.active_watches,
-                   "watches": list(self.watch_log)[-50:]}
+                   "watches": [dict(w) for w in list(self.watch_log)[-50:]]}
         out["faults_pending"] = self.faults.pending()
         out["faults_fired"] = dict(self.faults.fired)
         if self.store.stream is not None:
