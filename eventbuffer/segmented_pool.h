@@ -110,7 +110,7 @@ class SegmentPool {
       if (large) {
         ChunkReserve::Global().Free(c);  // kept ready for the next map (or unmapped)
       } else {
-        ::operator delete(c, kChunkBytes, kChunkAlign);
+        ::operator delete(c, kChunkAlign);
       }
     }
   }
@@ -133,7 +133,7 @@ class SegmentPool {
   // Gives back a block of class cls (from any thread). It is reused by later Allocates.
   void Free(void* p, std::size_t cls) {
 #ifdef KEB_SEGMENT_POOL_PASSTHROUGH
-    ::operator delete (p, bytes_[cls], std::align_val_t{align_});
+    ::operator delete(p, std::align_val_t{align_});
 #else
     std::lock_guard<std::mutex> lock(mu_);
     *static_cast<void**>(p) = returned_[cls];

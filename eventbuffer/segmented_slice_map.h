@@ -453,7 +453,7 @@ class SegmentedSliceMap {
   void FreeSmall(void* p, std::size_t bytes) {
     const std::size_t cls = SmallClassOf(bytes);
     if (cls == kNoClass) {
-      ::operator delete(p, bytes);
+      ::operator delete(p);
     } else {
       pool_.Free(p, cls);
     }
@@ -501,7 +501,7 @@ class SegmentedSliceMap {
   void FreeCollision(Collision* c) {
     freed_bytes_.fetch_add(static_cast<std::int64_t>(Collision::Bytes(c->n)),
                            std::memory_order_relaxed);  // relaxed: statistics
-    ::operator delete(static_cast<void*>(c), Collision::Bytes(c->n));
+    ::operator delete(static_cast<void*>(c));
   }
 
   // Reclamation callbacks (run by EpochDomain once no reader can see the memory).
