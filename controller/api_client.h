@@ -33,7 +33,8 @@ class ApiClient final : public ListerWatcher {
   struct Options {
     std::string namespace_name;             // "" = all namespaces
     int list_timeout_seconds = 60;          // inactivity timeout of list requests
-    int watch_timeout_margin_seconds = 60;  // added to timeoutSeconds for the client timer
+    // Added to timeoutSeconds for the client timer.
+    int watch_timeout_margin_seconds = kDefaultWatchTimeoutMarginSeconds;
     // How watch lines are read. kChunks (default): read what the socket delivered and split
     // lines here (LineSplitter), which detects a cut last line. kReadLine: cpprestsdk's
     // istream::read_line per line, kept to measure against (tests/bench/e2e_bench.sh); it

@@ -18,6 +18,11 @@ struct ListRequest {
   int limit = 500;               // items per page; 0 = no paging (every item in one response)
 };
 
+// Default of how long after timeout_seconds a client gives up a watch that has gone silent
+// (the server should have ended it by then). ApiClient applies it; the Watcher's health
+// check allows for it.
+inline constexpr int kDefaultWatchTimeoutMarginSeconds = 60;
+
 struct WatchRequest {
   std::string resource_version;  // watch changes after this version
   int timeout_seconds = 300;     // the server closes the stream after this long

@@ -74,7 +74,7 @@ class Watcher {
     int max_watch_timeout_seconds = 600;
     // How long after timeoutSeconds the API client gives up a silent watch
     // (ApiClient::Options::watch_timeout_margin_seconds); Healthy() counts on it.
-    int watch_timeout_margin_seconds = 60;
+    int watch_timeout_margin_seconds = kDefaultWatchTimeoutMarginSeconds;
     // A watch that ends sooner than this after it was opened, with no event (bookmarks do
     // not count), is a stale watch: relist (with backoff).
     double stale_watch_seconds = 1.0;
