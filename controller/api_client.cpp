@@ -188,20 +188,17 @@ ApiResponse ApiClient::Impl::WithTokenRetry(Attempt&& attempt) {
 }
 
 ApiResponse ApiClient::List(const ListRequest& request) {
-  // limit 0: an unpaged list, sent without the parameter.
-  std::string uri = impl_->path;
-  char separator = '?';
-  if (request.limit > 0) {
-    uri += "?limit=" + std::to_string(request.limit);
-    separator = '&';
-  }
+  // Each parameter starts with '&'; the first one's becomes '?'. limit 0: an unpaged
+  // list, sent without the parameter.
+  std::string query;
+  if (request.limit > 0) query += "&limit=" + std::to_string(request.limit);
   if (!request.continue_token.empty()) {
-    uri += separator;
-    uri += "continue=" + web::uri::encode_data_string(request.continue_token);
+    query += "&continue=" + web::uri::encode_data_string(request.continue_token);
   } else if (!request.resource_version.empty()) {
-    uri += separator;
-    uri += "resourceVersion=" + web::uri::encode_data_string(request.resource_version);
+    query += "&resourceVersion=" + web::uri::encode_data_string(request.resource_version);
   }
+  if (!query.empty()) query[0] = '?';
+  const std::string uri = impl_->path + query;
   return impl_->WithTokenRetry([this, &uri](RequestScope& scope, ApiResponse& result) {
     try {
       http::http_response response =
