@@ -141,8 +141,9 @@ class Watcher {
   std::string resource_version_;  // guarded by rv_mu_ (written by the watch thread only)
   std::string rv_scratch_;        // watch thread only: the current rv without the lock
   Clock::time_point last_list_end_{};
-  // Watch thread only: the resourceVersion the last decode failure rewatched from ("" when
-  // none since the last relist). A second failure from the same one is a poison line.
+  // Watch thread only: the resourceVersion the last decode failure rewatched from ("" before
+  // the first, and after a relist for a poison line). A second failure from the same one is
+  // a poison line. A stale value never matches: resourceVersions only grow.
   std::string last_decode_failure_rv_;
   std::int64_t last_mark_unix_ns_ = 0;  // watch thread only
 };
