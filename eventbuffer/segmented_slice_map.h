@@ -188,7 +188,9 @@ inline std::uint64_t HashKey(std::string_view key) {
     a = load32(p);
     b = load32(p + n - 4);
   } else if (n > 0) {
-    const auto byte = [p](std::size_t i) { return std::uint64_t{static_cast<unsigned char>(p[i])}; };
+    const auto byte = [p](std::size_t i) {
+      return std::uint64_t{static_cast<unsigned char>(p[i])};
+    };
     a = (byte(0) << 16) | (byte(n >> 1) << 8) | byte(n - 1);
   }
   return fold(fold(a ^ k2, b ^ h) ^ k3, h ^ k1);
@@ -344,6 +346,10 @@ class SegmentedSliceMap {
   }
   static std::uint32_t TailGen16(std::uintptr_t t) {
     return static_cast<std::uint32_t>(t >> kTagShift);
+  }
+  // Whether the tail value t points at the segment of generation gen (by its tag).
+  static bool TailIsGen(std::uintptr_t t, std::uint32_t gen) {
+    return TailGen16(t) == (gen & 0xffff);
   }
   static constexpr std::uintptr_t kTailPtrMask = (std::uintptr_t{1} << kTagShift) - 1;
 
@@ -726,7 +732,7 @@ typename SegmentedSliceMap<V>::Slice* SegmentedSliceMap<V>::Find(std::string_vie
           const std::uintptr_t t = s->tail.load(std::memory_order_relaxed);
           const std::uint64_t w = s->tw.load(std::memory_order_relaxed);
           const std::uint32_t next = Claimed(w);
-          if (TailGen16(t) == (Gen(w) & 0xffff) && next < CapOf(w)) {
+          if (TailIsGen(t, Gen(w)) && next < CapOf(w)) {
             segmented_detail::PrefetchForWrite(TailSeg(t)->slots() + next);
           }
         }
@@ -915,7 +921,7 @@ typename SegmentedSliceMap<V>::Segment* SegmentedSliceMap<V>::SegmentOfGen(std::
   // acquire on next: the segment headers were published by the release CAS that linked
   // them (the caller loaded t with acquire).
   Segment* seg = TailSeg(t);
-  if (TailGen16(t) == (gen & 0xffff)) return seg;
+  if (TailIsGen(t, gen)) return seg;
   while (seg != nullptr && seg->Gen() != gen) seg = seg->next.load(std::memory_order_acquire);
   return seg;
 }
@@ -978,13 +984,13 @@ void SegmentedSliceMap<V>::HelpTail(Slice* s) {
     // this tail is at or before the segment of the word loaded after it.
     std::uintptr_t t = s->tail.load(std::memory_order_acquire);     // acquire: see SegmentOfGen
     const std::uint64_t y = s->tw.load(std::memory_order_acquire);  // acquire: sees the link
-    const std::uint32_t tag = TailGen16(t);
-    if (tag == (Gen(y) & 0xffff)) return;
+    if (TailIsGen(t, Gen(y))) return;
     Segment* next = TailSeg(t)->next.load(std::memory_order_acquire);
     if (next == nullptr) return;  // unreachable: the word's segment lies ahead, linked
     // release: appenders that load the tail (acquire) see the segment's header. Failure:
     // someone else moved it; look again.
-    s->tail.compare_exchange_strong(t, TagTail(next, tag + 1), std::memory_order_release,
+    const std::uintptr_t moved = TagTail(next, TailGen16(t) + 1);
+    s->tail.compare_exchange_strong(t, moved, std::memory_order_release,
                                     std::memory_order_relaxed);
   }
 }
@@ -1074,7 +1080,7 @@ void SegmentedSliceMap<V>::Append(std::string_view key, V value, AppendStats* st
     }
     // The claimed slot is ours and must be committed (a reader waits for it).
     Segment* seg = TailSeg(t);
-    if (TailGen16(t) != (gen & 0xffff)) {
+    if (!TailIsGen(t, gen)) {
       seg = SegmentOfGen(t, gen);  // the tail lagged behind the word: walk on from it
       HelpTail(s);
     }
