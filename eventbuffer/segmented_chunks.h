@@ -15,16 +15,26 @@
 // page is only had by compacting memory (slower than small pages), the filler notices and
 // makes the next chunks of small pages before it tries again.
 //
-// How many: one at first. A TryTake that finds none ready raises the target by one (up to
-// kMaxTarget) since the appenders then consume faster than one chunk per fill; every
-// kTakesToLower (16) takes without a miss lower it by one again. So a slowly growing process
-// holds one chunk ahead, a burst of fast appends up to kMaxTarget.
+// How many: one at first. A TryTake that finds none ready doubles the target (up to
+// kMaxTarget, 16: 32 MiB), since the appenders then consume faster than the filler keeps
+// up with; every kTakesToLower (32) takes without a miss lower it by one again, and once the
+// process has neither taken nor freed a chunk for keep_freed (below) the ready chunks beyond
+// one are unmapped and the target is one again. So a slowly growing process holds one chunk
+// ahead, a fast-growing one up to kMaxTarget, and an idle one one. Why so many: the filler
+// is not steady. On a VM a 2 MiB huge page is ~0.2 ms when the host has it at hand and
+// 4-5 ms when it has not (then the filler makes small-page chunks, ~0.8-1.7 ms each, for a
+// while), and the filler's CPU is taken from it now and then; one thread growing a map
+// to 1M keys takes a chunk every ~1.5 ms. With at most 4 ahead, raised and lowered by one,
+// such a fill missed 14-35 times (every miss is a small chunk faulted in by the appender, up
+// to ~250 us for one append here); with 16, doubled on a miss and lowered slowly, the
+// fills after the first missed none (docs/storage.md, "Eighth round").
 //
 // Cost: one thread per process (SCHED_IDLE: it only uses CPU nobody else wants), started by
 // the first Prime() (the first SegmentedSliceMap with large chunks primes it when it is
 // constructed), asleep while the process is not growing; 1 to
-// kMaxTarget chunks (2 MiB each) held by the process ahead of use, shared by every map, and
-// up to kMaxKept freed ones for keep_freed after maps are destroyed (see below).
+// kMaxTarget chunks (2 MiB each) held by the process ahead of use, shared by every map (one
+// once it has been idle for keep_freed), and up to kMaxKept freed ones for keep_freed after
+// maps are destroyed (see below).
 //
 // Memory: each chunk is its own anonymous mapping (mmap, trimmed to 2 MiB alignment). Not
 // operator new: with glibc a freed 2 MiB block goes back to the heap, where later small
@@ -38,15 +48,17 @@
 // TryTake hands them out before the filler's: a map created after another one was dropped
 // (a restarted gray release, each repetition of a benchmark) then takes no page faults for
 // the memory the old one used, as it would from a heap allocator that keeps freed memory.
-// Kept chunks are a list of their own: taking one neither raises nor lowers the filler's
-// target, but it wakes the filler like any take, so that the filler's own chunks are being
-// made when the kept ones run out; and the filler's timed wait before unmapping kept
+// Kept chunks are a list of their own: taking one never lowers the filler's target, and
+// one taken less than kActiveWindow (100 ms) after the previous take doubles it as a miss
+// would (up to kMaxTarget), and every take wakes the filler, so that the filler's own chunks
+// are ready when the kept ones run out (a map growing on kept chunks takes them as fast as
+// it would take the filler's); and the filler's timed wait before unmapping kept
 // chunks counts as asleep, so a take wakes it from there too (it did not at first: a
 // process growing again after a pause then grew on small chunks, faulted in by its
 // appenders, and the growth benchmark's worst recurring append went from 21-24 to
 // 60-93 us). Once the process has neither taken nor freed a chunk for keep_freed (5 s by
-// default), the filler unmaps the kept chunks, so an idle process holds at most kMaxTarget
-// chunks it does not use.
+// default), the filler unmaps the kept chunks and the ready ones beyond one, so an idle
+// process holds one chunk it does not use.
 //
 // Thread safety: every function may be called from any thread at any time. The reserve is
 // never destroyed (the filler may run until the process exits).
@@ -76,8 +88,8 @@ class ChunkReserve {
  public:
   static constexpr std::size_t kBytes = std::size_t{2} << 20;  // one x86-64 huge page
   // Chunks kept ready ahead of use (process-wide): between 1 and kMaxTarget (see above).
-  static constexpr std::size_t kMaxTarget = 4;
-  static constexpr std::size_t kTakesToLower = 16;
+  static constexpr std::size_t kMaxTarget = 16;
+  static constexpr std::size_t kTakesToLower = 32;
   // Freed chunks kept at most (128 MiB: two fresh maps of 1M 48-byte values).
   static constexpr std::size_t kMaxKept = 64;
 
@@ -106,17 +118,20 @@ class ChunkReserve {
     bool wake = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      const auto now = std::chrono::steady_clock::now();
       if (!kept_.empty()) {
-        // A freed chunk, the one freed last (see "Freed chunks"); the target stays. The
-        // filler is woken all the same: the process is growing, and when the kept chunks
-        // run out it must already be making its own.
+        // A freed chunk, the one freed last (see "Freed chunks"). The filler is woken all
+        // the same, and kept chunks taken in quick succession double the target as a miss
+        // would: the process is growing fast, and when the kept chunks run out the filler
+        // must have its own ready.
         chunk = kept_.back();
         kept_.pop_back();
         ++reused_;
+        if (now - last_take_ < kActiveWindow) target_ = std::min(target_ * 2, kMaxTarget);
       } else if (ready_.empty()) {
         ++misses_;
         takes_since_miss_ = 0;
-        if (target_ < kMaxTarget) ++target_;
+        target_ = std::min(target_ * 2, kMaxTarget);
       } else {
         chunk = ready_.back();
         ready_.pop_back();
@@ -126,7 +141,7 @@ class ChunkReserve {
           takes_since_miss_ = 0;
         }
       }
-      last_take_ = std::chrono::steady_clock::now();
+      last_take_ = now;
       wake = filler_asleep_;
     }
     // Only a sleeping filler is woken (see Fill): a busy one looks again on its own.
@@ -177,7 +192,7 @@ class ChunkReserve {
     std::size_t huge_tries = 0;    // chunks made asking for a huge page
     std::size_t kept = 0;          // freed chunks kept now (handed out before the ready ones)
     std::size_t reused = 0;        // kept chunks handed out by TryTake
-    std::size_t trimmed = 0;       // kept chunks unmapped by the filler after keep_freed
+    std::size_t trimmed = 0;       // kept and surplus ready chunks unmapped by the filler
     std::size_t mapped_bytes = 0;  // MappedBytes(), read with the above (see TrimLocked)
     bool filler_running = false;
     bool filler_asleep = false;  // idle: the next take (or a first kept free) wakes it
@@ -254,8 +269,9 @@ class ChunkReserve {
         const auto now = std::chrono::steady_clock::now();
         if (now - last_take_ < kActiveWindow) {
           cv_.wait_for(lock, kPoll);
-        } else if (!kept_.empty()) {
-          // Unmap the kept chunks once the process has been quiet for keep_freed_.
+        } else if (!kept_.empty() || target_ > 1) {
+          // Unmap the kept chunks, and the ready ones beyond one, once the process has been
+          // quiet for keep_freed_.
           const auto quiet = now - std::max(last_take_, last_free_);
           if (quiet < keep_freed_) {
             // Asleep as far as takes are concerned: a take must wake the filler now, not
@@ -279,10 +295,10 @@ class ChunkReserve {
       const auto took = std::chrono::steady_clock::now() - t0;
       if (chunk == nullptr) {
         // Out of address space or memory: the pools fall back to small chunks (whose
-        // operator new reports the failure); give the kept chunks back now rather than
-        // after keep_freed, and try again later.
+        // operator new reports the failure); give the kept chunks and the surplus ready
+        // ones back now rather than after keep_freed, aim for one again, and try later.
         lock.lock();
-        if (!kept_.empty()) TrimLocked(lock);
+        TrimLocked(lock);
         cv_.wait_for(lock, std::chrono::milliseconds(100));
         continue;
       }
@@ -301,13 +317,21 @@ class ChunkReserve {
     }
   }
 
-  // Unmaps every kept chunk. REQUIRES: lock holds mu_; releases it while unmapping.
+  // Unmaps every kept chunk and every ready one but one, and sets the target back to one
+  // (the process is idle, or memory is short). REQUIRES: lock holds mu_; releases it while
+  // unmapping.
   void TrimLocked(std::unique_lock<std::mutex>& lock) {
     std::vector<void*> drop;
     drop.swap(kept_);
+    if (ready_.size() > 1) {
+      drop.insert(drop.end(), ready_.begin() + 1, ready_.end());
+      ready_.resize(1);
+    }
+    target_ = 1;
+    takes_since_miss_ = 0;
     trimmed_ += drop.size();
     // Counted as unmapped from here on (before munmap returns), so that a caller who sees
-    // them gone from the kept list also sees them gone from MappedBytes.
+    // them gone from the lists also sees them gone from MappedBytes.
     mapped_bytes_.fetch_sub(drop.size() * kBytes, std::memory_order_relaxed);  // relaxed: statistic
     lock.unlock();
     for (void* c : drop) ::munmap(c, kBytes);

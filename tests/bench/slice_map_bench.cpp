@@ -14,7 +14,9 @@
 //                                   that was as slow in a second fill); the machine's
 //                                   floor_max_ns, floor_slow (windows of the mean append
 //                                   time doing nothing); then the thread's CPU clock:
-//                                   max_cpu_ns, slow_cpu_appends. See Grow below.
+//                                   max_cpu_ns, slow_cpu_appends; for the segmented map
+//                                   reserve_misses (new chunks the filler did not have
+//                                   ready, faulted in by the appender). See Grow below.
 //   GrowOneKey/<map>                one thread appends 1,000,000 values to one key; same.
 //   Memory/<map>                    1,000,000 values over 10,000 keys, one thread: bytes per
 //                                   element the map holds (operator new, plus for the
@@ -338,8 +340,12 @@ void Grow(benchmark::State& state, KeyOf key_of) {
     over += static_cast<double>(
         std::count_if(times.begin(), times.end(), [](std::int64_t x) { return x > 100'000; }));
   };
+  using segmented_detail::ChunkReserve;
+  double misses = 0;
   for (auto _ : state) {
+    const std::size_t misses0 = ChunkReserve::Global().GetStats().misses;
     const std::int64_t total = timed_fill(lat, wall_ns);
+    misses += static_cast<double>(ChunkReserve::Global().GetStats().misses - misses0);
     state.SetIterationTime(static_cast<double>(total) * 1e-9);
     tally(lat, worst, slow);
 
@@ -371,6 +377,7 @@ void Grow(benchmark::State& state, KeyOf key_of) {
   state.counters["floor_slow"] = floor_slow / n;
   state.counters["max_cpu_ns"] = static_cast<double>(worst_cpu);
   state.counters["slow_cpu_appends"] = slow_cpu / n;
+  if constexpr (std::is_same_v<Map, SegmentedMap>) state.counters["reserve_misses"] = misses / n;
 }
 
 template <class Map>

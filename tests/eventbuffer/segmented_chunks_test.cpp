@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -66,12 +67,14 @@ ChunkReserve::Stats PollStats(ChunkReserve& reserve, Done done, std::chrono::sec
   return s;
 }
 bool NoneKept(const ChunkReserve::Stats& s) { return s.kept == 0; }
+bool Trimmed(const ChunkReserve::Stats& s) { return s.kept == 0 && s.target == 1; }
 
 // Waits until the filler has unmapped every kept chunk (freed by earlier tests in this
-// process), so that a test starts with none kept.
+// process) and set its target back to one, so that a test starts with none kept and one
+// chunk aimed for.
 void DropKeptChunks(ChunkReserve& reserve) {
   KeepFreedFor keep(reserve, 0ms);
-  PollStats(reserve, NoneKept, 60s);
+  PollStats(reserve, Trimmed, 60s);
 }
 
 TEST(ChunkReserveTest, ReadyChunksAreAlignedFaultedInAndRefilled) {
@@ -125,7 +128,9 @@ TEST(ChunkReserveTest, FreedChunksAreKeptReadyThenUnmappedOnceIdle) {
   EXPECT_EQ(kept.ready, before.ready);
   EXPECT_EQ(ChunkReserve::MappedBytes(), mapped);
   // The next take gets the chunk freed last, as it was left, and writing it takes no fault;
-  // it leaves the filler's ready chunks and its target alone.
+  // it leaves the filler's ready chunks alone, and after a pause (longer than the 100 ms
+  // in which takes count as quick succession) its target too.
+  std::this_thread::sleep_for(150ms);
   void* again = reserve.TryTake();
   EXPECT_EQ(again, taken.back());
   ASSERT_NE(again, nullptr);
@@ -212,6 +217,42 @@ TEST(ChunkReserveTest, ATakeAfterAPauseWakesTheFillerWhileChunksAreKept) {
   DropKeptChunks(reserve);
 }
 
+// A map growing on kept chunks takes them as fast as the filler's: kept chunks taken in
+// quick succession double the target as misses would, so that the filler has its own
+// ready when the kept ones run out.
+TEST(ChunkReserveTest, KeptChunksTakenInQuickSuccessionRaiseTheTarget) {
+  ChunkReserve& reserve = ChunkReserve::Global();
+  reserve.Prime();
+  DropKeptChunks(reserve);
+  std::vector<void*> taken;
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(reserve.WaitUntilFull(60s));
+    taken.push_back(reserve.TryTake());
+    ASSERT_NE(taken.back(), nullptr);
+  }
+  ASSERT_EQ(reserve.GetStats().target, 1u);
+  for (void* c : taken) reserve.Free(c);
+  taken.clear();
+  std::this_thread::sleep_for(150ms);
+  const auto misses0 = reserve.GetStats().misses;
+  std::size_t expected = 1;
+  for (int i = 0; i < 5; ++i) {
+    taken.push_back(reserve.TryTake());
+    ASSERT_NE(taken.back(), nullptr);
+    // The first take follows a pause; each later one comes right after the one before.
+    if (i > 0) expected = std::min(expected * 2, ChunkReserve::kMaxTarget);
+    EXPECT_EQ(reserve.GetStats().target, expected) << "after kept take " << i + 1;
+  }
+  const auto s = reserve.GetStats();
+  EXPECT_EQ(s.kept, 0u);
+  EXPECT_EQ(s.misses, misses0);
+  // The filler makes its own up to the raised target.
+  EXPECT_TRUE(reserve.WaitUntilFull(60s));
+  EXPECT_GE(reserve.GetStats().ready, expected);
+  for (void* c : taken) reserve.Free(c);
+  DropKeptChunks(reserve);
+}
+
 TEST(ChunkReserveTest, FreeingBeyondTheCapUnmapsAtOnce) {
   ChunkReserve& reserve = ChunkReserve::Global();
   reserve.Prime();
@@ -256,29 +297,51 @@ TEST(ChunkReserveTest, TakingFromAnEmptyReserveReturnsAtOnce) {
   for (void* c : taken) reserve.Free(c);
 }
 
-TEST(ChunkReserveTest, AMissRaisesTheTargetAndSteadyTakesLowerIt) {
+TEST(ChunkReserveTest, AMissDoublesTheTargetSteadyTakesLowerItAndIdleTrimsIt) {
   ChunkReserve& reserve = ChunkReserve::Global();
   reserve.Prime();
   DropKeptChunks(reserve);
-  ASSERT_TRUE(reserve.WaitUntilFull(60s));
-  // Appenders faster than the filler: take until one finds none ready.
+  ASSERT_EQ(reserve.GetStats().target, 1u);
+  // Appenders faster than the filler: take until one finds none ready. Each such miss
+  // doubles the target, up to kMaxTarget. (Chunks are held until the end: a chunk freed
+  // now would be kept and handed out again, which neither raises nor lowers the target.)
   std::vector<void*> taken;
-  while (void* c = reserve.TryTake()) taken.push_back(c);
-  const auto raised = reserve.GetStats();
-  EXPECT_GE(raised.target, 2u);
-  EXPECT_LE(raised.target, ChunkReserve::kMaxTarget);
-  ASSERT_TRUE(reserve.WaitUntilFull(60s));
-  EXPECT_GE(reserve.GetStats().ready, raised.target);
-  // Appenders the filler keeps up with: every take finds one ready, and the target falls
-  // back to one. (Held until the end: a chunk freed now would be kept and taken again.)
-  for (std::size_t i = 0; i < ChunkReserve::kTakesToLower * ChunkReserve::kMaxTarget; ++i) {
+  std::size_t expected = 1;
+  for (int round = 0; expected < ChunkReserve::kMaxTarget || round < 6; ++round) {
+    ASSERT_TRUE(reserve.WaitUntilFull(60s));
+    EXPECT_GE(reserve.GetStats().ready, expected);
+    const auto misses0 = reserve.GetStats().misses;
+    while (void* c = reserve.TryTake()) taken.push_back(c);
+    const auto raised = reserve.GetStats();
+    EXPECT_EQ(raised.misses, misses0 + 1);
+    expected = std::min(expected * 2, ChunkReserve::kMaxTarget);
+    ASSERT_EQ(raised.target, expected) << "after miss " << round + 1;
+  }
+  // Appenders the filler keeps up with: kTakesToLower takes that each find one ready lower
+  // the target by one.
+  for (std::size_t i = 0; i < ChunkReserve::kTakesToLower; ++i) {
     ASSERT_TRUE(reserve.WaitUntilFull(60s));
     void* c = reserve.TryTake();
     ASSERT_NE(c, nullptr);
     taken.push_back(c);
   }
-  EXPECT_EQ(reserve.GetStats().target, 1u);
+  EXPECT_EQ(reserve.GetStats().target, ChunkReserve::kMaxTarget - 1);
+  ASSERT_TRUE(reserve.WaitUntilFull(60s));
+  const auto full = reserve.GetStats();
+  EXPECT_GE(full.ready, ChunkReserve::kMaxTarget - 1);
+
+  // Idle for keep_freed: the kept chunks and every ready one but one are unmapped, and the
+  // target is one again.
   for (void* c : taken) reserve.Free(c);
+  const std::size_t mapped = ChunkReserve::MappedBytes();
+  KeepFreedFor keep(reserve, 200ms);
+  const auto s = PollStats(reserve, Trimmed, 60s);
+  EXPECT_EQ(s.kept, 0u);
+  EXPECT_EQ(s.target, 1u);
+  EXPECT_EQ(s.ready, 1u);
+  const std::size_t unmapped = std::min(taken.size(), ChunkReserve::kMaxKept) + full.ready - 1;
+  EXPECT_EQ(s.trimmed, full.trimmed + unmapped);
+  EXPECT_LE(s.mapped_bytes, mapped - unmapped * ChunkReserve::kBytes);
 }
 
 #ifndef KEB_SEGMENT_POOL_PASSTHROUGH
