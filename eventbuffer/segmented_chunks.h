@@ -25,9 +25,9 @@
 // 4-5 ms when it has not (then the filler makes small-page chunks, ~0.8-1.7 ms each, for a
 // while), and the filler's CPU is taken from it now and then; one thread growing a map
 // to 1M keys takes a chunk every ~1.5 ms. With at most 4 ahead, raised and lowered by one,
-// such a fill missed 14-35 times (every miss is a small chunk faulted in by the appender, up
-// to ~250 us for one append here); with 16, doubled on a miss and lowered slowly, the
-// fills after the first missed none (docs/storage.md, "Eighth round").
+// such a fill missed 14-50 times (every miss is a small chunk faulted in by the appender, up
+// to ~430 us for one append here); with 16, doubled on a miss and lowered slowly, the
+// fills after the first missed 0-4 times (docs/storage.md, "Eighth round").
 //
 // Cost: one thread per process (SCHED_IDLE: it only uses CPU nobody else wants), started by
 // the first Prime() (the first SegmentedSliceMap with large chunks primes it when it is
