@@ -269,7 +269,7 @@ class ChunkReserve {
         const auto now = std::chrono::steady_clock::now();
         if (now - last_take_ < kActiveWindow) {
           cv_.wait_for(lock, kPoll);
-        } else if (!kept_.empty() || target_ > 1) {
+        } else if (!kept_.empty() || target_ > 1 || ready_.size() > 1) {
           // Unmap the kept chunks, and the ready ones beyond one, once the process has been
           // quiet for keep_freed_.
           const auto quiet = now - std::max(last_take_, last_free_);
