@@ -133,6 +133,7 @@ class SegmentPool {
   // Gives back a block of class cls (from any thread). It is reused by later Allocates.
   void Free(void* p, std::size_t cls) {
 #ifdef KEB_SEGMENT_POOL_PASSTHROUGH
+    (void)cls;  // unsized delete: clang before 19 has no sized deallocation by default
     ::operator delete(p, std::align_val_t{align_});
 #else
     std::lock_guard<std::mutex> lock(mu_);
