@@ -127,11 +127,11 @@ class ChunkReserve {
         chunk = kept_.back();
         kept_.pop_back();
         ++reused_;
-        if (now - last_take_ < kActiveWindow) target_ = std::min(target_ * 2, kMaxTarget);
+        if (now - last_take_ < kActiveWindow) RaiseTargetLocked();
       } else if (ready_.empty()) {
         ++misses_;
         takes_since_miss_ = 0;
-        target_ = std::min(target_ * 2, kMaxTarget);
+        RaiseTargetLocked();
       } else {
         chunk = ready_.back();
         ready_.pop_back();
@@ -316,6 +316,10 @@ class ChunkReserve {
       if (ready_.size() >= target_) full_cv_.notify_all();
     }
   }
+
+  // The appenders consume faster than the filler keeps up with: double the target, up to
+  // kMaxTarget. REQUIRES: mu_ held.
+  void RaiseTargetLocked() { target_ = std::min(target_ * 2, kMaxTarget); }
 
   // Unmaps every kept chunk and every ready one but one, and sets the target back to one
   // (the process is idle, or memory is short). REQUIRES: lock holds mu_; releases it while
