@@ -67,6 +67,16 @@ ChunkReserve::Stats PollStats(ChunkReserve& reserve, Done done, std::chrono::sec
   return s;
 }
 bool NoneKept(const ChunkReserve::Stats& s) { return s.kept == 0; }
+
+// Appends n chunks to `taken`, each taken once the filler has its target ready, so that no
+// take misses (appenders the filler keeps up with).
+void TakeEachWhenReady(ChunkReserve& reserve, std::size_t n, std::vector<void*>& taken) {
+  for (std::size_t i = 0; i < n; ++i) {
+    ASSERT_TRUE(reserve.WaitUntilFull(60s));
+    taken.push_back(reserve.TryTake());
+    ASSERT_NE(taken.back(), nullptr);
+  }
+}
 bool Trimmed(const ChunkReserve::Stats& s) { return s.kept == 0 && s.target == 1; }
 
 // Waits until the filler has unmapped every kept chunk (freed by earlier tests in this
@@ -109,13 +119,8 @@ TEST(ChunkReserveTest, FreedChunksAreKeptReadyThenUnmappedOnceIdle) {
   reserve.Prime();
   DropKeptChunks(reserve);
   std::vector<void*> taken;
-  for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE(reserve.WaitUntilFull(60s));
-    void* c = reserve.TryTake();
-    ASSERT_NE(c, nullptr);
-    std::memset(c, 0x33, ChunkReserve::kBytes);
-    taken.push_back(c);
-  }
+  ASSERT_NO_FATAL_FAILURE(TakeEachWhenReady(reserve, 3, taken));
+  for (void* c : taken) std::memset(c, 0x33, ChunkReserve::kBytes);
   ASSERT_TRUE(reserve.WaitUntilFull(60s));
   const auto before = reserve.GetStats();
   const std::size_t mapped = ChunkReserve::MappedBytes();
@@ -161,11 +166,7 @@ TEST(ChunkReserveTest, KeptChunksStayWhileChunksAreBeingFreed) {
   DropKeptChunks(reserve);
   constexpr int kChunks = 12;
   std::vector<void*> taken;
-  while (taken.size() < kChunks) {
-    ASSERT_TRUE(reserve.WaitUntilFull(60s));
-    taken.push_back(reserve.TryTake());
-    ASSERT_NE(taken.back(), nullptr);
-  }
+  ASSERT_NO_FATAL_FAILURE(TakeEachWhenReady(reserve, kChunks, taken));
   KeepFreedFor keep(reserve, 400ms);
   std::this_thread::sleep_for(200ms);  // past the filler's active window (no take since)
   const auto trimmed0 = reserve.GetStats().trimmed;
@@ -225,11 +226,7 @@ TEST(ChunkReserveTest, KeptChunksTakenInQuickSuccessionRaiseTheTarget) {
   reserve.Prime();
   DropKeptChunks(reserve);
   std::vector<void*> taken;
-  for (int i = 0; i < 5; ++i) {
-    ASSERT_TRUE(reserve.WaitUntilFull(60s));
-    taken.push_back(reserve.TryTake());
-    ASSERT_NE(taken.back(), nullptr);
-  }
+  ASSERT_NO_FATAL_FAILURE(TakeEachWhenReady(reserve, 5, taken));
   ASSERT_EQ(reserve.GetStats().target, 1u);
   for (void* c : taken) reserve.Free(c);
   taken.clear();
@@ -304,7 +301,8 @@ TEST(ChunkReserveTest, AMissDoublesTheTargetSteadyTakesLowerItAndIdleTrimsIt) {
   ASSERT_EQ(reserve.GetStats().target, 1u);
   // Appenders faster than the filler: take until one finds none ready. Each such miss
   // doubles the target, up to kMaxTarget. (Chunks are held until the end: a chunk freed
-  // now would be kept and handed out again, which neither raises nor lowers the target.)
+  // now would be kept and handed out again, which never lowers the target and, taken in
+  // quick succession, raises it.)
   std::vector<void*> taken;
   std::size_t expected = 1;
   for (int round = 0; expected < ChunkReserve::kMaxTarget || round < 6; ++round) {
@@ -319,12 +317,7 @@ TEST(ChunkReserveTest, AMissDoublesTheTargetSteadyTakesLowerItAndIdleTrimsIt) {
   }
   // Appenders the filler keeps up with: kTakesToLower takes that each find one ready lower
   // the target by one.
-  for (std::size_t i = 0; i < ChunkReserve::kTakesToLower; ++i) {
-    ASSERT_TRUE(reserve.WaitUntilFull(60s));
-    void* c = reserve.TryTake();
-    ASSERT_NE(c, nullptr);
-    taken.push_back(c);
-  }
+  ASSERT_NO_FATAL_FAILURE(TakeEachWhenReady(reserve, ChunkReserve::kTakesToLower, taken));
   EXPECT_EQ(reserve.GetStats().target, ChunkReserve::kMaxTarget - 1);
   ASSERT_TRUE(reserve.WaitUntilFull(60s));
   const auto full = reserve.GetStats();
