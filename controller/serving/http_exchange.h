@@ -1,0 +1,60 @@
+// HttpRequest, ResponseWriter, Handler: the contract between the hardened HTTP server
+// (controller/serving/http_server.h) and what it serves (the eventbuffer.dev API, metrics,
+// probes), and the input of delegated authentication (controller/serving/auth/).
+//
+// The server parses and bounds a request (header size, no body on a read endpoint, method
+// GET or HEAD) before any handler sees it; a handler only decides what to answer.
+//
+// Thread safety: a request and its writer belong to one handler call on one thread.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace eventbuffer::controller {
+
+using HeaderFields = std::vector<std::pair<std::string, std::string>>;
+
+struct HttpRequest {
+  std::string method;  // "GET" or "HEAD" (the server refuses other methods itself)
+  std::string target;  // as sent: path and query
+  std::string path;    // the target up to '?', not percent-decoded
+  std::string query;   // the target after '?' (without it), not percent-decoded; "" if none
+  // Header fields in arrival order, names lower-cased; a name may repeat.
+  HeaderFields headers;
+  // TLS only: the certificate chain the client presented (leaf first, DER), NOT verified by
+  // the server. Authentication verifies it against its own CAs (client CA, front-proxy CA).
+  // Empty on plain HTTP or when the client sent none.
+  std::vector<std::string> peer_certificates_der;
+  bool tls = false;
+  std::string remote_address;  // "ip:port" of the client
+
+  // The first value of header `name` (case-insensitive), or nullopt.
+  std::optional<std::string_view> Header(std::string_view name) const;
+  // Every (name, value) whose name starts with `prefix` (case-insensitive), in order.
+  std::vector<std::pair<std::string_view, std::string_view>> HeadersWithPrefix(
+      std::string_view prefix) const;
+};
+
+// How a handler answers: either Send() once, or Begin() then any number of Write()s (the
+// response ends when the handler returns). For a HEAD request the server drops the body.
+class ResponseWriter {
+ public:
+  virtual ~ResponseWriter() = default;
+  // A whole response. `headers` are added as given (Content-Type and Content-Length are set
+  // by the writer).
+  virtual void Send(int status, std::string_view content_type, std::string body,
+                    const HeaderFields& headers = {}) = 0;
+  // Starts a streamed (chunked) response. Returns false when the client is gone.
+  virtual bool Begin(int status, std::string_view content_type,
+                     const HeaderFields& headers = {}) = 0;
+  // Appends to a streamed body. Blocks while the client is behind (the server buffers a
+  // bounded amount); returns false once the client is gone or its write deadline passed,
+  // and the handler should then stop writing.
+  virtual bool Write(std::string_view data) = 0;
+};
+
+}  // namespace eventbuffer::controller

@@ -1,0 +1,21 @@
+// Kubernetes `Status` objects (meta/v1), the body of every error the controller serves, so
+// that kubectl and client libraries print them as they print the API server's own:
+//   {"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",
+//    "message":"...","reason":"Forbidden","code":403}
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace eventbuffer::controller {
+
+// The StatusReason Kubernetes uses for an HTTP status code: 400 BadRequest,
+// 401 Unauthorized, 403 Forbidden, 404 NotFound, 405 MethodNotAllowed, 406 NotAcceptable,
+// 410 Expired, 413 RequestEntityTooLarge, 429 TooManyRequests, 500 InternalError,
+// 503 ServiceUnavailable, 504 Timeout; "" for anything else.
+std::string_view StatusReasonForCode(int code);
+
+// A failure Status as JSON. `reason` empty: StatusReasonForCode(code).
+std::string StatusJson(int code, std::string_view message, std::string_view reason = {});
+
+}  // namespace eventbuffer::controller
