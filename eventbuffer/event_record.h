@@ -5,7 +5,7 @@
 // is (uid, resourceVersion).
 //
 // Memory: millions of records live in the buffer, so a record is one object with all its
-// text in a single heap block. The 21 text fields are stored back to back in `text_` and
+// text in a single heap block. The 24 text fields are stored back to back in `text_` and
 // addressed by 32-bit end offsets; the numbers sit inline. A typical core/v1 Event (about
 // 850 bytes of JSON) takes roughly 150 bytes of header plus 350-450 bytes of text.
 //
@@ -48,8 +48,11 @@ class EventRecord {
     kReportingComponent,      // reportingComponent
     kReportingInstance,       // reportingInstance
     kAction,                  // action
+    kCreationTimestamp,       // metadata.creationTimestamp (RFC 3339, as sent)
+    kSeriesLastObservedTime,  // series.lastObservedTime (RFC 3339 with microseconds, as sent)
+    kRelated,                 // related: the ObjectReference as compact JSON text ("" if none)
   };
-  static constexpr std::size_t kFieldCount = static_cast<std::size_t>(Field::kAction) + 1;
+  static constexpr std::size_t kFieldCount = static_cast<std::size_t>(Field::kRelated) + 1;
 
   // The numeric fields. Absent numbers are 0.
   struct Numbers {

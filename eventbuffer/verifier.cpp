@@ -42,7 +42,10 @@ constexpr std::string_view kFieldNames[EventRecord::kFieldCount] = {"uid",
                                                                     "source.host",
                                                                     "reportingComponent",
                                                                     "reportingInstance",
-                                                                    "action"};
+                                                                    "action",
+                                                                    "metadata.creationTimestamp",
+                                                                    "series.lastObservedTime",
+                                                                    "related"};
 
 // Names the first field in which a and b differ.
 std::string FirstDifferentField(const EventRecord& a, const EventRecord& b) {
