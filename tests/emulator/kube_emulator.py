@@ -18,6 +18,7 @@ import json
 import os
 import random
 import secrets
+import select
 import signal
 import socket
 import ssl
@@ -716,7 +717,15 @@ def build_fast_stream(sim, count, base_rv, objects, managed_fields_ratio=0.35):
 # ---------------------------------------------------------------------------------------
 
 FAULT_KINDS = ("drop_mid_line", "expire_watch", "stale_watch", "status_429", "status_500",
-               "status_401", "expire_continue", "compact", "stall_watch", "poison_watch_line", "clear")
+               "status_401", "expire_continue", "compact", "stall_watch", "poison_watch_line",
+               "review_error", "review_hang", "review_unauthorized", "clear")
+REVIEW_FAULT_KINDS = ("review_error", "review_hang", "review_unauthorized")
+# The "match" of a review fault: which review endpoints it hits.
+REVIEW_MATCH = {
+    "reviews": ("tokenreviews", "subjectaccessreviews"), "both": ("tokenreviews", "subjectaccessreviews"),
+    "tokenreviews": ("tokenreviews",), "tokenreview": ("tokenreviews",),
+    "subjectaccessreviews": ("subjectaccessreviews",), "subjectaccessreview": ("subjectaccessreviews",),
+}
 
 
 class Faults:
@@ -731,10 +740,15 @@ class Faults:
         self.statuses = []      # [{"code", "times", "match", "retry_after", "reason", "message"}]
         self.expire_continue = 0
         self.poison = []        # [{"in_list": bool}], one per change to poison
+        self.reviews = []       # [{"kind", "match": (resources), "times": n (None: until cleared), "seconds"}]
         self.fired = collections.Counter()
 
     def arm(self, spec):
-        kind = spec.get("kind")
+        if not isinstance(spec, dict):
+            raise ValueError("a fault spec must be an object")
+        kind = (spec.get("kind") or "").replace("-", "_")    # review-error and review_error alike
+        if kind in REVIEW_FAULT_KINDS:
+            return self.arm_review(kind, spec)
         times = int(spec.get("times", 1))
         with self.lock:
             if kind == "drop_mid_line":
@@ -759,9 +773,38 @@ class Faults:
                 self.poison += [{"in_list": bool(spec.get("in_list", False))} for _ in range(times)]
             elif kind == "clear":
                 self.drop, self.expire, self.stale, self.stall = [], [], 0, []
-                self.statuses, self.expire_continue, self.poison = [], 0, []
+                self.statuses, self.expire_continue, self.poison, self.reviews = [], 0, [], []
             else:
                 raise ValueError("unknown fault kind %r (known: %s)" % (kind, ", ".join(FAULT_KINDS)))
+
+    def arm_review(self, kind, spec):
+        """review_error / review_hang / review_unauthorized: "match" tokenreviews,
+        subjectaccessreviews or reviews (both, the default); "times" N (default 1), or -1 /
+        "forever" for until cleared; review_hang "seconds" (30)."""
+        match = REVIEW_MATCH.get(spec.get("match", "reviews"))
+        if match is None:
+            raise ValueError("%s: match must be one of %s" % (kind, ", ".join(sorted(REVIEW_MATCH))))
+        times = spec.get("times", 1)
+        times = None if times == "forever" or int(times) < 0 else int(times)
+        if times == 0:
+            raise ValueError("%s: times must be positive, or -1 / \"forever\" for until cleared" % kind)
+        seconds = float(spec.get("seconds", 30))
+        with self.lock:
+            self.reviews.append({"kind": kind, "match": match, "times": times, "seconds": seconds})
+
+    def take_review(self, resource):
+        """The first armed review fault that hits `resource` (tokenreviews or
+        subjectaccessreviews), counted as fired, or None."""
+        with self.lock:
+            for r in self.reviews:
+                if resource in r["match"]:
+                    if r["times"] is not None:
+                        r["times"] -= 1
+                        if r["times"] <= 0:
+                            self.reviews.remove(r)
+                    self.fired[r["kind"]] += 1
+                    return r
+        return None
 
     def pending(self):
         with self.lock:
@@ -769,7 +812,14 @@ class Faults:
                     "expire_watch": sum(e["times"] for e in self.expire),
                     "stale_watch": self.stale, "stall_watch": sum(s["times"] for s in self.stall),
                     "status": sum(s["times"] for s in self.statuses),
-                    "expire_continue": self.expire_continue, "poison_watch_line": len(self.poison)}
+                    "expire_continue": self.expire_continue, "poison_watch_line": len(self.poison),
+                    "review_error": self._review_pending("review_error"),
+                    "review_hang": self._review_pending("review_hang"),
+                    "review_unauthorized": self._review_pending("review_unauthorized"),
+                    "review_until_cleared": sum(1 for r in self.reviews if r["times"] is None)}
+
+    def _review_pending(self, kind):
+        return sum(r["times"] for r in self.reviews if r["kind"] == kind and r["times"] is not None)
 
     def take_status(self, category):
         """category: list | watch | get | discovery. Returns the armed status spec or None."""
@@ -857,6 +907,318 @@ class Faults:
             for e in self.expire:
                 e["after"] -= 1
         return None
+
+
+# ---------------------------------------------------------------------------------------
+# Delegated authentication and authorization: the API server's side of TokenReview and
+# SubjectAccessReview, answered from a policy (tokens -> users, RBAC-style rules).
+# ---------------------------------------------------------------------------------------
+
+TOKENREVIEWS_PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
+SUBJECTACCESSREVIEWS_PATH = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+REVIEW_KINDS = {"tokenreviews": ("TokenReview", "authentication.k8s.io/v1"),
+                "subjectaccessreviews": ("SubjectAccessReview", "authorization.k8s.io/v1")}
+AUTH_CONFIGMAP_PATH = "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication"
+# What a TokenReview without spec.audiences reports: the API server's own audience.
+API_AUDIENCES = ["https://kubernetes.default.svc.cluster.local"]
+# Who the emulator's own bearer token (WORKDIR/token, the controller's) is in a TokenReview.
+CONTROLLER_USER = {
+    "username": "system:serviceaccount:kube-system:eventbuffer-controller",
+    "uid": "4d6f6b65-0000-4000-8000-656d756c6174",
+    "groups": ["system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"],
+}
+
+# The bootstrap ClusterRoles and bindings every cluster has that a delegating server meets:
+# (ClusterRole, groups bound to it, non-resource URLs it may get).
+DEFAULT_GRANTS = [
+    ("system:discovery", ["system:authenticated"],
+     ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz",
+      "/version", "/version/"]),
+    ("system:public-info-viewer", ["system:authenticated", "system:unauthenticated"],
+     ["/healthz", "/livez", "/readyz", "/version", "/version/"]),
+]
+
+_RULE_KEYS = {"name", "users", "groups", "verbs", "apiGroups", "resources", "namespaces", "resourceNames",
+              "nonResourceURLs"}
+_TOKEN_KEYS = {"user", "uid", "groups", "extra"}
+_POLICY_KEYS = {"tokens", "rules", "defaults"}
+
+
+def _string_list(value, what):
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("%s must be a list of strings" % what)
+    return list(value)
+
+
+class AuthRule:
+    """One RBAC-style rule. Resource rules (resources + apiGroups) and non-resource rules
+    (nonResourceURLs) are separate, as RBAC requires."""
+
+    def __init__(self, spec, index):
+        if not isinstance(spec, dict):
+            raise ValueError("rules[%d] must be an object" % index)
+        unknown = set(spec) - _RULE_KEYS
+        if unknown:
+            raise ValueError("rules[%d]: unknown field(s) %s (known: %s)"
+                             % (index, ", ".join(sorted(unknown)), ", ".join(sorted(_RULE_KEYS))))
+        where = "rules[%d]" % index
+        self.index = index
+        self.name = spec.get("name") or "rule %d" % index
+        self.users = _string_list(spec.get("users"), where + ".users")
+        self.groups = _string_list(spec.get("groups"), where + ".groups")
+        self.verbs = _string_list(spec.get("verbs"), where + ".verbs")
+        self.api_groups = _string_list(spec.get("apiGroups"), where + ".apiGroups")
+        self.resources = _string_list(spec.get("resources"), where + ".resources")
+        self.namespaces = _string_list(spec.get("namespaces"), where + ".namespaces")
+        self.resource_names = _string_list(spec.get("resourceNames"), where + ".resourceNames")
+        self.urls = _string_list(spec.get("nonResourceURLs"), where + ".nonResourceURLs")
+        if not self.users and not self.groups:
+            raise ValueError("%s: a rule needs users or groups" % where)
+        if not self.verbs:
+            raise ValueError("%s: verbs must not be empty" % where)
+        if self.urls and (self.resources or self.api_groups or self.namespaces or self.resource_names):
+            raise ValueError("%s: a rule applies either to resources or to nonResourceURLs, not both" % where)
+        if not self.urls and not self.resources:
+            raise ValueError("%s: a rule needs resources (with apiGroups) or nonResourceURLs" % where)
+        if self.resources and not self.api_groups:
+            raise ValueError('%s: resource rules need apiGroups ("" is the core group, "*" all)' % where)
+
+    def subject(self, user, groups):
+        """The subject this rule matches the request by ("User \"x\"" / "Group \"g\""), or None."""
+        if user and user in self.users:
+            return 'User "%s"' % user
+        for g in groups:
+            if g in self.groups:
+                return 'Group "%s"' % g
+        return None
+
+    def allows_resource(self, ra):
+        if not self.resources or not self._verb(ra.get("verb", "")):
+            return False
+        if "*" not in self.api_groups and ra.get("group", "") not in self.api_groups:
+            return False
+        resource, sub = ra.get("resource", ""), ra.get("subresource", "")
+        combined = resource + "/" + sub if sub else resource
+        if not any(r == "*" or r == combined or (sub and r == "*/" + sub) for r in self.resources):
+            return False
+        if self.resource_names and ra.get("name", "") not in self.resource_names:
+            return False
+        # namespaces empty or "*": every namespace and the cluster scope (namespace ""), as a
+        # ClusterRoleBinding grants; a list: only those namespaces, as RoleBindings grant.
+        if self.namespaces and "*" not in self.namespaces:
+            return ra.get("namespace", "") in self.namespaces
+        return True
+
+    def allows_non_resource(self, nra):
+        if not self.urls or not self._verb(nra.get("verb", "")):
+            return False
+        path = nra.get("path", "")
+        return any(u == "*" or u == path or (u.endswith("*") and path.startswith(u[:-1])) for u in self.urls)
+
+    def _verb(self, verb):
+        return "*" in self.verbs or verb in self.verbs
+
+
+class AuthPolicy:
+    """Tokens and rules the review endpoints answer from. Immutable once built: replacing the
+    policy swaps the whole object, so readers need no lock."""
+
+    def __init__(self, data=None):
+        data = {} if data is None else data
+        if not isinstance(data, dict):
+            raise ValueError("the auth policy must be an object")
+        unknown = set(data) - _POLICY_KEYS
+        if unknown:
+            raise ValueError("auth policy: unknown field(s) %s (known: %s)"
+                             % (", ".join(sorted(unknown)), ", ".join(sorted(_POLICY_KEYS))))
+        self.source = data
+        self.defaults = data.get("defaults", True)
+        if not isinstance(self.defaults, bool):
+            raise ValueError("defaults must be true or false")
+        tokens = data.get("tokens") or {}
+        if not isinstance(tokens, dict):
+            raise ValueError("tokens must be an object: token -> user")
+        self.tokens = {}
+        for token, info in tokens.items():
+            self.tokens[token] = self._user_info(token, info)
+        rules = data.get("rules") or []
+        if not isinstance(rules, list):
+            raise ValueError("rules must be a list")
+        self.rules = [AuthRule(r, i) for i, r in enumerate(rules)]
+
+    @staticmethod
+    def _user_info(token, info):
+        where = "tokens[%s...]" % token[:6]
+        if not token:
+            raise ValueError("tokens: the empty token is not a token")
+        if not isinstance(info, dict) or not isinstance(info.get("user"), str) or not info["user"]:
+            raise ValueError("%s: needs a user name (\"user\")" % where)
+        unknown = set(info) - _TOKEN_KEYS
+        if unknown:
+            raise ValueError("%s: unknown field(s) %s" % (where, ", ".join(sorted(unknown))))
+        user = {"username": info["user"]}
+        if info.get("uid"):
+            user["uid"] = str(info["uid"])
+        groups = _string_list(info.get("groups"), where + ".groups")
+        if "system:authenticated" not in groups:
+            groups.append("system:authenticated")   # the API server adds it to every authenticated user
+        user["groups"] = groups
+        extra = info.get("extra") or {}
+        if not isinstance(extra, dict):
+            raise ValueError("%s.extra must be an object: key -> list of strings" % where)
+        if extra:
+            user["extra"] = {k: [v] if isinstance(v, str) else _string_list(v, where + ".extra." + k)
+                             for k, v in extra.items()}
+        return user
+
+    def authenticate(self, token):
+        """The UserInfo (TokenReview status.user) for a token of the policy, or None."""
+        return self.tokens.get(token)
+
+    def authorize(self, spec):
+        """(allowed, reason) for a SubjectAccessReview spec, with RBAC semantics."""
+        user = spec.get("user") or ""
+        groups = spec.get("groups") or []
+        ra, nra = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+        for rule in self.rules:
+            subject = rule.subject(user, groups)
+            if subject and (rule.allows_resource(ra) if ra is not None else rule.allows_non_resource(nra)):
+                return True, 'RBAC: allowed by emulator policy rule %d "%s" to %s' % (rule.index, rule.name,
+                                                                                     subject)
+        if self.defaults and nra is not None and nra.get("verb") == "get":
+            path = nra.get("path", "")
+            for role, role_groups, urls in DEFAULT_GRANTS:
+                hit = next((g for g in groups if g in role_groups), None)
+                if hit and any(u == path or (u.endswith("*") and path.startswith(u[:-1])) for u in urls):
+                    return True, ('RBAC: allowed by ClusterRoleBinding "%s" of ClusterRole "%s" to Group "%s"'
+                                  % (role, role, hit))
+        what = ("%s %s" % (nra.get("verb", ""), nra.get("path", "")) if ra is None else
+                "%s %s%s%s%s" % (ra.get("verb", ""), ra.get("resource", ""),
+                                 "/" + ra["subresource"] if ra.get("subresource") else "",
+                                 "." + ra["group"] if ra.get("group") else "",
+                                 " in namespace " + ra["namespace"] if ra.get("namespace") else " (cluster scope)"))
+        return False, 'no emulator policy rule allows user "%s" (groups %s) to %s' % (user, json.dumps(groups), what)
+
+
+def parse_auth_policy(text, source="auth policy"):
+    """An AuthPolicy from JSON text (YAML too when PyYAML is importable). Raises ValueError."""
+    try:
+        data = json.loads(text)
+    except ValueError as json_error:
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError("%s: not JSON (%s); YAML needs python3-yaml" % (source, json_error))
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ValueError("%s: neither JSON nor YAML: %s" % (source, e))
+    return AuthPolicy(data)
+
+
+def validate_sar_spec(spec):
+    """The API server's validation of a SubjectAccessReview spec: a list of (field, message)."""
+    errs = []
+    if not isinstance(spec, dict):
+        return [("spec", "must be an object")]
+    ra, nra = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+    if (ra is None) == (nra is None):
+        errs.append(("spec.resourceAttributes",
+                     "exactly one of nonResourceAttributes or resourceAttributes must be specified"))
+    for field, value in (("spec.resourceAttributes", ra), ("spec.nonResourceAttributes", nra)):
+        if value is not None and (not isinstance(value, dict) or
+                                  not all(isinstance(v, str) for k, v in value.items()
+                                          if k not in ("fieldSelector", "labelSelector"))):
+            errs.append((field, "must be an object of strings"))
+    if not spec.get("user") and not spec.get("groups"):
+        errs.append(("spec.user", "at least one of user or group must be specified"))
+    if spec.get("groups") is not None and not (isinstance(spec["groups"], list) and
+                                               all(isinstance(g, str) for g in spec["groups"])):
+        errs.append(("spec.groups", "must be a list of strings"))
+    return errs
+
+
+class ReviewLog:
+    """Counts of answered reviews and the last review requests as received; thread-safe."""
+
+    def __init__(self, keep=500):
+        self.lock = threading.Lock()
+        self.counts = collections.Counter()
+        self.log = collections.deque(maxlen=keep)
+        self.seq = 0                # sequence number of the last logged review (never reset)
+        self.held_now = 0           # requests a review_hang holds right now
+
+    def record(self, resource, spec, outcome, result=None, held=None):
+        """resource: tokenreviews | subjectaccessreviews; outcome: answered, invalid, error,
+        unauthorized, caller_unauthorized, status_fault, client_closed."""
+        with self.lock:
+            self.seq += 1
+            self.counts["%s_requests" % resource] += 1
+            self.counts["%s_%s" % (resource, outcome)] += 1
+            if outcome == "answered":
+                self.counts[resource] += 1
+            entry = {"seq": self.seq, "time": time.time(), "resource": resource,
+                     "kind": REVIEW_KINDS[resource][0], "spec": spec, "outcome": outcome}
+            if result is not None:
+                entry["status"] = result
+            if held is not None:
+                entry["held_seconds"] = round(held, 3)
+            self.log.append(entry)
+
+    def holding(self, delta):
+        with self.lock:
+            self.held_now += delta
+
+    def snapshot(self, last=100, since=0):
+        with self.lock:
+            out = {"tokenreviews": self.counts.get("tokenreviews", 0),
+                   "subjectaccessreviews": self.counts.get("subjectaccessreviews", 0),
+                   "holding": self.held_now, "counts": dict(self.counts), "seq": self.seq}
+            entries = [dict(e) for e in self.log if e["seq"] > since]
+        out["reviews"] = entries[-last:] if last > 0 else []
+        return out
+
+    def reset(self):
+        with self.lock:
+            self.counts.clear()
+            self.log.clear()
+
+
+def make_auth_certificates(workdir):
+    """The front-proxy CA and its client certificate, and a user client certificate signed by
+    the emulator's CA (ca.crt must exist). EC P-256, one openssl run each."""
+    def make(name, subject, exts, ca=None):
+        cmd = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+               "-keyout", name + ".key", "-out", name + ".crt", "-days", "30", "-subj", subject]
+        if ca:
+            cmd += ["-CA", ca + ".crt", "-CAkey", ca + ".key"]
+        for e in exts:
+            cmd += ["-addext", e]
+        run(cmd, workdir)
+        os.chmod(os.path.join(workdir, name + ".key"), 0o600)
+    client = ["basicConstraints=critical,CA:FALSE", "keyUsage=critical,digitalSignature",
+              "extendedKeyUsage=clientAuth"]
+    make("front-proxy-ca", "/CN=keb-emulator-front-proxy-ca",
+         ["basicConstraints=critical,CA:TRUE", "keyUsage=critical,keyCertSign,cRLSign"])
+    make("front-proxy-client", "/CN=front-proxy-client", client, ca="front-proxy-ca")
+    make("client-alice", "/O=team-a/CN=alice", client, ca="ca")
+
+
+def auth_configmap_data(workdir):
+    """The data of kube-system/extension-apiserver-authentication as kube-apiserver writes it."""
+    def read(name):
+        with open(os.path.join(workdir, name)) as f:
+            return f.read()
+    return {
+        "client-ca-file": read("ca.crt"),
+        "requestheader-allowed-names": '["front-proxy-client"]',
+        "requestheader-client-ca-file": read("front-proxy-ca.crt"),
+        "requestheader-extra-headers-prefix": '["X-Remote-Extra-"]',
+        "requestheader-group-headers": '["X-Remote-Group"]',
+        "requestheader-username-headers": '["X-Remote-User"]',
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -1046,7 +1408,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.emu.count_request("control")
                 body = self.read_body()
                 return self.control(method, path, query, body)
-            self.read_body()
+            self.body = self.read_body()
             if path in ("/healthz", "/livez", "/readyz"):
                 self.emu.count_request("health")
                 return self.send_bytes(200, b"ok", "text/plain; charset=utf-8")
@@ -1079,11 +1441,17 @@ class Handler(BaseHTTPRequestHandler):
             namespace = parts[3]
             name = parts[5] if len(parts) == 6 else None
             self.category = "get" if name else "list"
+        elif path in (TOKENREVIEWS_PATH, SUBJECTACCESSREVIEWS_PATH):
+            self.category = "review"
+        elif parts[:5] == ["api", "v1", "namespaces", "kube-system", "configmaps"] and len(parts) == 6:
+            self.category = "configmap"
         if self.category == "list" and query.get("watch") in ("1", "true", "True"):
             self.category = "watch"
         self.emu.count_request(self.category)
         if path == "/version":
             return self.send_json(200, EMULATED_VERSION)
+        if self.category == "review":
+            return self.review(method, path)
         if not self.emu.authorized(self.headers.get("Authorization", "")):
             return self.send_status(401, "Unauthorized", "Unauthorized")
         fault = self.emu.faults.take_status(self.category)
@@ -1103,6 +1471,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
         if path == "/api/v1":
             return self.send_json(200, API_RESOURCES)
+        if self.category == "configmap":
+            return self.get_configmap(parts[5])
         table = wants_table(self.headers.get("Accept"))
         if self.category == "get":
             return self.get_one(namespace, name, table, query)
@@ -1122,6 +1492,113 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_status(401, "Unauthorized", "Unauthorized")
         return self.send_status(500, "InternalError", "Internal error occurred: etcdserver: request timed out",
                                 {"causes": [{"message": "etcdserver: request timed out"}]})
+
+    # -- delegated authentication and authorization -------------------------------------
+    def review(self, method, path):
+        """POST tokenreviews / subjectaccessreviews. The caller authenticates with the
+        emulator's bearer token; its own RBAC is not checked (any authenticated caller may
+        create reviews)."""
+        emu = self.emu
+        resource = "tokenreviews" if path == TOKENREVIEWS_PATH else "subjectaccessreviews"
+        kind, api_version = REVIEW_KINDS[resource]
+        if not emu.authorized(self.headers.get("Authorization", "")):
+            emu.reviews.record(resource, None, "caller_unauthorized")
+            return self.send_status(401, "Unauthorized", "Unauthorized")
+        fault = emu.faults.take_status("review")
+        if fault is not None:
+            emu.reviews.record(resource, None, "status_fault")
+            return self.fault_status(fault)
+        if method != "POST":
+            return self.send_status(405, "MethodNotAllowed",
+                                    "the server does not allow this method on the requested resource")
+        ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip().lower()
+        if ctype not in ("application/json", "*/*"):
+            emu.reviews.record(resource, None, "invalid")
+            return self.send_status(415, "UnsupportedMediaType",
+                                    'the body of the request was in an unknown format - accepted media types '
+                                    'include: application/json', {})
+        try:
+            body = json.loads(self.body or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("not an object")
+        except ValueError as e:
+            emu.reviews.record(resource, None, "invalid")
+            return self.send_status(400, "BadRequest", "the body of the request could not be decoded: %s" % e)
+        if body.get("kind", kind) != kind or body.get("apiVersion", api_version) != api_version:
+            emu.reviews.record(resource, body.get("spec"), "invalid")
+            return self.send_status(400, "BadRequest", "the API version in the data (%s) does not match the "
+                                    "expected API version (%s)" % (body.get("apiVersion"), api_version))
+        spec = body.get("spec")
+        if spec is None:
+            spec = {}
+        review_fault = emu.faults.take_review(resource)
+        held = None
+        if review_fault is not None:
+            if review_fault["kind"] == "review_unauthorized":
+                emu.reviews.record(resource, spec, "unauthorized")
+                return self.send_status(401, "Unauthorized", "Unauthorized")
+            if review_fault["kind"] == "review_error":
+                emu.reviews.record(resource, spec, "error")
+                return self.send_status(500, "InternalError", "Internal error occurred: %s review failed "
+                                        "(emulator fault review_error)" % kind,
+                                        {"causes": [{"message": "emulator fault review_error"}]})
+            started = time.time()
+            answered = self.hold(review_fault["seconds"])
+            held = time.time() - started
+            if not answered:
+                emu.reviews.record(resource, spec, "client_closed", held=held)
+                self.close_connection = True
+                return None
+        if resource == "tokenreviews":
+            token = spec.get("token") if isinstance(spec, dict) else None
+            if not isinstance(token, str) or not token:
+                emu.reviews.record(resource, spec, "invalid", held=held)
+                return self.send_status(400, "BadRequest", "token is required for TokenReview in authentication")
+            status = emu.token_review(token, spec.get("audiences"))
+        else:
+            errs = validate_sar_spec(spec)
+            if errs:
+                emu.reviews.record(resource, spec, "invalid", held=held)
+                message = "%s.authorization.k8s.io \"\" is invalid: %s" % (
+                    kind, ", ".join("%s: Invalid value: %s" % (f, m) for f, m in errs))
+                return self.send_status(422, "Invalid", message, {
+                    "group": "authorization.k8s.io", "kind": kind,
+                    "causes": [{"reason": "FieldValueInvalid", "message": "Invalid value: " + m, "field": f}
+                               for f, m in errs]})
+            allowed, reason = emu.policy.authorize(spec)
+            status = {"allowed": allowed}
+            if reason:
+                status["reason"] = reason
+        emu.reviews.record(resource, spec, "answered", status, held=held)
+        # The API server answers a create with 201 and the object with its status filled in.
+        return self.send_json(201, {"kind": kind, "apiVersion": api_version, "metadata": {"creationTimestamp": None},
+                                    "spec": spec, "status": status})
+
+    def hold(self, seconds):
+        """Holds the request for up to `seconds` without answering. Returns False when the
+        client closed the connection first (or the emulator is stopping), True after the time."""
+        emu = self.emu
+        end = time.time() + seconds
+        poller = select.poll()
+        poller.register(self.connection.fileno(), select.POLLRDHUP | select.POLLHUP | select.POLLERR)
+        emu.reviews.holding(1)
+        try:
+            while not emu.stop_event.is_set():
+                left = end - time.time()
+                if left <= 0:
+                    return True
+                if poller.poll(max(1, int(min(left, 0.2) * 1000))):
+                    return False
+            return False
+        finally:
+            emu.reviews.holding(-1)
+
+    def get_configmap(self, name):
+        cm = self.emu.auth_configmap() if name == "extension-apiserver-authentication" else None
+        if cm is None:
+            return self.send_status(404, "NotFound", 'configmaps "%s" not found' % name,
+                                    {"name": name, "kind": "configmaps"})
+        return self.send_json(200, cm)
 
     def get_one(self, namespace, name, table, query):
         store = self.emu.store
@@ -1455,6 +1932,20 @@ class Handler(BaseHTTPRequestHandler):
             if path == "/_emulator/traffic" and method == "POST":
                 emu.set_rate(float(data.get("events_per_second", emu.rate)))
                 return self.send_json(200, {"events_per_second": emu.rate})
+            if path == "/_emulator/auth-policy" and method == "POST":
+                return self.send_json(200, emu.set_auth_policy(data))
+            if path == "/_emulator/auth-policy" and method == "GET":
+                p = emu.policy
+                return self.send_json(200, {"policy": p.source, "tokens": len(p.tokens), "rules": len(p.rules),
+                                            "defaults": p.defaults})
+            if path == "/_emulator/auth-stats" and method == "GET":
+                return self.send_json(200, emu.reviews.snapshot(int(query.get("last") or 100),
+                                                                int(query.get("since") or 0)))
+            if path == "/_emulator/auth-stats/reset" and method == "POST":
+                emu.reviews.reset()
+                return self.send_json(200, emu.reviews.snapshot(0))
+            if path == "/_emulator/auth-configmap" and method == "POST":
+                return self.send_json(200, emu.configure_configmap(data))
             if path == "/_emulator/shutdown" and method == "POST":
                 self.send_json(200, {"shutdown": True})
                 threading.Thread(target=emu.stop, daemon=True).start()
@@ -1562,6 +2053,13 @@ class Emulator:
         self.stop_event = threading.Event()
         self.ssl_ctx = None
         self.valid_tokens = {}
+        self.policy = AuthPolicy()           # replaced whole, never mutated
+        self.reviews = ReviewLog()
+        self.cm_lock = threading.Lock()
+        self.cm_data = None                  # extension-apiserver-authentication data (set at start)
+        self.cm_exists = True
+        self.cm_rv = args.start_rv
+        self.cm_created = rfc3339(time.time())
 
     # -- auth ---------------------------------------------------------------------------
     def current_token(self):
@@ -1584,6 +2082,59 @@ class Emulator:
         write_atomic(self.token_path, token + "\n", 0o600)
         self.write_kubeconfigs()
         return token
+
+    def set_auth_policy(self, data):
+        """Replaces the policy (a dict as in --auth-policy). Raises ValueError, keeping the old one."""
+        policy = data if isinstance(data, AuthPolicy) else AuthPolicy(data)
+        self.policy = policy
+        return {"tokens": len(policy.tokens), "rules": len(policy.rules), "defaults": policy.defaults}
+
+    def token_review(self, token, audiences):
+        """TokenReview status for a token: a policy token's user, the emulator's own token as
+        the controller's service account, anything else unauthenticated."""
+        user = self.policy.authenticate(token)
+        if user is None:
+            own = self.current_token()
+            if own and secrets.compare_digest(token, own):
+                user = CONTROLLER_USER
+        if user is None:
+            # As the API server: "authenticated" false is omitted (omitempty), user is {}.
+            return {"user": {}, "error": "invalid bearer token"}
+        auds = audiences if isinstance(audiences, list) and audiences else API_AUDIENCES
+        return {"authenticated": True, "user": user, "audiences": auds}
+
+    def auth_configmap(self):
+        """kube-system/extension-apiserver-authentication, or None when made absent."""
+        with self.cm_lock:
+            if not self.cm_exists or self.cm_data is None:
+                return None
+            return {"kind": "ConfigMap", "apiVersion": "v1",
+                    "metadata": {"name": "extension-apiserver-authentication", "namespace": "kube-system",
+                                 "uid": "5e1c7a3b-0d2f-4c6e-9a8b-6578742d6175",
+                                 "resourceVersion": str(self.cm_rv), "creationTimestamp": self.cm_created},
+                    "data": dict(self.cm_data)}
+
+    def configure_configmap(self, data):
+        """{"data": {key: value or null}} changes keys (null removes one), {"reset": true}
+        restores what start-up wrote, {"exists": false|true} removes or restores the ConfigMap."""
+        with self.cm_lock:
+            if data.get("reset"):
+                self.cm_data = auth_configmap_data(self.workdir)
+                self.cm_exists = True
+            changes = data.get("data") or {}
+            if not isinstance(changes, dict):
+                raise ValueError("data must be an object: key -> string or null")
+            for k, v in changes.items():
+                if v is None:
+                    self.cm_data.pop(k, None)
+                elif isinstance(v, str):
+                    self.cm_data[k] = v
+                else:
+                    raise ValueError("data.%s must be a string or null" % k)
+            if "exists" in data:
+                self.cm_exists = bool(data["exists"])
+            self.cm_rv += 1
+            return {"exists": self.cm_exists, "resourceVersion": str(self.cm_rv), "keys": sorted(self.cm_data)}
 
     # -- stats --------------------------------------------------------------------------
     def count_request(self, category):
@@ -1612,13 +2163,17 @@ class Emulator:
             deleted = len(self.store.deleted)
         with self.stats_lock:
             out = {"requests": {k: self.requests.get(k, 0) for k in
-                                ("list", "list_first", "watch", "get", "discovery", "control", "health", "other")},
+                                ("list", "list_first", "watch", "get", "discovery", "control", "health", "other",
+                                 "review", "configmap")},
                    "status_codes": dict(self.status_codes), "events_total": total, "deleted_total": deleted,
                    "resource_version": str(rv), "oldest_watchable_resource_version": str(floor),
                    "live_events": live, "active_watches": self.active_watches,
                    "watches": [dict(w) for w in list(self.watch_log)[-50:]]}
         out["faults_pending"] = self.faults.pending()
         out["faults_fired"] = dict(self.faults.fired)
+        reviews = self.reviews.snapshot(last=0)
+        out["reviews"] = {"tokenreviews": reviews["tokenreviews"],
+                          "subjectaccessreviews": reviews["subjectaccessreviews"]}
         if self.store.stream is not None:
             out["stream"] = {"events": self.store.stream.count, "bytes": len(self.store.stream.blob),
                              "first_resource_version": str(self.store.stream.base + 1),
@@ -1688,7 +2243,10 @@ class Emulator:
         return specs
 
     def apply_step(self, step):
-        """One step of a fault script: any of "fault", "events", "rotate_token", "traffic"."""
+        """One step of a fault script: any of "fault", "events", "rotate_token", "traffic",
+        "auth_policy"."""
+        if "auth_policy" in step:
+            self.set_auth_policy(step["auth_policy"])
         if "fault" in step:
             self.arm_faults(step["fault"])
         if "events" in step:
@@ -1711,7 +2269,7 @@ class Emulator:
             try:
                 self.apply_step(step)
                 sys.stderr.write("emulator: script step %d at %.1fs: %s\n" % (i, at, json.dumps(step)))
-            except (ValueError, KeyError, TypeError) as e:
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
                 sys.stderr.write("emulator: script step %d failed: %s\n" % (i, e))
             if step.get("every") and left != 1:
                 queue.append((at + float(step["every"]), i, step, left - 1 if left else 0))
@@ -1769,8 +2327,15 @@ class Emulator:
 
     def start(self):
         a = self.args
+        if a.auth_policy:
+            with open(a.auth_policy) as f:
+                self.policy = parse_auth_policy(f.read(), a.auth_policy)
+        # The CA exists in --no-tls mode too: it signs the client certificates that the
+        # extension-apiserver-authentication ConfigMap's client-ca-file vouches for.
+        make_certificates(self.workdir)
+        make_auth_certificates(self.workdir)
+        self.cm_data = auth_configmap_data(self.workdir)
         if not a.no_tls:
-            make_certificates(self.workdir)
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2
             ctx.load_cert_chain(os.path.join(self.workdir, "server.crt"), os.path.join(self.workdir, "server.key"))
@@ -1853,6 +2418,8 @@ def parse_args(argv):
     p.add_argument("--no-managed-fields", action="store_true", help="omit metadata.managedFields")
     p.add_argument("--fault-script", help="JSON file: a list of timed steps (faults, events, token rotation, "
                                           "traffic rate), see README")
+    p.add_argument("--auth-policy", help="JSON (or YAML with python3-yaml) file: tokens and RBAC-style rules the "
+                                         "TokenReview and SubjectAccessReview endpoints answer from, see README")
     p.add_argument("--chaos-interval", type=float, default=0,
                    help="arm a random fault (or rotate the token) every this many seconds (0: off)")
     p.add_argument("--max-lifetime", type=float, default=0, help="exit after this many seconds (0: never)")
@@ -1864,7 +2431,11 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv if argv is not None else sys.argv[1:])
     emu = Emulator(args)
-    emu.start()
+    try:
+        emu.start()
+    except ValueError as e:              # a bad --auth-policy file
+        sys.stderr.write("emulator: %s\n" % e)
+        return 2
 
     def on_signal(signum, frame):
         threading.Thread(target=emu.stop, daemon=True).start()
