@@ -42,6 +42,10 @@ class Emulator:
             if self.proc.poll() is not None:
                 break
         if "ready" not in self.ready_line:
+            try:
+                self.proc.wait(5)      # stdout ended: the process is on its way out, let it finish
+            except subprocess.TimeoutExpired:
+                pass
             err = self.proc.stderr.read().decode() if self.proc.poll() is not None else ""
             self.close()
             raise RuntimeError("emulator did not start: %r %s" % (self.ready_line, err))
@@ -125,6 +129,44 @@ class Emulator:
             return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
         finally:
             conn.close()
+
+    def post(self, path, body, token="__file__", headers=None, timeout=30):
+        """POST a JSON body (bytes are sent as they are) to an API path. Returns (status,
+        headers dict (lower-case names), decoded JSON body, or the bytes when not JSON)."""
+        conn = self.connection(timeout=timeout)
+        try:
+            h = {"Content-Type": "application/json"}
+            h.update(headers or {})
+            if token == "__file__":
+                token = self.token()
+            if token:
+                h["Authorization"] = "Bearer " + token
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            conn.request("POST", path, body=data, headers=h)
+            resp = conn.getresponse()
+            raw = resp.read()
+            try:
+                payload = json.loads(raw)
+            except ValueError:
+                payload = raw
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, payload
+        finally:
+            conn.close()
+
+    def token_review(self, reviewed, **kw):
+        """POST a TokenReview of the token `reviewed` (kw: token= the caller's, as for post);
+        returns (status, body)."""
+        status, _, body = self.post("/apis/authentication.k8s.io/v1/tokenreviews",
+                                    {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                                     "spec": {"token": reviewed}}, **kw)
+        return status, body
+
+    def access_review(self, spec, **kw):
+        """POST a SubjectAccessReview with this spec; returns (status, body)."""
+        status, _, body = self.post("/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                                    {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                                     "spec": spec}, **kw)
+        return status, body
 
     def get_json(self, path, **kw):
         status, headers, body = self.get(path, **kw)

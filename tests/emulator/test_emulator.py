@@ -739,5 +739,551 @@ class ScenarioTest(unittest.TestCase):
             self.assertEqual(rvs, [first + n - 1, first + n, first + n + 1])
 
 
+# ---------------------------------------------------------------------------------------
+# Delegated authentication and authorization (TokenReview, SubjectAccessReview, the
+# extension-apiserver-authentication ConfigMap, review faults, the generated certificates).
+# ---------------------------------------------------------------------------------------
+
+TEST_POLICY = {
+    "tokens": {
+        "alice-token": {"user": "alice", "uid": "uid-alice", "groups": ["team-a"],
+                        "extra": {"scopes": ["read", "write"], "tenant": "blue"}},
+        "bob-token": {"user": "bob"},
+    },
+    "rules": [
+        {"name": "ns reader", "users": ["alice"], "verbs": ["get", "list"], "apiGroups": ["eventbuffer.dev"],
+         "resources": ["events"], "namespaces": ["team-a", "shared"]},
+        {"name": "global viewer", "groups": ["viewers"], "verbs": ["get", "list", "watch"],
+         "apiGroups": ["eventbuffer.dev"], "resources": ["events"]},
+        {"name": "star namespace", "users": ["carol"], "verbs": ["list"], "apiGroups": ["eventbuffer.dev"],
+         "resources": ["events"], "namespaces": ["*"]},
+        {"name": "admin", "users": ["root"], "verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]},
+        {"name": "scaler", "users": ["scaler"], "verbs": ["update"], "apiGroups": ["apps"],
+         "resources": ["*/scale"]},
+        {"name": "log reader", "users": ["dave"], "verbs": ["get"], "apiGroups": [""], "resources": ["pods/log"],
+         "resourceNames": ["web-1"]},
+        {"name": "metrics", "users": ["bob"], "verbs": ["get"], "nonResourceURLs": ["/metrics"]},
+        {"name": "debug", "groups": ["debuggers"], "verbs": ["get", "post"], "nonResourceURLs": ["/debug/*"]},
+        {"name": "all urls", "users": ["root"], "verbs": ["*"], "nonResourceURLs": ["*"]},
+    ],
+}
+
+
+def res(user, verb, resource, namespace="", group="eventbuffer.dev", groups=None, **extra):
+    attrs = {"namespace": namespace, "verb": verb, "group": group, "version": "v1", "resource": resource}
+    attrs.update(extra)
+    spec = {"user": user, "groups": groups if groups is not None else ["system:authenticated"],
+            "resourceAttributes": attrs}
+    return spec
+
+
+def nonres(user, verb, path, groups=None):
+    return {"user": user, "groups": groups if groups is not None else ["system:authenticated"],
+            "nonResourceAttributes": {"path": path, "verb": verb}}
+
+
+def openssl(*args):
+    import subprocess
+    return subprocess.run(["openssl"] + list(args), capture_output=True, text=True)
+
+
+class AuthReviewTest(unittest.TestCase):
+    """TLS; the policy is set through the control API before every test."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = Emulator("--scenario", "idle")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.close()
+
+    def setUp(self):
+        self.emu.fault(kind="clear")
+        self.emu.control("POST", "auth-policy", TEST_POLICY)
+
+    def allowed(self, spec):
+        status, body = self.emu.access_review(spec)
+        self.assertEqual(status, 201, body)
+        self.assertEqual((body["kind"], body["apiVersion"]), ("SubjectAccessReview", "authorization.k8s.io/v1"))
+        self.assertEqual(body["spec"], spec)
+        return body["status"]["allowed"]
+
+    # -- TokenReview ----------------------------------------------------------------------
+    def test_token_review_of_a_policy_token(self):
+        status, body = self.emu.token_review("alice-token")
+        self.assertEqual(status, 201)
+        self.assertEqual((body["kind"], body["apiVersion"]), ("TokenReview", "authentication.k8s.io/v1"))
+        self.assertEqual(body["spec"], {"token": "alice-token"})
+        st = body["status"]
+        self.assertIs(st["authenticated"], True)
+        self.assertEqual(st["user"], {"username": "alice", "uid": "uid-alice",
+                                      "groups": ["team-a", "system:authenticated"],
+                                      "extra": {"scopes": ["read", "write"], "tenant": ["blue"]}})
+        self.assertEqual(st["audiences"], ["https://kubernetes.default.svc.cluster.local"])
+        # No uid, no extra: omitted, as the API server's omitempty fields are.
+        status, body = self.emu.token_review("bob-token")
+        self.assertEqual(body["status"]["user"], {"username": "bob", "groups": ["system:authenticated"]})
+        # Audiences asked for are the audiences answered.
+        status, _, body = self.emu.post("/apis/authentication.k8s.io/v1/tokenreviews",
+                                        {"spec": {"token": "bob-token", "audiences": ["my-api"]}})
+        self.assertEqual((status, body["status"]["audiences"]), (201, ["my-api"]))
+
+    def test_token_review_of_an_unknown_token(self):
+        status, body = self.emu.token_review("no-such-token")
+        self.assertEqual(status, 201)
+        st = body["status"]
+        self.assertFalse(st.get("authenticated", False))
+        self.assertNotIn("authenticated", st)       # false is omitted on the wire (omitempty)
+        self.assertEqual(st["user"], {})
+        self.assertTrue(st["error"])
+
+    def test_token_review_of_the_emulators_own_token(self):
+        status, body = self.emu.token_review(self.emu.token())
+        self.assertEqual(status, 201)
+        self.assertIs(body["status"]["authenticated"], True)
+        self.assertEqual(body["status"]["user"]["username"],
+                         "system:serviceaccount:kube-system:eventbuffer-controller")
+        self.assertIn("system:authenticated", body["status"]["user"]["groups"])
+
+    def test_review_caller_must_authenticate(self):
+        before = self.emu.control("GET", "auth-stats")
+        for token in (None, "wrong-token", "alice-token"):
+            status, body = self.emu.token_review("alice-token", token=token)
+            self.assertEqual((status, body["kind"], body["reason"], body["code"]), (401, "Status", "Unauthorized", 401))
+            status, body = self.emu.access_review(res("alice", "get", "events", "team-a"), token=token)
+            self.assertEqual(status, 401)
+        after = self.emu.control("GET", "auth-stats")
+        self.assertEqual(after["tokenreviews"], before["tokenreviews"])
+        self.assertEqual(after["subjectaccessreviews"], before["subjectaccessreviews"])
+        self.assertEqual(after["counts"]["tokenreviews_caller_unauthorized"]
+                         - before["counts"].get("tokenreviews_caller_unauthorized", 0), 3)
+
+    def test_malformed_reviews_are_refused(self):
+        e = self.emu
+        status, _, body = e.get("/apis/authentication.k8s.io/v1/tokenreviews")
+        self.assertEqual(status, 405)
+        status, _, body = e.post("/apis/authentication.k8s.io/v1/tokenreviews", {"spec": {}})
+        self.assertEqual((status, body["reason"]), (400, "BadRequest"))
+        status, _, body = e.post("/apis/authentication.k8s.io/v1/tokenreviews",
+                                 {"apiVersion": "authentication.k8s.io/v1beta1", "spec": {"token": "alice-token"}})
+        self.assertEqual(status, 400)
+        status, _, body = e.post("/apis/authentication.k8s.io/v1/tokenreviews", b"{not json")
+        self.assertEqual((status, body["reason"]), (400, "BadRequest"))
+        status, _, body = e.post("/apis/authentication.k8s.io/v1/tokenreviews", {"spec": {"token": "alice-token"}},
+                                 headers={"Content-Type": "application/vnd.kubernetes.protobuf"})
+        self.assertEqual((status, body["reason"]), (415, "UnsupportedMediaType"))
+        both = dict(res("alice", "get", "events"), nonResourceAttributes={"path": "/metrics", "verb": "get"})
+        for spec in ({"user": "alice"}, both, {"resourceAttributes": {"verb": "get", "resource": "events"}}):
+            status, body = e.access_review(spec)
+            self.assertEqual((status, body["reason"], body["details"]["kind"]), (422, "Invalid", "SubjectAccessReview"))
+        self.assertEqual(e.access_review({"groups": ["viewers"], "resourceAttributes": {
+            "verb": "get", "group": "eventbuffer.dev", "resource": "events"}})[0], 201)   # groups alone suffice
+
+    # -- SubjectAccessReview semantics ----------------------------------------------------
+    def test_namespace_scoped_and_cluster_scoped_grants(self):
+        self.assertTrue(self.allowed(res("alice", "get", "events", "team-a")))
+        self.assertTrue(self.allowed(res("alice", "list", "events", "shared")))
+        self.assertFalse(self.allowed(res("alice", "list", "events", "team-b")))
+        self.assertFalse(self.allowed(res("alice", "list", "events", "")))          # all namespaces / cluster
+        self.assertFalse(self.allowed(res("alice", "watch", "events", "team-a")))   # verb
+        self.assertFalse(self.allowed(res("alice", "get", "events", "team-a", group="")))  # core events
+        self.assertFalse(self.allowed(res("alice", "get", "pods", "team-a")))      # resource
+        self.assertFalse(self.allowed(res("mallory", "get", "events", "team-a")))  # subject
+        # A rule without namespaces, or with "*", grants every namespace and the cluster scope.
+        self.assertTrue(self.allowed(res("carol", "list", "events", "")))
+        self.assertTrue(self.allowed(res("carol", "list", "events", "anything")))
+        self.assertTrue(self.allowed(res("x", "watch", "events", "", groups=["viewers"])))
+
+    def test_groups_and_wildcards(self):
+        self.assertTrue(self.allowed(res("someone", "get", "events", "team-z", groups=["a", "viewers"])))
+        self.assertFalse(self.allowed(res("viewers", "get", "events", "team-z", groups=["a"])))  # a user is no group
+        self.assertFalse(self.allowed(res("someone", "delete", "events", "team-z", groups=["viewers"])))
+        self.assertTrue(self.allowed(res("root", "deletecollection", "secrets", "", group="")))
+        self.assertTrue(self.allowed(res("root", "patch", "deployments", "x", group="apps", subresource="scale")))
+        # "*/scale" matches the scale subresource of anything in the group, not the resource itself.
+        self.assertTrue(self.allowed(res("scaler", "update", "deployments", "x", group="apps", subresource="scale")))
+        self.assertFalse(self.allowed(res("scaler", "update", "deployments", "x", group="apps")))
+        self.assertFalse(self.allowed(res("scaler", "update", "deployments", "x", group="apps", subresource="status")))
+        # "pods/log" with resourceNames: that subresource of that pod only.
+        self.assertTrue(self.allowed(res("dave", "get", "pods", "x", group="", subresource="log", name="web-1")))
+        self.assertFalse(self.allowed(res("dave", "get", "pods", "x", group="", subresource="log", name="web-2")))
+        self.assertFalse(self.allowed(res("dave", "get", "pods", "x", group="", subresource="log")))
+        self.assertFalse(self.allowed(res("dave", "get", "pods", "x", group="", name="web-1")))
+
+    def test_non_resource_urls(self):
+        self.assertTrue(self.allowed(nonres("bob", "get", "/metrics")))
+        self.assertFalse(self.allowed(nonres("bob", "get", "/metrics/extra")))
+        self.assertFalse(self.allowed(nonres("bob", "get", "/metricsx")))
+        self.assertFalse(self.allowed(nonres("bob", "post", "/metrics")))
+        self.assertTrue(self.allowed(nonres("x", "get", "/debug/pprof/heap", groups=["debuggers"])))
+        self.assertTrue(self.allowed(nonres("x", "post", "/debug/", groups=["debuggers"])))
+        self.assertFalse(self.allowed(nonres("x", "get", "/debug", groups=["debuggers"])))
+        self.assertTrue(self.allowed(nonres("root", "delete", "/anything/at/all")))
+        # A resource rule never grants a URL and a URL rule never grants a resource.
+        self.assertFalse(self.allowed(res("bob", "get", "metrics", "")))
+        self.assertFalse(self.allowed(nonres("alice", "get", "/apis/eventbuffer.dev/v1/namespaces/team-a/events",
+                                             groups=[])))
+
+    def test_default_discovery_grants_and_switching_them_off(self):
+        for path in ("/apis", "/apis/eventbuffer.dev/v1", "/api", "/api/v1", "/version", "/healthz", "/readyz",
+                     "/livez"):
+            self.assertTrue(self.allowed(nonres("nobody", "get", path)), path)
+        self.assertTrue(self.allowed(nonres("", "get", "/healthz", groups=["system:unauthenticated"])))
+        self.assertFalse(self.allowed(nonres("", "get", "/apis", groups=["system:unauthenticated"])))
+        self.assertFalse(self.allowed(nonres("nobody", "post", "/apis")))
+        self.assertFalse(self.allowed(nonres("nobody", "get", "/metrics")))
+        self.assertFalse(self.allowed(nonres("nobody", "get", "/apis", groups=["team-a"])))  # not authenticated
+        status, body = self.emu.access_review(nonres("nobody", "get", "/apis"))
+        self.assertIn("system:discovery", body["status"]["reason"])
+        self.emu.control("POST", "auth-policy", dict(TEST_POLICY, defaults=False))
+        for path in ("/apis", "/version", "/healthz"):
+            self.assertFalse(self.allowed(nonres("nobody", "get", path)), path)
+        self.assertTrue(self.allowed(nonres("bob", "get", "/metrics")))      # the policy's own rules still apply
+
+    def test_denial_is_allowed_false_without_denied(self):
+        status, body = self.emu.access_review(res("mallory", "get", "events", "team-a"))
+        self.assertEqual(status, 201)
+        self.assertIs(body["status"]["allowed"], False)
+        self.assertNotIn("denied", body["status"])   # RBAC has no opinion to deny with
+
+    # -- the policy at run time -----------------------------------------------------------
+    def test_policy_replaced_at_run_time(self):
+        self.assertNotIn("authenticated", self.emu.token_review("erin-token")[1]["status"])
+        self.assertFalse(self.allowed(res("erin", "get", "events", "x")))
+        out = self.emu.control("POST", "auth-policy", {
+            "tokens": {"erin-token": {"user": "erin"}},
+            "rules": [{"users": ["erin"], "verbs": ["get"], "apiGroups": ["eventbuffer.dev"], "resources": ["events"]}]})
+        self.assertEqual(out, {"tokens": 1, "rules": 1, "defaults": True})
+        self.assertEqual(self.emu.token_review("erin-token")[1]["status"]["user"]["username"], "erin")
+        self.assertTrue(self.allowed(res("erin", "get", "events", "x")))
+        self.assertNotIn("authenticated", self.emu.token_review("alice-token")[1]["status"])  # replaced, not merged
+        self.assertEqual(self.emu.control("GET", "auth-policy")["policy"]["tokens"], {"erin-token": {"user": "erin"}})
+
+    def test_invalid_policies_are_refused_and_the_old_one_kept(self):
+        bad = [
+            {"rules": [{"users": ["a"], "verbs": ["get"], "apiGroups": [""], "resources": ["pods"],
+                        "namespace": ["x"]}]},                                    # typo: namespace
+            {"rules": [{"users": ["a"], "verbs": ["get"], "resources": ["pods"]}]},  # no apiGroups
+            {"rules": [{"users": ["a"], "verbs": ["get"], "apiGroups": [""], "resources": ["pods"],
+                        "nonResourceURLs": ["/x"]}]},                             # both kinds
+            {"rules": [{"verbs": ["get"], "nonResourceURLs": ["/x"]}]},           # no subject
+            {"rules": [{"users": ["a"], "verbs": [], "nonResourceURLs": ["/x"]}]},  # no verbs
+            {"rules": [{"users": "a", "verbs": ["get"], "nonResourceURLs": ["/x"]}]},  # not a list
+            {"tokens": {"t": {"groups": ["g"]}}},                                 # no user
+            {"tokens": {"t": {"user": "u", "extra": {"k": [1]}}}},                # extra not strings
+            {"defaults": "yes"},
+            {"token": {}},                                                        # typo: token
+            ["not", "an", "object"],
+        ]
+        for policy in bad:
+            with self.assertRaises(RuntimeError, msg=json.dumps(policy)) as ctx:
+                self.emu.control("POST", "auth-policy", policy)
+            self.assertIn("400", str(ctx.exception))
+        self.assertEqual(self.emu.token_review("alice-token")[1]["status"]["user"]["username"], "alice")
+        self.assertTrue(self.allowed(res("alice", "get", "events", "team-a")))
+
+    # -- faults ---------------------------------------------------------------------------
+    def test_review_error_fault(self):
+        self.emu.fault(kind="review-error", match="subjectaccessreviews", times=2)
+        spec = res("alice", "get", "events", "team-a")
+        for _ in range(2):
+            self.assertEqual(self.emu.token_review("alice-token")[0], 201)     # other endpoint untouched
+            status, body = self.emu.access_review(spec)
+            self.assertEqual((status, body["kind"], body["reason"], body["code"]),
+                             (500, "Status", "InternalError", 500))
+        self.assertEqual(self.emu.access_review(spec)[0], 201)
+        faults = self.emu.control("GET", "faults")
+        self.assertEqual((faults["pending"]["review_error"], faults["fired"]["review_error"]), (0, 2))
+
+    def test_review_error_until_cleared_on_both_endpoints(self):
+        self.emu.fault(kind="review_error", times=-1)
+        self.assertEqual(self.emu.stats()["faults_pending"]["review_until_cleared"], 1)
+        for _ in range(5):
+            self.assertEqual(self.emu.token_review("alice-token")[0], 500)
+            self.assertEqual(self.emu.access_review(res("alice", "get", "events", "team-a"))[0], 500)
+        self.emu.fault(kind="clear")
+        self.assertEqual(self.emu.token_review("alice-token")[0], 201)
+        self.assertEqual(self.emu.access_review(res("alice", "get", "events", "team-a"))[0], 201)
+
+    def test_review_unauthorized_fault(self):
+        self.emu.fault(kind="review-unauthorized", match="tokenreviews")
+        status, body = self.emu.token_review("alice-token")
+        self.assertEqual((status, body["reason"]), (401, "Unauthorized"))
+        self.assertEqual(self.emu.token_review("alice-token")[0], 201)
+        log = self.emu.control("GET", "auth-stats?last=2")["reviews"]
+        self.assertEqual([e["outcome"] for e in log], ["unauthorized", "answered"])
+
+    def test_review_fault_specs_are_checked(self):
+        for spec in ({"kind": "review_error", "match": "pods"}, {"kind": "review_hang", "times": 0}):
+            with self.assertRaises(RuntimeError):
+                self.emu.fault(**spec)
+
+    def test_review_hang_then_answer(self):
+        import threading
+        self.emu.fault(kind="review-hang", seconds=1.5, match="subjectaccessreviews")
+        result = {}
+
+        def ask():
+            t0 = time.time()
+            result["status"], result["body"] = self.emu.access_review(res("alice", "get", "events", "team-a"))
+            result["elapsed"] = time.time() - t0
+        t = threading.Thread(target=ask)
+        t.start()
+        deadline = time.time() + 5
+        while self.emu.control("GET", "auth-stats")["holding"] != 1 and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(self.emu.control("GET", "auth-stats")["holding"], 1)
+        self.assertEqual(self.emu.token_review("alice-token")[0], 201)     # other requests are served meanwhile
+        t.join(20)
+        self.assertEqual(result["status"], 201)
+        self.assertIs(result["body"]["status"]["allowed"], True)
+        self.assertGreaterEqual(result["elapsed"], 1.4)
+        entry = [e for e in self.emu.control("GET", "auth-stats")["reviews"] if e["resource"] == "subjectaccessreviews"][-1]
+        self.assertEqual(entry["outcome"], "answered")
+        self.assertGreaterEqual(entry["held_seconds"], 1.4)
+
+    def test_review_hang_until_the_client_closes(self):
+        import socket as socketmod
+        self.emu.fault(kind="review_hang", seconds=60)
+        with self.assertRaises((socketmod.timeout, TimeoutError)):
+            self.emu.post("/apis/authentication.k8s.io/v1/tokenreviews", {"spec": {"token": "alice-token"}},
+                          timeout=0.5)
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            stats = self.emu.control("GET", "auth-stats")
+            if stats["holding"] == 0 and stats["counts"].get("tokenreviews_client_closed"):
+                break
+            time.sleep(0.05)
+        self.assertEqual(stats["holding"], 0)
+        last = stats["reviews"][-1]
+        self.assertEqual((last["outcome"], last["spec"]), ("client_closed", {"token": "alice-token"}))
+        self.assertLess(last["held_seconds"], 10)
+        self.assertEqual(self.emu.token_review("alice-token")[0], 201)
+
+    def test_status_faults_with_match_any_reach_reviews(self):
+        self.emu.fault(kind="status_500", match="any")
+        self.assertEqual(self.emu.token_review("alice-token")[0], 500)
+        self.assertEqual(self.emu.token_review("alice-token")[0], 201)
+
+    # -- counters and the request log --------------------------------------------------
+    def test_counters_and_review_log(self):
+        self.emu.control("POST", "auth-stats/reset")
+        base = self.emu.stats()["reviews"]
+        self.assertEqual(base, {"tokenreviews": 0, "subjectaccessreviews": 0})
+        spec = {"user": "alice", "uid": "uid-alice", "groups": ["team-a", "system:authenticated"],
+                "extra": {"scopes": ["read"]},
+                "resourceAttributes": {"namespace": "team-a", "verb": "list", "group": "eventbuffer.dev",
+                                       "version": "v1", "resource": "events"}}
+        self.emu.token_review("alice-token")
+        self.emu.token_review("unknown")
+        self.emu.access_review(spec)
+        self.emu.access_review(nonres("bob", "get", "/metrics"))
+        self.emu.access_review({"user": "x"})          # invalid: not answered, but logged
+        stats = self.emu.control("GET", "auth-stats")
+        self.assertEqual((stats["tokenreviews"], stats["subjectaccessreviews"]), (2, 2))
+        self.assertEqual(self.emu.stats()["reviews"], {"tokenreviews": 2, "subjectaccessreviews": 2})
+        log = stats["reviews"]
+        self.assertEqual([(e["kind"], e["outcome"]) for e in log],
+                         [("TokenReview", "answered"), ("TokenReview", "answered"),
+                          ("SubjectAccessReview", "answered"), ("SubjectAccessReview", "answered"),
+                          ("SubjectAccessReview", "invalid")])
+        self.assertEqual(log[2]["spec"], spec)                        # exactly as received
+        self.assertEqual(log[2]["status"]["allowed"], True)
+        self.assertEqual(log[1]["status"]["user"], {})
+        seqs = [e["seq"] for e in log]
+        self.assertEqual(seqs, sorted(seqs))
+        since = self.emu.control("GET", "auth-stats?since=%d" % seqs[2])["reviews"]
+        self.assertEqual([e["seq"] for e in since], seqs[3:])
+        self.assertEqual([e["seq"] for e in self.emu.control("GET", "auth-stats?last=2")["reviews"]], seqs[3:])
+
+    # -- the ConfigMap and the certificates ----------------------------------------------
+    def test_extension_apiserver_authentication_configmap(self):
+        path = "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication"
+        status, _, cm = self.emu.get_json(path)
+        self.assertEqual(status, 200)
+        self.assertEqual((cm["kind"], cm["apiVersion"], cm["metadata"]["name"], cm["metadata"]["namespace"]),
+                         ("ConfigMap", "v1", "extension-apiserver-authentication", "kube-system"))
+        data = cm["data"]
+        with open(self.emu.path("ca.crt")) as f:
+            self.assertEqual(data["client-ca-file"], f.read())
+        with open(self.emu.path("front-proxy-ca.crt")) as f:
+            self.assertEqual(data["requestheader-client-ca-file"], f.read())
+        self.assertEqual(json.loads(data["requestheader-allowed-names"]), ["front-proxy-client"])
+        self.assertEqual(json.loads(data["requestheader-username-headers"]), ["X-Remote-User"])
+        self.assertEqual(json.loads(data["requestheader-group-headers"]), ["X-Remote-Group"])
+        self.assertEqual(json.loads(data["requestheader-extra-headers-prefix"]), ["X-Remote-Extra-"])
+        self.assertEqual(data["requestheader-username-headers"], '["X-Remote-User"]')
+        self.assertEqual(self.emu.get(path, token=None)[0], 401)
+        status, _, body = self.emu.get_json("/api/v1/namespaces/kube-system/configmaps/other")
+        self.assertEqual((status, body["reason"]), (404, "NotFound"))
+        # Changed, removed and restored through the control API.
+        rv = int(cm["metadata"]["resourceVersion"])
+        try:
+            self.emu.control("POST", "auth-configmap", {"data": {"requestheader-client-ca-file": None,
+                                                                 "requestheader-allowed-names": "[]"}})
+            status, _, cm2 = self.emu.get_json(path)
+            self.assertNotIn("requestheader-client-ca-file", cm2["data"])
+            self.assertEqual(cm2["data"]["requestheader-allowed-names"], "[]")
+            self.assertGreater(int(cm2["metadata"]["resourceVersion"]), rv)
+            self.emu.control("POST", "auth-configmap", {"exists": False})
+            self.assertEqual(self.emu.get(path)[0], 404)
+        finally:
+            self.emu.control("POST", "auth-configmap", {"reset": True})
+        self.assertEqual(self.emu.get_json(path)[2]["data"], data)
+
+    def test_generated_certificates(self):
+        p = self.emu.path
+        ok = openssl("verify", "-CAfile", p("front-proxy-ca.crt"), p("front-proxy-client.crt"))
+        self.assertEqual(ok.returncode, 0, ok.stdout + ok.stderr)
+        ok = openssl("verify", "-CAfile", p("ca.crt"), p("client-alice.crt"))
+        self.assertEqual(ok.returncode, 0, ok.stdout + ok.stderr)
+        # Neither CA vouches for the other's certificate.
+        self.assertNotEqual(openssl("verify", "-CAfile", p("ca.crt"), p("front-proxy-client.crt")).returncode, 0)
+        self.assertNotEqual(openssl("verify", "-CAfile", p("front-proxy-ca.crt"), p("client-alice.crt")).returncode, 0)
+        subj = openssl("x509", "-in", p("front-proxy-client.crt"), "-noout", "-subject", "-nameopt", "RFC2253")
+        self.assertEqual(subj.stdout.strip(), "subject=CN=front-proxy-client")
+        subj = openssl("x509", "-in", p("client-alice.crt"), "-noout", "-subject", "-nameopt", "RFC2253")
+        self.assertEqual(subj.stdout.strip(), "subject=CN=alice,O=team-a")
+        for name in ("front-proxy-client", "client-alice"):
+            text = openssl("x509", "-in", p(name + ".crt"), "-noout", "-text").stdout
+            self.assertIn("TLS Web Client Authentication", text)
+            self.assertIn("CA:FALSE", text)
+            self.assertEqual(os.stat(p(name + ".key")).st_mode & 0o777, 0o600)
+            # The key is the certificate's.
+            pub_cert = openssl("x509", "-in", p(name + ".crt"), "-noout", "-pubkey").stdout
+            pub_key = openssl("pkey", "-in", p(name + ".key"), "-pubout").stdout
+            self.assertEqual(pub_cert, pub_key)
+        self.assertEqual(os.stat(p("front-proxy-ca.key")).st_mode & 0o777, 0o600)
+        # The client certificate works in a real TLS handshake (against a throwaway server).
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=p("ca.crt"))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_cert_chain(p("server.crt"), p("server.key"))
+        self.assertEqual(self._handshake(ctx, p("client-alice.crt"), p("client-alice.key")),
+                         ((("organizationName", "team-a"),), (("commonName", "alice"),)))
+
+    def _handshake(self, server_ctx, cert, key):
+        import socket as socketmod
+        import threading
+        listener = socketmod.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        seen = {}
+
+        def serve():
+            conn, _ = listener.accept()
+            with server_ctx.wrap_socket(conn, server_side=True) as tls:
+                seen["subject"] = tls.getpeercert()["subject"]
+                tls.sendall(b"x")
+        t = threading.Thread(target=serve)
+        t.start()
+        client = ssl.create_default_context(cafile=self.emu.path("ca.crt"))
+        client.load_cert_chain(cert, key)
+        with client.wrap_socket(socketmod.create_connection(listener.getsockname()), server_hostname="127.0.0.1") as s:
+            s.recv(1)
+        t.join(10)
+        listener.close()
+        return seen.get("subject")
+
+
+class AuthPolicyFileTest(unittest.TestCase):
+    """--auth-policy: the demo policy, YAML, a bad file, and review faults from a fault script."""
+
+    def test_demo_policy(self):
+        policy = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo-policy.json")
+        with Emulator("--scenario", "idle", "--auth-policy", policy, tls=False) as emu:
+            def review(token):
+                status, body = emu.token_review(token)
+                self.assertEqual(status, 201)
+                return body["status"]
+
+            def allowed(user, spec):
+                status, body = emu.access_review(spec)
+                self.assertEqual(status, 201)
+                return body["status"]["allowed"]
+            users = {}
+            for token, name in (("demo-viewer-token", "demo-viewer"), ("demo-ns-reader-token", "ns-reader"),
+                                ("demo-nobody-token", "nobody")):
+                st = review(token)
+                self.assertEqual((st["authenticated"], st["user"]["username"]), (True, name))
+                users[name] = st["user"]
+
+            def ev(name, verb, namespace):
+                u = users[name]
+                return {"user": u["username"], "uid": u.get("uid", ""), "groups": u["groups"],
+                        "resourceAttributes": {"namespace": namespace, "verb": verb, "group": "eventbuffer.dev",
+                                               "version": "v1", "resource": "events"}}
+
+            def url(name, path):
+                u = users[name]
+                return {"user": u["username"], "groups": u["groups"],
+                        "nonResourceAttributes": {"path": path, "verb": "get"}}
+            for ns in ("", "default", "kube-system"):
+                for verb in ("get", "list"):
+                    self.assertTrue(allowed("demo-viewer", ev("demo-viewer", verb, ns)))
+                    self.assertEqual(allowed("ns-reader", ev("ns-reader", verb, ns)), ns == "default")
+                    self.assertFalse(allowed("nobody", ev("nobody", verb, ns)))
+            self.assertFalse(allowed("demo-viewer", ev("demo-viewer", "delete", "default")))
+            self.assertFalse(allowed("ns-reader", ev("ns-reader", "watch", "default")))
+            self.assertTrue(allowed("demo-viewer", url("demo-viewer", "/metrics")))
+            self.assertFalse(allowed("ns-reader", url("ns-reader", "/metrics")))
+            self.assertFalse(allowed("nobody", url("nobody", "/metrics")))
+            self.assertTrue(allowed("nobody", url("nobody", "/healthz")))       # the defaults are on
+            self.assertNotIn("authenticated", review("demo-unknown-token"))
+
+    def test_yaml_policy(self):
+        try:
+            import yaml  # noqa: F401
+        except ImportError:
+            self.skipTest("python3-yaml is not installed")
+        import tempfile
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+            f.write("tokens:\n  yaml-token:\n    user: yuki\n    groups: [yaml-group]\n"
+                    "rules:\n- groups: [yaml-group]\n  verbs: [get]\n  nonResourceURLs: [/metrics]\n"
+                    "defaults: false\n")
+        try:
+            with Emulator("--scenario", "idle", "--auth-policy", f.name, tls=False) as emu:
+                status, body = emu.token_review("yaml-token")
+                self.assertEqual(body["status"]["user"]["groups"], ["yaml-group", "system:authenticated"])
+                status, body = emu.access_review({"user": "yuki", "groups": ["yaml-group"],
+                                                  "nonResourceAttributes": {"path": "/metrics", "verb": "get"}})
+                self.assertIs(body["status"]["allowed"], True)
+                status, body = emu.access_review({"user": "yuki", "groups": ["system:authenticated"],
+                                                  "nonResourceAttributes": {"path": "/apis", "verb": "get"}})
+                self.assertIs(body["status"]["allowed"], False)
+        finally:
+            os.unlink(f.name)
+
+    def test_bad_policy_file_stops_start_up(self):
+        import tempfile
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump({"rules": [{"users": ["a"], "verbs": ["get"], "resources": ["pods"]}]}, f)
+        try:
+            with self.assertRaises(RuntimeError) as ctx:
+                Emulator("--scenario", "idle", "--auth-policy", f.name, tls=False, startup_timeout=20)
+            self.assertIn("apiGroups", str(ctx.exception))
+        finally:
+            os.unlink(f.name)
+
+    def test_fault_script_arms_review_faults_and_replaces_the_policy(self):
+        import tempfile
+        steps = [
+            {"at": 0, "auth_policy": {"tokens": {"script-token": {"user": "scripted"}}}},
+            {"at": 0, "fault": {"kind": "review-error", "match": "subjectaccessreviews", "times": 3}},
+        ]
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(steps, f)
+        try:
+            with Emulator("--scenario", "idle", "--fault-script", f.name, tls=False) as emu:
+                deadline = time.time() + 10
+                while emu.stats()["faults_pending"]["review_error"] != 3 and time.time() < deadline:
+                    time.sleep(0.05)
+                self.assertEqual(emu.token_review("script-token")[1]["status"]["user"]["username"], "scripted")
+                spec = {"user": "scripted", "nonResourceAttributes": {"path": "/metrics", "verb": "get"}}
+                self.assertEqual([emu.access_review(spec)[0] for _ in range(4)], [500, 500, 500, 201])
+        finally:
+            os.unlink(f.name)
+
+
 if __name__ == "__main__":
     unittest.main()
