@@ -7,26 +7,26 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <iostream>
 #include <memory>
-#include <mutex>
 #include <thread>
 
-#include "controller/api_client.h"
-#include "controller/config.h"
-#include "controller/config_watcher.h"
-#include "controller/http_server.h"
+#include "controller/config/config.h"
+#include "controller/config/config_watcher.h"
+#include "controller/config/options.h"
 #include "controller/json_text.h"
-#include "controller/kube_config.h"
+#include "controller/kube/api_client.h"
+#include "controller/kube/kube_config.h"
+#include "controller/kube/token_source.h"
+#include "controller/kube/watch_metrics.h"
+#include "controller/kube/watcher.h"
 #include "controller/logging.h"
 #include "controller/mismatch_logger.h"
-#include "controller/options.h"
-#include "controller/read_api.h"
-#include "controller/token_source.h"
-#include "controller/watcher.h"
+#include "controller/serving/http_server.h"
+#include "controller/serving/read_api.h"
 #include "eventbuffer/event_buffer.h"
+#include "eventbuffer/periodic_thread.h"
 #include "metrics/metrics.h"
 
 namespace ebc = eventbuffer::controller;
@@ -204,7 +204,6 @@ int main(int argc, char** argv) {
 
   eventbuffer::metrics::Metrics metrics({.version = KEB_VERSION});
   EventBuffer buffer(buffer_config, &metrics.buffer());
-  metrics.buffer().OnModeChange(buffer_config.mode, buffer_config.rollout_percent);
   metrics.buffer().SetSizeSource([&buffer] {
     const auto stats = buffer.Stats();
     eventbuffer::metrics::BufferSizes sizes;
@@ -264,7 +263,8 @@ int main(int argc, char** argv) {
   BufferSink sink(&buffer);
   ebc::Watcher::Options watcher_options;
   watcher_options.watch_timeout_margin_seconds = client_options.watch_timeout_margin_seconds;
-  ebc::Watcher watcher(&client, &sink, &metrics.watch(), watcher_options);
+  ebc::WatchMetrics watch_metrics(metrics.registry());
+  ebc::Watcher watcher(&client, &sink, &watch_metrics, watcher_options);
 
   ebc::ReadApi::Hooks hooks;
   hooks.objects = [&buffer] { return buffer.Objects(); };
@@ -289,24 +289,18 @@ int main(int argc, char** argv) {
   std::thread watch_thread([&watcher] { watcher.Run(); });
 
   // Maintenance: retention and the background verification sweep.
-  std::mutex maintenance_mu;
-  std::condition_variable maintenance_cv;
-  bool maintenance_stop = false;
-  std::thread maintenance([&] {
-    const auto interval = std::chrono::duration<double>(options.maintenance_interval_seconds);
-    std::unique_lock<std::mutex> lock(maintenance_mu);
-    while (!maintenance_cv.wait_for(lock, interval, [&] { return maintenance_stop; })) {
-      lock.unlock();
-      try {
-        buffer.EnforceRetention(NowUnixMs());
-        buffer.VerifySweep(2000);
-        mismatch_logger.Flush();
-      } catch (const std::exception& e) {
-        spdlog::error("maintenance pass failed: {}", e.what());
-      }
-      lock.lock();
-    }
-  });
+  eventbuffer::PeriodicThread maintenance;
+  maintenance.Start(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                        std::chrono::duration<double>(options.maintenance_interval_seconds)),
+                    [&](auto) {
+                      try {
+                        buffer.EnforceRetention(NowUnixMs());
+                        buffer.VerifySweep(2000);
+                        mismatch_logger.Flush();
+                      } catch (const std::exception& e) {
+                        spdlog::error("maintenance pass failed: {}", e.what());
+                      }
+                    });
 
   for (;;) {
     int sig = 0;
@@ -323,12 +317,7 @@ int main(int argc, char** argv) {
   const auto shutdown_start = std::chrono::steady_clock::now();
   watcher.Stop();
   watch_thread.join();
-  {
-    std::lock_guard<std::mutex> lock(maintenance_mu);
-    maintenance_stop = true;
-  }
-  maintenance_cv.notify_all();
-  maintenance.join();
+  maintenance.Stop();
   if (config_watcher) config_watcher->Stop();
   mismatch_logger.Flush();
   server.Stop();

@@ -22,7 +22,7 @@
 #include <string>
 
 #include "eventbuffer/event_buffer.h"
-#include "eventbuffer/rate_limiter.h"
+#include "controller/rate_limiter.h"
 
 namespace eventbuffer::controller {
 

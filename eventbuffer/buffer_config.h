@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <string>
 
-#include "eventbuffer/buffer_observer.h"
+#include "eventbuffer/experiment.h"
 
 namespace eventbuffer {
 

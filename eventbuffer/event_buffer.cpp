@@ -15,13 +15,7 @@ constexpr std::size_t Index(Backend b) { return static_cast<std::size_t>(b); }
 constexpr Backend Other(Backend b) {
   return b == Backend::kLegacy ? Backend::kAtomic : Backend::kLegacy;
 }
-constexpr bool Writes(GrayMode m, Backend b) {
-  return b == Backend::kLegacy ? WritesLegacy(m) : WritesAtomic(m);
-}
-// The backend that every mode's writes include first: the reference for retention.
-constexpr Backend Primary(GrayMode m) {
-  return WritesLegacy(m) ? Backend::kLegacy : Backend::kAtomic;
-}
+constexpr Backend kBackends[kBackendCount] = {Backend::kLegacy, Backend::kAtomic};
 
 // Per-thread xorshift64* generator for verification sampling: no shared state, no locks.
 std::uint64_t NextRandom() {
@@ -62,8 +56,8 @@ EventBuffer::EventBuffer(BufferConfig config, std::unique_ptr<SliceBackend> lega
   if (!legacy || !atomic) throw std::invalid_argument("EventBuffer: null backend");
   backends_[Index(Backend::kLegacy)] = std::move(legacy);
   backends_[Index(Backend::kAtomic)] = std::move(atomic);
-  for (std::size_t i = 0; i < kStripes; ++i) stripes_[i].mode = config.mode;
-  rollout_threshold_.store(RolloutThreshold(config.rollout_percent), std::memory_order_relaxed);
+  const GrayFlag flag(config.mode, config.rollout_percent);
+  for (std::size_t i = 0; i < kStripes; ++i) stripes_[i].flag = flag;
   const double rate = config.verify.sample_rate;
   verify_all_.store(rate >= 1, std::memory_order_relaxed);
   verify_threshold_.store(rate >= 1 ? ~0ULL : static_cast<std::uint64_t>(rate * 0x1p64),
@@ -121,13 +115,14 @@ EventBuffer::AppendResult EventBuffer::Append(const EventRef& record) {
     }
     try {
       if (s.collect_keys) s.new_keys.emplace(key);
-      if (WritesLegacy(s.mode)) AppendTo(Backend::kLegacy, key, record);
-      if (WritesAtomic(s.mode)) AppendTo(Backend::kAtomic, key, record);
+      for (const Backend b : kBackends) {
+        if (s.flag.Writes(b)) AppendTo(b, key, record);
+      }
     } catch (...) {
       s.dedup.Erase(id);  // not stored (or only partly: the verifier will say so)
       throw;
     }
-    if (IsDualWrite(s.mode) && SampleVerify()) {
+    if (s.flag.dual_write() && SampleVerify()) {
       verification = VerifyLocked(s, key);
       verified = true;
     }
@@ -138,14 +133,6 @@ EventBuffer::AppendResult EventBuffer::Append(const EventRef& record) {
   return AppendResult::kStored;
 }
 
-Backend EventBuffer::ReadBackendLocked(const Stripe& s, std::uint32_t bucket) const {
-  if (s.mode == GrayMode::kCanary) {
-    return bucket < rollout_threshold_.load(std::memory_order_relaxed) ? Backend::kAtomic
-                                                                       : Backend::kLegacy;
-  }
-  return s.mode == GrayMode::kAtomic ? Backend::kAtomic : Backend::kLegacy;
-}
-
 std::vector<EventRef> EventBuffer::Read(std::string_view key) const {
   const std::uint64_t h = Fnv1a64(key);
   Stripe& s = stripes_[StripeOfHash(h)];
@@ -154,8 +141,8 @@ std::vector<EventRef> EventBuffer::Read(std::string_view key) const {
   bool verified = false;
   {
     std::lock_guard<std::mutex> lock(s.mu);
-    out = backend(ReadBackendLocked(s, BucketOfHash(h))).Read(key);
-    if (IsDualWrite(s.mode) && SampleVerify()) {
+    out = backend(s.flag.ReadBackendForBucket(BucketOfHash(h))).Read(key);
+    if (s.flag.dual_write() && SampleVerify()) {
       verification = VerifyLocked(s, key);
       verified = true;
     }
@@ -187,7 +174,7 @@ std::vector<ObjectSummary> EventBuffer::Objects() const {
     std::size_t n;
     {
       std::lock_guard<std::mutex> lock(s.mu);
-      n = backend(ReadBackendLocked(s, BucketOfHash(h))).Count(key);
+      n = backend(s.flag.ReadBackendForBucket(BucketOfHash(h))).Count(key);
     }
     if (n == 0) continue;
     ObjectSummary summary;
@@ -234,12 +221,16 @@ void EventBuffer::Reconfigure(const BufferConfig& config) {
   }
   std::lock_guard<std::mutex> serial(reconfigure_mu_);
   const BufferConfig old = this->config();
-  rollout_threshold_.store(RolloutThreshold(config.rollout_percent), std::memory_order_relaxed);
   const double rate = config.verify.sample_rate;
   verify_all_.store(rate >= 1, std::memory_order_relaxed);
   verify_threshold_.store(rate >= 1 ? ~0ULL : static_cast<std::uint64_t>(rate * 0x1p64),
                           std::memory_order_relaxed);
-  if (old.mode != config.mode) Transition(old.mode, config.mode);
+  const GrayFlag flag(config.mode, config.rollout_percent);
+  if (old.mode != config.mode) {
+    Transition(old.mode, flag);
+  } else if (old.rollout_percent != config.rollout_percent) {
+    SetFlags(flag);
+  }
   {
     std::lock_guard<std::mutex> lock(config_mu_);
     config_ = config;
@@ -271,11 +262,19 @@ void EventBuffer::ClearBackend(Backend b) {
 //      wait for the lock, then write with the new mode: none falls between copy and switch.
 // Finally a backend that `to` no longer writes is cleared: no stripe writes it or routes
 // reads or verification to it any more, and keeping it would go stale.
-void EventBuffer::Transition(GrayMode from, GrayMode to) {
-  bool gained[kBackendCount], lost[kBackendCount];
-  for (std::size_t b = 0; b < kBackendCount; ++b) {
-    gained[b] = !Writes(from, Backend(b)) && Writes(to, Backend(b));
-    lost[b] = Writes(from, Backend(b)) && !Writes(to, Backend(b));
+void EventBuffer::SetFlags(const GrayFlag& flag) {
+  for (std::size_t i = 0; i < kStripes; ++i) {
+    std::lock_guard<std::mutex> lock(stripes_[i].mu);
+    stripes_[i].flag = flag;
+  }
+}
+
+void EventBuffer::Transition(GrayMode from, const GrayFlag& to) {
+  const GrayFlag before(from, 0);
+  bool gained[kBackendCount] = {}, lost[kBackendCount] = {};
+  for (const Backend b : kBackends) {
+    gained[Index(b)] = !before.Writes(b) && to.Writes(b);
+    lost[Index(b)] = before.Writes(b) && !to.Writes(b);
   }
   const bool backfill = gained[0] || gained[1];
   if (backfill) {
@@ -299,15 +298,12 @@ void EventBuffer::Transition(GrayMode from, GrayMode to) {
       for (const std::string& key : s.new_keys) {
         source.ForEach(key, [&](const EventRef& r) { target.Append(key, r, nullptr); });
       }
-      s.mode = to;
+      s.flag = to;
       s.collect_keys = false;
       s.new_keys = {};
     }
   } else {
-    for (std::size_t i = 0; i < kStripes; ++i) {
-      std::lock_guard<std::mutex> lock(stripes_[i].mu);
-      stripes_[i].mode = to;
-    }
+    SetFlags(to);
   }
   for (std::size_t b = 0; b < kBackendCount; ++b) {
     if (lost[b]) ClearBackend(Backend(b));
@@ -316,7 +312,7 @@ void EventBuffer::Transition(GrayMode from, GrayMode to) {
 
 std::size_t EventBuffer::DropLocked(Stripe& s, std::string_view key,
                                     FunctionRef<bool(const EventRef&)> pred) {
-  const Backend primary = Primary(s.mode);
+  const Backend primary = s.flag.Primary();
   thread_local std::vector<OccurrenceId> dropped;
   dropped.clear();
   std::size_t bytes = 0;
@@ -329,7 +325,7 @@ std::size_t EventBuffer::DropLocked(Stripe& s, std::string_view key,
   if (n == 0) return 0;
   // Same key, same critical section as every write to it: the other backend holds the same
   // sequence, so dropping the same count drops the same occurrences.
-  if (IsDualWrite(s.mode)) {
+  if (s.flag.dual_write()) {
     backend(Other(primary)).DropFront(key, n);
     backend(Other(primary)).EraseIfEmpty(key);
   }
@@ -352,7 +348,7 @@ std::size_t EventBuffer::EnforceRetention(std::int64_t now_unix_ms) {
     Stripe& s = StripeOf(key);
     std::lock_guard<std::mutex> lock(s.mu);
     evicted += DropLocked(s, key, [&](const EventRef& e) { return RecordTimeMs(*e) < cutoff; });
-    const std::size_t count = backend(Primary(s.mode)).Count(key);
+    const std::size_t count = backend(s.flag.Primary()).Count(key);
     if (count > r.max_events_per_object) {
       std::size_t budget = count - r.max_events_per_object;
       evicted += DropLocked(s, key, [&](const EventRef&) { return budget > 0 && budget-- > 0; });
@@ -371,7 +367,7 @@ std::size_t EventBuffer::EnforceRetention(std::int64_t now_unix_ms) {
     for (const std::string& key : keys) {
       Stripe& s = StripeOf(key);
       std::lock_guard<std::mutex> lock(s.mu);
-      backend(Primary(s.mode)).ForEach(key, [&](const EventRef& e) {
+      backend(s.flag.Primary()).ForEach(key, [&](const EventRef& e) {
         times.push_back(RecordTimeMs(*e));
       });
     }
@@ -415,7 +411,7 @@ std::size_t EventBuffer::EnforceRetention(std::int64_t now_unix_ms) {
 
 EventBuffer::Verification EventBuffer::VerifyLocked(const Stripe& s, std::string_view key) const {
   Verification v;
-  if (!IsDualWrite(s.mode)) return v;  // kSkipped: only one backend is written
+  if (!s.flag.dual_write()) return v;  // kSkipped: only one backend is written
   thread_local std::vector<const EventRecord*> legacy, atomic;
   legacy.clear();
   atomic.clear();
@@ -426,7 +422,7 @@ EventBuffer::Verification EventBuffer::VerifyLocked(const Stripe& s, std::string
   for (MismatchFinding& f : c.findings) {
     MismatchReport report;
     report.key = std::string(key);
-    report.mode = s.mode;
+    report.mode = s.flag.mode();
     report.legacy_count = legacy.size();
     report.atomic_count = atomic.size();
     report.kind = f.kind;

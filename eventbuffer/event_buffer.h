@@ -16,18 +16,18 @@
 //
 // Thread safety: every public method may be called from any number of threads at once.
 // Keys are spread over kStripes lock stripes by their FNV-1a hash; each stripe has a mutex
-// that guards its dedup index and its gray mode. Every append, read, verification and
-// retention step on a key holds that key's stripe mutex, and calls the backends for the
-// key only under it. Reconfigure is serialised with itself.
+// that guards its dedup index and its GrayFlag (the stripe's mode and rollout). Every append, read,
+// verification and retention step on a key holds that key's stripe mutex, and calls the backends
+// for the key only under it. Reconfigure is serialised with itself.
 //
 // Invariants (for each stripe, under its mutex):
-//   - every backend in WritesLegacy/WritesAtomic(stripe.mode) holds, for each key of the
+//   - every backend that stripe.flag Writes holds, for each key of the
 //     stripe, exactly the stored occurrences of that key, in the same order. Appends to
 //     both backends of a key happen under one critical section, so concurrent writers
 //     cannot interleave differently in the two, and retention drops the same prefix from
 //     both. Hence two correct backends never differ (the A/A run reports zero
 //     mismatches) and any difference the verifier sees is a backend fault;
-//   - a backend not written by stripe.mode holds nothing for the stripe's keys once a
+//   - a backend not written by stripe.flag holds nothing for the stripe's keys once a
 //     transition has finished (it is cleared; it is backfilled before it is written again);
 //   - the dedup index holds a live entry for each stored occurrence of the stripe's keys.
 //
@@ -170,7 +170,7 @@ class EventBuffer {
  private:
   struct alignas(64) Stripe {
     mutable std::mutex mu;
-    GrayMode mode = GrayMode::kShadow;
+    GrayFlag flag;  // routes this stripe's writes, reads and retention
     DedupIndex dedup;
     // While a transition lists this stripe's keys: keys appended to since listing began.
     bool collect_keys = false;
@@ -184,13 +184,14 @@ class EventBuffer {
   static std::size_t StripeOfHash(std::uint64_t h) { return (h >> 32) & (kStripes - 1); }
   Stripe& StripeOf(std::string_view key) const { return stripes_[StripeOfHash(Fnv1a64(key))]; }
   SliceBackend& backend(Backend b) const { return *backends_[static_cast<std::size_t>(b)]; }
-  Backend ReadBackendLocked(const Stripe& s, std::uint32_t bucket) const;
   void AppendTo(Backend b, std::string_view key, const EventRef& record);
   bool SampleVerify() const;
   // REQUIRES: s.mu held by the caller.
   Verification VerifyLocked(const Stripe& s, std::string_view key) const;
   void Publish(Verification&& v) const;
-  void Transition(GrayMode from, GrayMode to);
+  void Transition(GrayMode from, const GrayFlag& to);
+  // Sets every stripe's flag (no backend changes: same mode, new rollout).
+  void SetFlags(const GrayFlag& flag);
   void ClearBackend(Backend b);
   std::vector<std::string> AllKeys() const;
   // Drops from the written backends of key; pred sees the primary's front. REQUIRES: s.mu.
@@ -205,7 +206,6 @@ class EventBuffer {
   std::mutex reconfigure_mu_;  // serialises Reconfigure
   // Copies of config_ fields read on hot paths; relaxed: each is a self-contained value and
   // a reader acting on the previous value for a moment is harmless.
-  std::atomic<std::uint32_t> rollout_threshold_{0};
   std::atomic<std::uint64_t> verify_threshold_{0};  // verify iff random64 < this
   std::atomic<bool> verify_all_{false};             // sample_rate == 1
   std::atomic<std::int64_t> age_cutoff_ms_{INT64_MIN};

@@ -16,13 +16,17 @@
 // every release puts a key in the same bucket, and raising the percentage only adds keys.
 // Changing this function would silently move keys between backends: the tests pin it.
 //
+// GrayFlag is the one place that routes: EventBuffer keeps one per lock stripe and asks it
+// which backends a write goes to (Writes), which backend serves a read (ReadBackend) and
+// which backend is the reference for retention (Primary). Nothing else decides.
+//
 // Thread safety: GrayFlag is an immutable value; copy it freely.
 #pragma once
 
 #include <cstdint>
 #include <string_view>
 
-#include "eventbuffer/buffer_observer.h"
+#include "eventbuffer/experiment.h"
 
 namespace eventbuffer {
 
@@ -80,8 +84,16 @@ class GrayFlag {
   bool writes_legacy() const { return WritesLegacy(mode_); }
   bool writes_atomic() const { return WritesAtomic(mode_); }
   bool dual_write() const { return IsDualWrite(mode_); }
+  // Whether this mode writes backend b.
+  bool Writes(Backend b) const { return b == Backend::kLegacy ? writes_legacy() : writes_atomic(); }
+  // The backend every write of this mode includes, and the reference for retention: legacy
+  // while it is written, else atomic. The other written backend (in dual write) holds the
+  // same sequence per key, so dropping from it what was dropped from this one keeps both
+  // equal.
+  Backend Primary() const { return writes_legacy() ? Backend::kLegacy : Backend::kAtomic; }
 
-  // The backend that serves reads of a key in the given bucket.
+  // The backend that serves reads of a key in the given bucket (BucketOfHash of its
+  // Fnv1a64 hash: callers that already hashed the key pass the bucket).
   Backend ReadBackendForBucket(std::uint32_t bucket) const;
   // The backend that serves reads of key.
   Backend ReadBackend(std::string_view key) const { return ReadBackendForBucket(KeyBucket(key)); }

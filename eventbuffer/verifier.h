@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "eventbuffer/buffer_observer.h"
+#include "eventbuffer/experiment.h"
 #include "eventbuffer/event_record.h"
 
 namespace eventbuffer {

@@ -25,7 +25,6 @@ Metrics::Metrics(MetricsOptions options)
     : options_(std::move(options)),
       registry_(std::make_shared<prometheus::Registry>()),
       buffer_(std::make_unique<BufferMetrics>(*registry_)),
-      watch_(std::make_unique<WatchMetrics>(*registry_)),
       scrape_(std::make_shared<Scrape>(*this)) {}
 
 Metrics::~Metrics() {

@@ -4,7 +4,7 @@
 //   Metrics m({.version = KEB_VERSION});
 //   EventBuffer buffer(config, &m.buffer());    // BufferObserver
 //   m.buffer().SetSizeSource([&] { ... from buffer.Stats() ... });
-//   Watcher watcher(&client, &sink, &m.watch(), ...);  // controller::WatchObserver
+//   controller::WatchMetrics watch(m.registry());   // the watch's families, same registry
 //   m.StartPauseMonitor();
 //   m.Serve("0.0.0.0:8080");                    // prometheus-cpp Exposer (civetweb)
 //
@@ -27,7 +27,6 @@
 
 #include "metrics/buffer_metrics.h"
 #include "metrics/pause_monitor.h"
-#include "metrics/watch_metrics.h"
 
 namespace prometheus {
 class Exposer;
@@ -51,7 +50,6 @@ class Metrics {
   Metrics& operator=(const Metrics&) = delete;
 
   BufferMetrics& buffer() { return *buffer_; }
-  WatchMetrics& watch() { return *watch_; }
   PauseMonitor& pause_monitor() { return pause_; }
   prometheus::Registry& registry() { return *registry_; }
 
@@ -76,7 +74,6 @@ class Metrics {
   const MetricsOptions options_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<BufferMetrics> buffer_;
-  std::unique_ptr<WatchMetrics> watch_;
   PauseMonitor pause_;
   std::shared_ptr<Scrape> scrape_;
   std::unique_ptr<prometheus::Exposer> exposer_;

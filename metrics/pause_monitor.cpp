@@ -19,49 +19,22 @@ std::vector<std::int64_t> PauseMonitor::BucketsNs() {
 }
 
 void PauseMonitor::Start() {
-  if (thread_.joinable()) return;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = false;
-  }
-  thread_ = std::thread([this] { Run(); });
+  // Each round sleeps until its deadline; whatever kept the thread from waking on time is
+  // the pause. Timer slack is per thread: only this thread's sleeps become precise.
+  thread_.Start(
+      interval_,
+      [this](PeriodicThread::Clock::time_point deadline) {
+        const auto late = PeriodicThread::Clock::now() - deadline;
+        Record(std::chrono::duration_cast<std::chrono::nanoseconds>(late).count());
+      },
+      [] { prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL); });
 }
 
-void PauseMonitor::Stop() {
-  if (!thread_.joinable()) return;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  thread_.join();
-}
-
-bool PauseMonitor::running() const { return thread_.joinable(); }
+void PauseMonitor::Stop() { thread_.Stop(); }
 
 void PauseMonitor::Record(std::int64_t ns) {
   hist_.Observe(ns);
   max_.Record(ns, WindowMax::NowNs());
-}
-
-void PauseMonitor::Run() {
-  // Timer slack is per thread: only this thread's sleeps become precise.
-  prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!stop_) {
-    const auto start = std::chrono::steady_clock::now();
-    const auto deadline = start + interval_;
-    // wait_until returns at the deadline, at Stop, or spuriously; only a full interval is
-    // a sample (a spurious early wakeup just waits again for the same deadline).
-    while (!stop_ && std::chrono::steady_clock::now() < deadline) {
-      cv_.wait_until(lock, deadline);
-    }
-    if (stop_) break;
-    const auto late = std::chrono::steady_clock::now() - deadline;
-    lock.unlock();
-    Record(std::chrono::duration_cast<std::chrono::nanoseconds>(late).count());
-    lock.lock();
-  }
 }
 
 std::vector<prometheus::MetricFamily> PauseMonitor::Collect() const {

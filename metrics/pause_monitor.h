@@ -11,19 +11,17 @@
 // The thread asks for 1 ns timer slack (prctl PR_SET_TIMERSLACK, per thread) so that the
 // kernel's default 50 µs slack does not show up as a constant pause.
 //
-// Thread safety: Start and Stop must not race each other (call them from one owner thread);
-// Collect and the accessors may be called from any thread at any time.
+// Thread safety: Start, Stop and running() belong to one owner thread; Collect and the other
+// accessors may be called from any thread at any time.
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
-#include <thread>
 #include <vector>
 
 #include <prometheus/metric_family.h>
 
+#include "eventbuffer/periodic_thread.h"
 #include "metrics/atomic_histogram.h"
 #include "metrics/window_max.h"
 
@@ -44,7 +42,7 @@ class PauseMonitor {
   // Stops and joins the sampling thread; returns within about one interval. No effect when
   // not running. The recorded data stays.
   void Stop();
-  bool running() const;
+  bool running() const { return thread_.running(); }
 
   // Records one oversleep of `ns` (used by the thread; public so tests can feed known values).
   void Record(std::int64_t ns);
@@ -62,16 +60,10 @@ class PauseMonitor {
 
   // Implementation details follow.
  private:
-  void Run();
-
   const std::chrono::nanoseconds interval_;
   AtomicHistogram hist_;
   WindowMax max_;
-
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;   // guarded by mu_
-  std::thread thread_;  // touched only by Start/Stop/destructor
+  PeriodicThread thread_;
 };
 
 }  // namespace eventbuffer::metrics

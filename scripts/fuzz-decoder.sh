@@ -12,9 +12,9 @@ command -v "$CXX" >/dev/null || CXX=clang++
 
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I.)
 if [[ ! -x $out/event_decoder_fuzz || tests/fuzz/event_decoder_fuzz.cpp -nt $out/event_decoder_fuzz ||
-      controller/event_decoder.cpp -nt $out/event_decoder_fuzz || eventbuffer/event_record.cpp -nt $out/event_decoder_fuzz ]]; then
+      controller/kube/event_decoder.cpp -nt $out/event_decoder_fuzz || eventbuffer/event_record.cpp -nt $out/event_decoder_fuzz ]]; then
   echo "fuzz: building $out/event_decoder_fuzz with $CXX"
-  "$CXX" "${flags[@]}" tests/fuzz/event_decoder_fuzz.cpp controller/event_decoder.cpp \
+  "$CXX" "${flags[@]}" tests/fuzz/event_decoder_fuzz.cpp controller/kube/event_decoder.cpp \
     eventbuffer/event_record.cpp -lsimdjson -o "$out/event_decoder_fuzz"
 fi
 
@@ -22,7 +22,7 @@ fi
 python3 - "$out/corpus" <<'PY'
 import os, sys
 out = sys.argv[1]
-root = "tests/controller/testdata"
+root = "tests/controller/kube/testdata"
 lines = open(os.path.join(root, "watch_stream.jsonl"), "rb").read().splitlines()
 for i, line in enumerate(lines):
     open(os.path.join(out, f"watch-{i}"), "wb").write(b"\x00" + line)

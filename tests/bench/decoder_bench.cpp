@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "controller/event_decoder.h"
+#include "controller/kube/event_decoder.h"
 
 namespace {
 

@@ -38,10 +38,11 @@
 #include <thread>
 #include <vector>
 
-#include "controller/api_client.h"
-#include "controller/kube_config.h"
-#include "controller/token_source.h"
-#include "controller/watcher.h"
+#include "controller/kube/api_client.h"
+#include "controller/kube/kube_config.h"
+#include "controller/kube/token_source.h"
+#include "controller/kube/watch_metrics.h"
+#include "controller/kube/watcher.h"
 #include "eventbuffer/event_buffer.h"
 #include "metrics/metrics.h"
 
@@ -168,7 +169,8 @@ void BM_EndToEnd(benchmark::State& state, GrayMode mode, bool store = true) {
     const long rss_before = RssBytes();
     auto buffer = std::make_unique<EventBuffer>(config, &metrics.buffer());
     TimingSink sink(store ? buffer.get() : nullptr, expected);
-    Watcher watcher(&lw, &sink, &metrics.watch(), Watcher::Options{});
+    WatchMetrics watch_metrics(metrics.registry());
+    Watcher watcher(&lw, &sink, &watch_metrics, Watcher::Options{});
     const double cpu_before = CpuSeconds();
     const std::int64_t start_ns = NowNs();
     std::thread run([&watcher] { watcher.Run(); });

@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "controller/event_decoder.h"
+#include "controller/kube/event_decoder.h"
 
 using eventbuffer::controller::ApiStatus;
 using eventbuffer::controller::EventDecoder;

@@ -45,7 +45,6 @@ TEST(MetricsTest, ServesEveryFamilyOnLoopback) {
   m.Serve("127.0.0.1:0");
   ASSERT_GT(m.port(), 0);
   m.buffer().OnAppend(Backend::kAtomic, 120, 0);
-  m.watch().OnWatchEvent("ADDED");
   const std::string resp = HttpGet(m.port(), "/metrics");
   EXPECT_NE(resp.find(" 200 "), std::string::npos) << resp.substr(0, 200);
   for (const char* name : {"eventbuffer_append_duration_seconds_bucket",
@@ -64,13 +63,6 @@ TEST(MetricsTest, ServesEveryFamilyOnLoopback) {
                            "eventbuffer_memory_bytes",
                            "eventbuffer_evictions_total",
                            "eventbuffer_dedup_hits_total",
-                           "eventbuffer_watch_events_total",
-                           "eventbuffer_watch_restarts_total",
-                           "eventbuffer_watch_relists_total",
-                           "eventbuffer_watch_decode_failures_total",
-                           "eventbuffer_watch_last_progress_timestamp_seconds",
-                           "eventbuffer_event_lag_seconds_bucket",
-                           "eventbuffer_api_request_duration_seconds_bucket",
                            "process_cpu_seconds_total",
                            "process_resident_memory_bytes",
                            "process_start_time_seconds",

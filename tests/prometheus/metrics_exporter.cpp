@@ -16,6 +16,7 @@
 #include <string>
 #include <thread>
 
+#include "controller/kube/watch_metrics.h"
 #include "metrics/metrics.h"
 
 namespace {
@@ -100,7 +101,7 @@ int main(int argc, char** argv) {
   std::thread w1(Writer, std::ref(m), 1u, std::ref(events));
   std::thread w2(Writer, std::ref(m), 2u, std::ref(events));
   // The watch side: a relist, then a steady trickle of events, bookmarks and restarts.
-  auto& watch = m.watch();
+  eventbuffer::controller::WatchMetrics watch(m.registry());
   watch.OnRelist();
   watch.OnApiRequest("list", 200, 0.04);
   watch.OnProgress();
