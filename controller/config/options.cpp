@@ -1,5 +1,7 @@
 #include "controller/config/options.h"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <functional>
 #include <map>
@@ -15,7 +17,34 @@ Flags:
   --kubeconfig PATH                  kubeconfig file (default: in-cluster config, else $KUBECONFIG)
   --namespace NS                     watch only this namespace (default: all namespaces)
   --metrics-bind-address ADDR        address of /metrics (default ":8080"; "0" turns it off)
-  --health-probe-bind-address ADDR   address of /healthz, /readyz and the read API (default ":8081")
+  --metrics-secure[=false]           serve /metrics over HTTPS with delegated authentication and
+                                     authorization (non-resource "get /metrics"; default true);
+                                     false: plain HTTP, no authentication (local use only)
+  --health-probe-bind-address ADDR   address of /healthz, /readyz and /livez, plain HTTP (default ":8081")
+
+Serving the eventbuffer.dev API (kubectl get events.eventbuffer.dev), as k8s.io/apiserver:
+  --secure-port PORT                 HTTPS port of the API (default 8443; 0 turns it off)
+  --bind-address IP                  interface of the secure port (default 0.0.0.0)
+  --tls-cert-file PATH               serving certificate (PEM), reloaded when the file changes
+  --tls-private-key-file PATH        its key; without both, a self-signed certificate is made
+  --client-ca-file PATH              CA of client certificates accepted as identities
+  --requestheader-client-ca-file PATH  CA of the front proxy (the API server's aggregator)
+  --requestheader-allowed-names A,B  common names allowed as front proxy (default: any)
+  --requestheader-username-headers H,...      (default X-Remote-User)
+  --requestheader-group-headers H,...         (default X-Remote-Group)
+  --requestheader-extra-headers-prefix P,...  (default X-Remote-Extra-)
+                                     in a pod, unset client-ca and requestheader flags are read
+                                     from ConfigMap kube-system/extension-apiserver-authentication
+  --authentication-skip-lookup       do not read that ConfigMap
+  --authentication-token-webhook-cache-ttl D       TokenReview cache (default 10s)
+  --authorization-webhook-cache-authorized-ttl D   allowed SubjectAccessReviews (default 10s)
+  --authorization-webhook-cache-unauthorized-ttl D denied SubjectAccessReviews (default 10s)
+  --authorization-always-allow-paths P,...  served without authn/authz (default /healthz,/readyz,/livez)
+  --max-requests-inflight N          requests queued or running per port; beyond: 429 (default 400)
+  --header-timeout-seconds S         a request header must arrive within S (default 10)
+  --idle-timeout-seconds S           keep-alive connections idle longer are closed (default 60)
+  --max-connections N                concurrent connections per port (default 1024)
+
   --config PATH                      YAML configuration file (gray-release flag, retention);
                                      reloaded when it changes and on SIGHUP
   --log-format json|text             log line format (default "json")
@@ -26,6 +55,47 @@ Flags:
 )";
 }
 
+bool ParseGoDuration(const std::string& text, std::chrono::milliseconds* out) {
+  if (text.empty()) return false;
+  if (text == "0") {
+    *out = std::chrono::milliseconds(0);
+    return true;
+  }
+  double total_ms = 0;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    std::size_t used = 0;
+    double number = 0;
+    try {
+      if (!std::isdigit(static_cast<unsigned char>(text[i])) && text[i] != '.') return false;
+      number = std::stod(text.substr(i), &used);
+    } catch (const std::exception&) {
+      return false;
+    }
+    i += used;
+    std::size_t unit_end = i;
+    while (unit_end < text.size() && std::isalpha(static_cast<unsigned char>(text[unit_end]))) {
+      ++unit_end;
+    }
+    const std::string unit = text.substr(i, unit_end - i);
+    i = unit_end;
+    if (unit == "ms") {
+      total_ms += number;
+    } else if (unit == "s") {
+      total_ms += number * 1e3;
+    } else if (unit == "m") {
+      total_ms += number * 60e3;
+    } else if (unit == "h") {
+      total_ms += number * 3600e3;
+    } else {
+      return false;  // also: a number without a unit
+    }
+  }
+  if (!(total_ms >= 0) || total_ms > 1e15) return false;
+  *out = std::chrono::milliseconds(static_cast<std::int64_t>(total_ms));
+  return true;
+}
+
 bool ParseOptions(const std::vector<std::string>& args, Options* options, std::string* error) {
   using Setter = std::function<bool(const std::string&)>;
   const auto str = [](std::string* target) -> Setter {
@@ -34,7 +104,65 @@ bool ParseOptions(const std::vector<std::string>& args, Options* options, std::s
       return true;
     };
   };
+  const auto list = [](std::vector<std::string>* target) -> Setter {
+    return [target](const std::string& v) {
+      target->clear();
+      std::size_t start = 0;
+      while (start <= v.size()) {
+        const std::size_t comma = std::min(v.find(',', start), v.size());
+        if (comma > start) target->push_back(v.substr(start, comma - start));
+        start = comma + 1;
+      }
+      return true;
+    };
+  };
+  const auto duration = [](std::chrono::milliseconds* target) -> Setter {
+    return [target](const std::string& v) { return ParseGoDuration(v, target); };
+  };
+  const auto integer = [](int* target, int min, int max) -> Setter {
+    return [target, min, max](const std::string& v) {
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), *target);
+      return ec == std::errc() && end == v.data() + v.size() && *target >= min && *target <= max;
+    };
+  };
+  const auto seconds = [](double* target) -> Setter {
+    return [target](const std::string& v) {
+      try {
+        std::size_t used = 0;
+        *target = std::stod(v, &used);
+        return used == v.size() && *target > 0 && *target <= 86400;
+      } catch (const std::exception&) {
+        return false;
+      }
+    };
+  };
+  // Boolean flags: "--flag" alone is true; "--flag=true|false" sets it.
+  const std::map<std::string, bool*> booleans = {
+      {"metrics-secure", &options->metrics_secure},
+      {"authentication-skip-lookup", &options->authentication_skip_lookup},
+  };
   const std::map<std::string, Setter> with_value = {
+      {"secure-port", integer(&options->secure_port, 0, 65535)},
+      {"bind-address", str(&options->bind_address)},
+      {"tls-cert-file", str(&options->tls_cert_file)},
+      {"tls-private-key-file", str(&options->tls_private_key_file)},
+      {"client-ca-file", str(&options->client_ca_file)},
+      {"requestheader-client-ca-file", str(&options->requestheader_client_ca_file)},
+      {"requestheader-allowed-names", list(&options->requestheader_allowed_names)},
+      {"requestheader-username-headers", list(&options->requestheader_username_headers)},
+      {"requestheader-group-headers", list(&options->requestheader_group_headers)},
+      {"requestheader-extra-headers-prefix", list(&options->requestheader_extra_headers_prefix)},
+      {"authentication-token-webhook-cache-ttl",
+       duration(&options->authentication_token_webhook_cache_ttl)},
+      {"authorization-webhook-cache-authorized-ttl",
+       duration(&options->authorization_webhook_cache_authorized_ttl)},
+      {"authorization-webhook-cache-unauthorized-ttl",
+       duration(&options->authorization_webhook_cache_unauthorized_ttl)},
+      {"authorization-always-allow-paths", list(&options->authorization_always_allow_paths)},
+      {"max-requests-inflight", integer(&options->max_requests_inflight, 1, 100000)},
+      {"header-timeout-seconds", seconds(&options->header_timeout_seconds)},
+      {"idle-timeout-seconds", seconds(&options->idle_timeout_seconds)},
+      {"max-connections", integer(&options->max_connections, 1, 1000000)},
       {"kubeconfig", str(&options->kubeconfig)},
       {"namespace", str(&options->namespace_name)},
       {"metrics-bind-address", str(&options->metrics_bind_address)},
@@ -92,6 +220,17 @@ bool ParseOptions(const std::vector<std::string>& args, Options* options, std::s
     }
     if (name == "version") {
       options->version = true;
+      continue;
+    }
+    if (const auto b = booleans.find(name); b != booleans.end()) {
+      if (!has_value || value == "true") {
+        *b->second = true;
+      } else if (value == "false") {
+        *b->second = false;
+      } else {
+        *error = "bad value '" + value + "' for --" + name + " (true or false)";
+        return false;
+      }
       continue;
     }
     const auto it = with_value.find(name);

@@ -3,15 +3,23 @@
 //   --kubeconfig PATH                 kubeconfig to use (default: in-cluster, else $KUBECONFIG)
 //   --namespace NS                    watch one namespace (default: all)
 //   --metrics-bind-address ADDR       /metrics (default :8080; "0" disables)
-//   --health-probe-bind-address ADDR  probes and read API (default :8081)
+//   --metrics-secure[=BOOL]           /metrics over HTTPS with delegated authn/authz (default true)
+//   --health-probe-bind-address ADDR  /healthz, /readyz, /livez in plain HTTP (default :8081)
+//   --secure-port, --bind-address, --tls-*, --client-ca-file, --requestheader-*,
+//   --authentication-*, --authorization-*, --max-requests-inflight
+//                                     the eventbuffer.dev API, named as k8s.io/apiserver names
+//                                     them (see Usage())
 //   --config PATH                     YAML configuration (gray flag, retention); hot-reloaded
 //   --log-format json|text            (default json)
 //   --log-level trace|debug|info|warn|error|off   (default info)
 //   --check-config PATH               validate a configuration file, print OK or the error
 //   --version, --help
-// Both "--flag value" and "--flag=value" are accepted.
+// Both "--flag value" and "--flag=value" are accepted; a boolean flag alone means true and
+// takes its value only as "--flag=false" (as Go's flag package does). Durations are Go
+// durations ("10s", "1m30s", "500ms").
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -30,9 +38,42 @@ struct Options {
   bool help = false;
   // Seconds between maintenance passes (retention, verification sweep).
   double maintenance_interval_seconds = 5;
-  // Threads of cpprestsdk's shared pool (HTTP client and listener).
+  // Threads of cpprestsdk's shared pool (the Kubernetes API client).
   int http_threads = 4;
+
+  // Metrics over HTTPS with the same authentication and authorization as the API
+  // (non-resource "get /metrics"); false serves plain HTTP without them (local demo).
+  bool metrics_secure = true;
+
+  // Secure serving of the eventbuffer.dev API (the flags of k8s.io/apiserver).
+  int secure_port = 8443;                // 0 turns the API off
+  std::string bind_address = "0.0.0.0";  // interface of the secure port
+  std::string tls_cert_file;             // PEM; both empty: a self-signed certificate
+  std::string tls_private_key_file;
+  std::string client_ca_file;                // client certificates accepted as identities
+  std::string requestheader_client_ca_file;  // the front proxy's client certificate CA
+  std::vector<std::string> requestheader_allowed_names;         // CNs allowed as front proxy
+  std::vector<std::string> requestheader_username_headers;      // empty: from the ConfigMap,
+  std::vector<std::string> requestheader_group_headers;         //   else X-Remote-User,
+  std::vector<std::string> requestheader_extra_headers_prefix;  // -Group, -Extra-
+  // Skip reading kube-system/extension-apiserver-authentication (flags only).
+  bool authentication_skip_lookup = false;
+  std::chrono::milliseconds authentication_token_webhook_cache_ttl{10'000};
+  std::chrono::milliseconds authorization_webhook_cache_authorized_ttl{10'000};
+  std::chrono::milliseconds authorization_webhook_cache_unauthorized_ttl{10'000};
+  // Paths served without authentication or authorization on the secure ports.
+  std::vector<std::string> authorization_always_allow_paths = {"/healthz", "/readyz", "/livez"};
+  // Requests in flight (queued or running) per serving port; beyond: 429 with Retry-After.
+  int max_requests_inflight = 400;
+  // Hostile-client limits of every serving port.
+  double header_timeout_seconds = 10;  // a request's header must arrive within this
+  double idle_timeout_seconds = 60;    // a keep-alive connection may idle this long
+  int max_connections = 1024;          // concurrent connections per port
 };
+
+// Parses a Go duration ("300ms", "10s", "1m30s", "2h"). Returns false when it does not parse
+// or is negative.
+bool ParseGoDuration(const std::string& text, std::chrono::milliseconds* out);
 
 // Parses argv[1..]. Returns false and sets *error (naming the flag) on an unknown flag, a
 // missing value or a bad value.

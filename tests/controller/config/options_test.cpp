@@ -58,6 +58,59 @@ TEST(OptionsTest, VersionHelpAndCheckConfig) {
   EXPECT_NE(Usage().find("--check-config"), std::string::npos);
 }
 
+TEST(OptionsTest, SecureServingDefaultsAreThoseOfTheKubernetesApiServer) {
+  Options o;
+  std::string error;
+  ASSERT_TRUE(ParseOptions({}, &o, &error));
+  EXPECT_EQ(o.secure_port, 8443);
+  EXPECT_EQ(o.bind_address, "0.0.0.0");
+  EXPECT_TRUE(o.metrics_secure);
+  EXPECT_EQ(o.max_requests_inflight, 400);
+  EXPECT_EQ(o.authentication_token_webhook_cache_ttl, std::chrono::seconds(10));
+  EXPECT_EQ(o.authorization_webhook_cache_authorized_ttl, std::chrono::seconds(10));
+  EXPECT_EQ(o.authorization_webhook_cache_unauthorized_ttl, std::chrono::seconds(10));
+  EXPECT_TRUE(o.requestheader_username_headers.empty()) << "unset: ConfigMap, then defaults";
+}
+
+TEST(OptionsTest, SecureServingFlags) {
+  Options o;
+  std::string error;
+  ASSERT_TRUE(
+      ParseOptions({"--secure-port=9443", "--metrics-secure=false",
+                    "--requestheader-allowed-names=front-proxy-client,aggregator",
+                    "--requestheader-username-headers", "X-Remote-User",
+                    "--authentication-token-webhook-cache-ttl=1m30s",
+                    "--authorization-webhook-cache-unauthorized-ttl=500ms",
+                    "--authentication-skip-lookup", "--tls-cert-file=/c", "--max-connections=7"},
+                   &o, &error))
+      << error;
+  EXPECT_EQ(o.secure_port, 9443);
+  EXPECT_FALSE(o.metrics_secure);
+  EXPECT_TRUE(o.authentication_skip_lookup);
+  EXPECT_EQ(o.requestheader_allowed_names,
+            (std::vector<std::string>{"front-proxy-client", "aggregator"}));
+  EXPECT_EQ(o.requestheader_username_headers, (std::vector<std::string>{"X-Remote-User"}));
+  EXPECT_EQ(o.authentication_token_webhook_cache_ttl, std::chrono::seconds(90));
+  EXPECT_EQ(o.authorization_webhook_cache_unauthorized_ttl, std::chrono::milliseconds(500));
+  EXPECT_EQ(o.tls_cert_file, "/c");
+  EXPECT_EQ(o.max_connections, 7);
+  ASSERT_TRUE(ParseOptions({"--metrics-secure"}, &o, &error));
+  EXPECT_TRUE(o.metrics_secure);
+}
+
+TEST(OptionsTest, RejectsBadSecureServingValues) {
+  Options o;
+  std::string error;
+  EXPECT_FALSE(ParseOptions({"--secure-port=70000"}, &o, &error));
+  EXPECT_FALSE(ParseOptions({"--metrics-secure=maybe"}, &o, &error));
+  EXPECT_NE(error.find("--metrics-secure"), std::string::npos);
+  EXPECT_FALSE(ParseOptions({"--authentication-token-webhook-cache-ttl=10"}, &o, &error))
+      << "a duration needs a unit";
+  EXPECT_FALSE(ParseOptions({"--authorization-webhook-cache-authorized-ttl=-1s"}, &o, &error));
+  EXPECT_FALSE(ParseOptions({"--max-requests-inflight=0"}, &o, &error));
+  EXPECT_FALSE(ParseOptions({"--header-timeout-seconds=0"}, &o, &error));
+}
+
 TEST(BindAddressTest, ParsesHostPortForms) {
   std::string host, error;
   int port = 0;
