@@ -1,5 +1,5 @@
 // HttpRequest, ResponseWriter, Handler: the contract between the hardened HTTP server
-// (controller/serving/http_server.h) and what it serves (the eventbuffer.dev API, metrics,
+// (controller/serving/server.h) and what it serves (the eventbuffer.dev API, metrics,
 // probes), and the input of delegated authentication (controller/serving/auth/).
 //
 // The server parses and bounds a request (header size, no body on a read endpoint, method
