@@ -650,7 +650,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) {
       if (ec == beast::error::timeout) {
         server_->header_timeouts.fetch_add(1, std::memory_order_relaxed);
-      } else if (ec != net::error::eof && ec != net::error::connection_reset) {
+      } else if (ec != net::error::eof && ec != net::error::connection_reset &&
+                 ec != ssl::error::stream_truncated) {
+        // (A bare connect and close, as a TCP probe does, is not a failed handshake.)
         server_->tls_handshake_failures.fetch_add(1, std::memory_order_relaxed);
         spdlog::debug("{}: TLS handshake with {} failed: {}", options().name, remote_address_,
                       ec.message());

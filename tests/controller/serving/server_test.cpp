@@ -525,6 +525,40 @@ TEST(ServerTest, StreamsAChunkedResponseAndKeepsTheConnectionAlive) {
   EXPECT_TRUE(again->body == expected);
 }
 
+TEST(ServerTest, ManyClientsOnSeveralIoThreadsEachGetTheirOwnAnswers) {
+  auto options = TestOptions();
+  options.io_threads = 3;
+  options.worker_threads = 3;
+  auto server = StartServer(options, [](const HttpRequest& r, ResponseWriter& w) {
+    if (r.query.empty()) return w.Send(200, "text/plain", r.path);
+    w.Begin(200, "text/plain");
+    for (int i = 0; i < 50; ++i) w.Write(r.path + ";");
+  });
+  std::atomic<int> good{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 12; ++c) {
+    clients.emplace_back([&, c] {
+      auto conn = Connect(server->port());
+      if (!conn) return;
+      for (int i = 0; i < 20; ++i) {
+        const std::string path = "/c" + std::to_string(c) + "/r" + std::to_string(i);
+        const bool stream = i % 2 == 1;
+        if (!conn->WriteAll(GetRequest(path + (stream ? "?stream" : "")))) return;
+        auto response = ReadResponse(*conn);
+        std::string expected = path;
+        if (stream) {
+          expected.clear();
+          for (int k = 0; k < 50; ++k) expected += path + ";";
+        }
+        if (response && response->status == 200 && response->body == expected) ++good;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(good.load(), 12 * 20);
+  EXPECT_EQ(server->stats().responses_2xx, 12u * 20u);
+}
+
 TEST(ServerTest, Http10StreamEndsByClosingTheConnection) {
   auto server = StartServer(TestOptions(), [&](const HttpRequest&, ResponseWriter& w) {
     w.Begin(200, "text/plain");
@@ -1015,6 +1049,9 @@ TEST(ServerTlsTest, RefusesTls11AndAcceptsTls12) {
 
 TEST(ServerTlsTest, PlainHttpOnTheTlsPortFailsTheHandshake) {
   auto server = StartServer(TlsOptions(), Hello);
+  Connect(server->port()).reset();  // a TCP probe: not a failed handshake
+  ASSERT_TRUE(WaitFor([&] { return server->stats().connections_open == 0; }));
+  EXPECT_EQ(server->stats().tls_handshake_failures, 0u);
   auto conn = Connect(server->port());
   ASSERT_TRUE(conn->WriteAll(GetRequest("/")));
   EXPECT_TRUE(conn->WaitClosed());
