@@ -40,7 +40,8 @@ struct HttpRequest {
 };
 
 // How a handler answers: either Send() once, or Begin() then any number of Write()s (the
-// response ends when the handler returns). For a HEAD request the server drops the body.
+// response ends when the handler returns). For a HEAD request the server drops the body
+// (a streamed one ends with its header: Write() returns false).
 class ResponseWriter {
  public:
   virtual ~ResponseWriter() = default;

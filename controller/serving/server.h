@@ -49,7 +49,8 @@
 // Thread safety: Start() and Stop() are called from one thread (a Server is started at most
 // once); port() and stats() may be called from any thread. The handler is called
 // concurrently from the worker threads. Stop() waits for running handlers to return: a
-// streaming handler must stop when Write() returns false (it does once Stop() begins).
+// streaming handler must stop when Write() returns false (it does once Stop() begins), and
+// Stop() must not be called from a handler.
 #pragma once
 
 #include <chrono>

@@ -19,6 +19,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -1182,6 +1184,35 @@ TEST(ServerTlsTest, StartFailsOnAHalfPairAMismatchedKeyOrMissingFiles) {
   Server server(options, Hello);
   std::string error;
   EXPECT_FALSE(server.Start(&error));
+}
+
+// Interoperability with a real client: curl over TLS, a streamed and a plain response on one
+// connection, and a HEAD.
+TEST(ServerTlsTest, CurlFetchesStreamedAndPlainResponsesOverOneConnection) {
+  if (std::system("curl --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "no curl here";
+  auto server = StartServer(TlsOptions(), [](const HttpRequest& r, ResponseWriter& w) {
+    if (r.path == "/plain") return w.Send(200, "text/plain", "plain\n");
+    w.Begin(200, "text/plain");
+    for (int i = 0; i < 3; ++i) w.Write("chunk " + std::to_string(i) + "\n");
+  });
+  const std::string base = "https://127.0.0.1:" + std::to_string(server->port());
+  // One curl call reuses its connection for both URLs; -I (HEAD) would apply to every URL
+  // of a call, so the HEAD is a second call.
+  const std::string get_command =
+      "curl -sS -k --http1.1 --max-time 10 " + base + "/stream " + base + "/plain 2>&1";
+  auto run = [](const std::string& cmd) {
+    std::string out;
+    FILE* pipe = ::popen(cmd.c_str(), "r");
+    char buf[4096];
+    while (pipe && std::fgets(buf, sizeof(buf), pipe)) out += buf;
+    if (pipe) ::pclose(pipe);
+    return out;
+  };
+  EXPECT_EQ(run(get_command), "chunk 0\nchunk 1\nchunk 2\nplain\n");
+  EXPECT_EQ(server->stats().connections_accepted, 1u) << "curl did not keep the connection";
+  const std::string head = run("curl -sS -k --http1.1 --max-time 10 -I " + base + "/plain 2>&1");
+  EXPECT_NE(head.find("HTTP/1.1 200 OK"), std::string::npos) << head;
+  EXPECT_NE(Lower(head).find("content-length: 6"), std::string::npos) << head;
 }
 
 TEST(ServerTlsTest, ConnectionCapClosesTlsConnectionsAtOnce) {
