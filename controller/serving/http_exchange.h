@@ -1,5 +1,5 @@
 // HttpRequest, ResponseWriter, Handler: the contract between the hardened HTTP server
-// (controller/serving/http_server.h) and what it serves (the eventbuffer.dev API, metrics,
+// (controller/serving/server.h) and what it serves (the eventbuffer.dev API, metrics,
 // probes), and the input of delegated authentication (controller/serving/auth/).
 //
 // The server parses and bounds a request (header size, no body on a read endpoint, method
@@ -40,7 +40,8 @@ struct HttpRequest {
 };
 
 // How a handler answers: either Send() once, or Begin() then any number of Write()s (the
-// response ends when the handler returns). For a HEAD request the server drops the body.
+// response ends when the handler returns). For a HEAD request the server drops the body
+// (a streamed one ends with its header: Write() returns false).
 class ResponseWriter {
  public:
   virtual ~ResponseWriter() = default;
