@@ -1,21 +1,22 @@
 // eventbuffer-controller: wiring only. Flags -> logging -> configuration -> EventBuffer and
-// metrics -> API client and Watcher (watch thread) -> read/health server -> maintenance
-// thread -> wait for SIGTERM/SIGINT -> orderly shutdown with a final stats line.
+// metrics -> API client and Watcher (watch thread) -> delegated auth and the serving ports
+// (the eventbuffer.dev API, metrics, probes) -> maintenance thread -> wait for SIGTERM/SIGINT
+// (SIGHUP reloads the configuration) -> orderly shutdown with a final stats line.
 #include <pthread.h>
 #include <signal.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <memory>
 #include <thread>
 
+#include "controller/buffer_sink.h"
 #include "controller/config/config.h"
 #include "controller/config/config_watcher.h"
 #include "controller/config/options.h"
-#include "controller/json_text.h"
 #include "controller/kube/api_client.h"
 #include "controller/kube/kube_config.h"
 #include "controller/kube/token_source.h"
@@ -23,8 +24,13 @@
 #include "controller/kube/watcher.h"
 #include "controller/logging.h"
 #include "controller/mismatch_logger.h"
-#include "controller/serving/http_server.h"
-#include "controller/serving/read_api.h"
+#include "controller/serving/api/events_api.h"
+#include "controller/serving/auth/delegating_auth.h"
+#include "controller/serving/auth/kube_review_client.h"
+#include "controller/serving/endpoints.h"
+#include "controller/serving/probes.h"
+#include "controller/serving/server.h"
+#include "controller/serving/serving_metrics.h"
 #include "eventbuffer/event_buffer.h"
 #include "eventbuffer/periodic_thread.h"
 #include "metrics/metrics.h"
@@ -35,97 +41,43 @@ using eventbuffer::EventBuffer;
 
 namespace {
 
-// The EventSink of the Watcher: every occurrence goes to EventBuffer::Append.
-class BufferSink final : public ebc::EventSink {
- public:
-  explicit BufferSink(EventBuffer* buffer) : buffer_(buffer) {}
-  void Append(eventbuffer::EventRef record) override { buffer_->Append(record); }
-  void OnSynced() override {
-    synced_.store(true, std::memory_order_release);
-    spdlog::info("first list is in the buffer: ready");
-  }
-  bool synced() const { return synced_.load(std::memory_order_acquire); }
-
- private:
-  EventBuffer* buffer_;
-  std::atomic<bool> synced_{false};
-};
-
-std::string BufferStatusJson(const EventBuffer& buffer) {
-  const BufferConfig config = buffer.config();
-  const eventbuffer::BufferStats stats = buffer.Stats();
-  std::string out = "{\"mode\":";
-  ebc::AppendJsonString(&out, eventbuffer::GrayModeName(config.mode));
-  out += fmt::format(",\"rolloutPercent\":{}", config.rollout_percent);
-  out += ",\"backends\":{";
-  for (std::size_t b = 0; b < eventbuffer::kBackendCount; ++b) {
-    if (b > 0) out += ",";
-    ebc::AppendJsonKey(&out, eventbuffer::BackendName(static_cast<eventbuffer::Backend>(b)));
-    out += "{\"objects\":" + std::to_string(stats.backend[b].objects) +
-           ",\"events\":" + std::to_string(stats.backend[b].events) +
-           ",\"bytes\":" + std::to_string(stats.backend[b].bytes) + "}";
-  }
-  out += "},\"appended\":" + std::to_string(stats.appended);
-  out += ",\"dedupHits\":" + std::to_string(stats.dedup_hits);
-  out += ",\"evictions\":" + std::to_string(stats.evictions);
-  out += ",\"recordBytes\":" + std::to_string(stats.record_bytes);
-  std::uint64_t total = 0;
-  out += ",\"mismatches\":{";
-  for (std::size_t k = 0; k < eventbuffer::kMismatchKindCount; ++k) {
-    ebc::AppendJsonKey(&out,
-                       eventbuffer::MismatchKindName(static_cast<eventbuffer::MismatchKind>(k)));
-    out += std::to_string(stats.mismatches[k]) + ",";
-    total += stats.mismatches[k];
-  }
-  out += "\"total\":" + std::to_string(total) + "}";
-  out += ",\"verifications\":{";
-  for (std::size_t r = 0; r < eventbuffer::kVerifyResultCount; ++r) {
-    if (r > 0) out += ",";
-    ebc::AppendJsonKey(&out,
-                       eventbuffer::VerifyResultName(static_cast<eventbuffer::VerifyResult>(r)));
-    out += std::to_string(stats.verifications[r]);
-  }
-  out += "}}";
-  return out;
-}
-
-std::string WatchStatusJson(const ebc::WatcherStatus& s) {
-  std::string out = "{\"state\":";
-  ebc::AppendJsonString(&out, ebc::WatchStateName(s.state));
-  out += ",\"synced\":";
-  out += s.synced ? "true" : "false";
-  out += ",\"resourceVersion\":";
-  ebc::AppendJsonString(&out, s.resource_version);
-  out += ",\"lists\":" + std::to_string(s.lists);
-  out += ",\"listRequests\":" + std::to_string(s.list_requests);
-  out += ",\"watchRequests\":" + std::to_string(s.watch_requests);
-  out += ",\"events\":" + std::to_string(s.events);
-  out += ",\"bookmarks\":" + std::to_string(s.bookmarks);
-  out += ",\"restarts\":" + std::to_string(s.restarts);
-  out += ",\"listDecodeFailures\":" + std::to_string(s.list_decode_failures);
-  out += ",\"watchDecodeFailures\":" + std::to_string(s.watch_decode_failures);
-  out += ",\"lastProgressUnixMs\":" + std::to_string(s.last_progress_unix_ms) + "}";
-  return out;
-}
-
 std::int64_t NowUnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
-// Resolves where the API server is: --kubeconfig, else in-cluster, else $KUBECONFIG.
-bool ResolveKubeConfig(const ebc::Options& options, ebc::KubeConfig* config, std::string* error) {
-  const ebc::GetEnv env = ebc::ProcessEnv();
-  if (!options.kubeconfig.empty()) return ebc::LoadKubeconfig(options.kubeconfig, config, error);
-  if (ebc::InClusterAvailable(env)) {
-    return ebc::LoadInClusterConfig(env, ebc::kServiceAccountDir, config, error);
-  }
-  if (auto path = env("KUBECONFIG"); path && !path->empty()) {
-    return ebc::LoadKubeconfig(*path, config, error);
-  }
-  *error = "no cluster: pass --kubeconfig PATH, set KUBECONFIG, or run in a pod";
-  return false;
+std::chrono::milliseconds Seconds(double s) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
+}
+
+// The limits every serving port shares.
+ebc::Server::Options ServingOptions(const ebc::Options& options, std::string name,
+                                    std::string bind_address) {
+  ebc::Server::Options o;
+  o.name = std::move(name);
+  o.bind_address = std::move(bind_address);
+  o.header_read_timeout = Seconds(options.header_timeout_seconds);
+  o.idle_timeout = Seconds(options.idle_timeout_seconds);
+  o.max_connections = options.max_connections;
+  o.max_requests_inflight = options.max_requests_inflight;
+  return o;
+}
+
+ebc::DelegatedAuthOptions AuthOptions(const ebc::Options& options) {
+  ebc::DelegatedAuthOptions a;
+  a.client_ca_file = options.client_ca_file;
+  a.requestheader_client_ca_file = options.requestheader_client_ca_file;
+  a.requestheader_allowed_names = options.requestheader_allowed_names;
+  a.requestheader_username_headers = options.requestheader_username_headers;
+  a.requestheader_group_headers = options.requestheader_group_headers;
+  a.requestheader_extra_headers_prefix = options.requestheader_extra_headers_prefix;
+  a.token_cache_ttl = options.authentication_token_webhook_cache_ttl;
+  a.token_cache_unauthenticated_ttl = options.authentication_token_webhook_cache_ttl;
+  a.authorization_allowed_ttl = options.authorization_webhook_cache_authorized_ttl;
+  a.authorization_denied_ttl = options.authorization_webhook_cache_unauthorized_ttl;
+  a.always_allow_paths = options.authorization_always_allow_paths;
+  return a;
 }
 
 }  // namespace
@@ -188,7 +140,7 @@ int main(int argc, char** argv) {
   }
 
   ebc::KubeConfig kube;
-  if (!ResolveKubeConfig(options, &kube, &error)) {
+  if (!ebc::ResolveKubeConfig(options.kubeconfig, ebc::ProcessEnv(), &kube, &error)) {
     spdlog::critical("{}", error);
     return 1;
   }
@@ -238,17 +190,6 @@ int main(int argc, char** argv) {
     config_watcher->Start();
   }
   metrics.StartPauseMonitor();
-  if (options.metrics_bind_address != "0") {
-    try {
-      // ":8080" means all interfaces; say so explicitly for the exposer.
-      std::string address = options.metrics_bind_address;
-      if (!address.empty() && address.front() == ':') address = "0.0.0.0" + address;
-      metrics.Serve(address);
-    } catch (const std::exception& e) {
-      spdlog::critical("cannot serve metrics on {}: {}", options.metrics_bind_address, e.what());
-      return 1;
-    }
-  }
 
   std::unique_ptr<ebc::TokenSource> token;
   if (!kube.token_file.empty()) {
@@ -260,31 +201,91 @@ int main(int argc, char** argv) {
   client_options.namespace_name = options.namespace_name;
   client_options.user_agent = std::string("kube-eventbuffer/") + KEB_VERSION;
   ebc::ApiClient client(kube, token.get(), client_options);
-  BufferSink sink(&buffer);
+  ebc::BufferSink sink(&buffer);
+  ebc::WatchMetrics watch_metrics(metrics.registry());
   ebc::Watcher::Options watcher_options;
   watcher_options.watch_timeout_margin_seconds = client_options.watch_timeout_margin_seconds;
-  ebc::WatchMetrics watch_metrics(metrics.registry());
   ebc::Watcher watcher(&client, &sink, &watch_metrics, watcher_options);
 
-  ebc::ReadApi::Hooks hooks;
-  hooks.objects = [&buffer] { return buffer.Objects(); };
-  hooks.read = [&buffer](std::string_view key) { return buffer.Read(key); };
-  hooks.buffer_status_json = [&buffer] { return BufferStatusJson(buffer); };
-  hooks.watch_status_json = [&watcher] { return WatchStatusJson(watcher.GetStatus()); };
-  hooks.healthy = [&watcher](std::string* why) {
-    if (watcher.Healthy(std::chrono::minutes(10))) return true;
-    *why = "no watch progress for 10 minutes";
-    return false;
-  };
-  hooks.ready = [&sink] { return sink.synced(); };
-  ebc::ReadApi api(hooks);
-  ebc::HttpServer server(options.health_probe_bind_address, &api);
-  if (!server.Start(&error)) {
-    spdlog::critical("{}", error);
-    return 1;
+  // Delegated authentication and authorization (TokenReview, SubjectAccessReview) for the
+  // secure port and, with --metrics-secure, the metrics port.
+  const bool serve_api = options.secure_port != 0;
+  const bool serve_metrics = options.metrics_bind_address != "0";
+  ebc::KubeReviewClient review_client(kube, token.get(), {.user_agent = client_options.user_agent});
+  std::unique_ptr<ebc::DelegatingAuth> auth;
+  if (serve_api || (serve_metrics && options.metrics_secure)) {
+    ebc::DelegatedAuthOptions auth_options = AuthOptions(options);
+    if (!options.authentication_skip_lookup) {
+      const ebc::ConfigMapLoadResult cm =
+          ebc::LoadAuthenticationConfigMap(&review_client, &auth_options);
+      if (cm.loaded) {
+        spdlog::info("authentication: read kube-system/extension-apiserver-authentication ({})",
+                     fmt::join(cm.filled, ", "));
+      }
+    }
+    auth = ebc::DelegatingAuth::Create(auth_options, &review_client, &error);
+    if (!auth) {
+      spdlog::critical("authentication: {}", error);
+      return 1;
+    }
   }
-  spdlog::info("serving probes and the read API on {}, metrics on {}",
-               options.health_probe_bind_address, options.metrics_bind_address);
+
+  ebc::EventsApi api({.list = [&buffer](const eventbuffer::EventQuery& q) { return buffer.List(q); },
+                      .find = [&buffer](std::string_view ns, std::string_view name,
+                                        std::string_view rv) { return buffer.Find(ns, name, rv); },
+                      .now_unix_ms = {}});
+  ebc::Probes probes({.live =
+                          [&watcher](std::string* why) {
+                            if (watcher.Healthy(std::chrono::minutes(10))) return true;
+                            *why = "no watch progress for 10 minutes";
+                            return false;
+                          },
+                      .ready = [&sink] { return sink.synced(); }});
+
+  // The serving ports, each a Server with threads of its own: probes never wait behind reads.
+  std::unique_ptr<ebc::Server> secure, metrics_server;
+  ebc::Server::Options probe_options =
+      ServingOptions(options, "probe", options.health_probe_bind_address);
+  probe_options.worker_threads = 1;
+  ebc::Server probe_server(probe_options, [&probes](const ebc::HttpRequest& r,
+                                                    ebc::ResponseWriter& w) { probes.Handle(r, w); });
+  if (serve_api) {
+    ebc::Server::Options o =
+        ServingOptions(options, "secure",
+                       (options.bind_address.find(':') != std::string::npos
+                            ? "[" + options.bind_address + "]"
+                            : options.bind_address) +
+                           ":" + std::to_string(options.secure_port));
+    o.tls = true;
+    o.tls_cert_file = options.tls_cert_file;
+    o.tls_private_key_file = options.tls_private_key_file;
+    secure = std::make_unique<ebc::Server>(o, ebc::SecureApiHandler(auth.get(), &api));
+  }
+  if (serve_metrics) {
+    ebc::Server::Options o = ServingOptions(options, "metrics", options.metrics_bind_address);
+    o.worker_threads = 1;
+    o.tls = options.metrics_secure;
+    o.tls_cert_file = options.tls_cert_file;
+    o.tls_private_key_file = options.tls_private_key_file;
+    metrics_server = std::make_unique<ebc::Server>(
+        o, ebc::MetricsHandler(options.metrics_secure ? auth.get() : nullptr,
+                               [&metrics] { return metrics.Render(); }));
+  }
+  metrics.AddCollector([&] {
+    return ebc::CollectServingMetrics(
+        {{"probe", &probe_server}, {"secure", secure.get()}, {"metrics", metrics_server.get()}});
+  });
+  for (ebc::Server* server : {&probe_server, secure.get(), metrics_server.get()}) {
+    if (server != nullptr && !server->Start(&error)) {
+      spdlog::critical("{}", error);
+      return 1;
+    }
+  }
+  spdlog::info("serving probes on {} (http), the eventbuffer.dev API on {}, metrics on {} ({})",
+               options.health_probe_bind_address,
+               serve_api ? ":" + std::to_string(secure->port()) + " (https)" : "off",
+               serve_metrics ? options.metrics_bind_address : "off",
+               options.metrics_secure ? "https, authenticated" : "http");
 
   std::thread watch_thread([&watcher] { watcher.Run(); });
 
@@ -310,17 +311,20 @@ int main(int argc, char** argv) {
       if (config_watcher) config_watcher->ReloadNow();
       continue;
     }
-    spdlog::info("{}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      spdlog::info("{}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     break;
   }
 
   const auto shutdown_start = std::chrono::steady_clock::now();
+  probes.BeginShutdown();
   watcher.Stop();
   watch_thread.join();
   maintenance.Stop();
   if (config_watcher) config_watcher->Stop();
   mismatch_logger.Flush();
-  server.Stop();
+  for (ebc::Server* server : {secure.get(), metrics_server.get(), &probe_server}) {
+    if (server != nullptr) server->Stop();
+  }
   const auto ws = watcher.GetStatus();
   const auto stats = buffer.Stats();
   spdlog::info(

@@ -1,5 +1,6 @@
 // Small helpers for building prometheus::MetricFamily values by hand, for the families that
-// are computed at scrape rather than kept in a prometheus::Registry. Internal to metrics/.
+// are computed at scrape rather than kept in a prometheus::Registry (metrics/ and the
+// controller's Metrics::AddCollector collectors).
 #pragma once
 
 #include <string>

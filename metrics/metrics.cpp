@@ -47,8 +47,19 @@ int Metrics::port() const {
   return ports.empty() ? 0 : ports.front();
 }
 
+void Metrics::AddCollector(Collector collector) {
+  std::lock_guard<std::mutex> lock(collectors_mu_);
+  collectors_.push_back(std::move(collector));
+}
+
 std::vector<prometheus::MetricFamily> Metrics::Collect() const {
   std::vector<prometheus::MetricFamily> out = registry_->Collect();
+  {
+    std::lock_guard<std::mutex> lock(collectors_mu_);
+    for (const Collector& c : collectors_) {
+      for (auto& f : c()) out.push_back(std::move(f));
+    }
+  }
   for (auto& f : buffer_->Collect()) out.push_back(std::move(f));
   for (auto& f : pause_.Collect()) out.push_back(std::move(f));
   if (options_.process_metrics) {

@@ -17,7 +17,9 @@
 // thread; the observers and Collect/Render are safe from any thread.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -53,6 +55,12 @@ class Metrics {
   PauseMonitor& pause_monitor() { return pause_; }
   prometheus::Registry& registry() { return *registry_; }
 
+  // Families computed at every scrape by code outside metrics/ (the serving ports and
+  // authentication in the controller). A collector must be thread-safe and must stay
+  // callable until the Metrics is destroyed or no scrape can run any more.
+  using Collector = std::function<std::vector<prometheus::MetricFamily>()>;
+  void AddCollector(Collector collector);
+
   // Starts the process pause meter thread (PauseMonitor::Start).
   void StartPauseMonitor() { pause_.Start(); }
 
@@ -75,6 +83,8 @@ class Metrics {
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<BufferMetrics> buffer_;
   PauseMonitor pause_;
+  mutable std::mutex collectors_mu_;  // guards collectors_
+  std::vector<Collector> collectors_;
   std::shared_ptr<Scrape> scrape_;
   std::unique_ptr<prometheus::Exposer> exposer_;
 };

@@ -216,4 +216,15 @@ bool DecodeBase64(const std::string& in, std::string* out) {
   return pad <= 2 && bits < 6;
 }
 
+bool ResolveKubeConfig(const std::string& kubeconfig_flag, const GetEnv& env, KubeConfig* out,
+                       std::string* error) {
+  if (!kubeconfig_flag.empty()) return LoadKubeconfig(kubeconfig_flag, out, error);
+  if (InClusterAvailable(env)) return LoadInClusterConfig(env, kServiceAccountDir, out, error);
+  if (auto path = env("KUBECONFIG"); path && !path->empty()) {
+    return LoadKubeconfig(*path, out, error);
+  }
+  *error = "no cluster: pass --kubeconfig PATH, set KUBECONFIG, or run in a pod";
+  return false;
+}
+
 }  // namespace eventbuffer::controller

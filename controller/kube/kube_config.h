@@ -51,6 +51,12 @@ bool LoadInClusterConfig(const GetEnv& env, const std::string& sa_dir, KubeConfi
 // (naming the file and the missing or bad entry) when it cannot be used.
 bool LoadKubeconfig(const std::string& path, KubeConfig* out, std::string* error);
 
+// Where the API server is, in the order client tools use: the kubeconfig at
+// `kubeconfig_flag` when given, else the in-cluster config, else $KUBECONFIG. False, with
+// *error, when none is there or the one chosen does not load.
+bool ResolveKubeConfig(const std::string& kubeconfig_flag, const GetEnv& env, KubeConfig* out,
+                       std::string* error);
+
 // Decodes standard base64 (whitespace ignored). Returns false on invalid input.
 bool DecodeBase64(const std::string& in, std::string* out);
 

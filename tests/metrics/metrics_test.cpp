@@ -1,4 +1,5 @@
 #include "metrics/metrics.h"
+#include "metrics/family_util.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -71,6 +72,20 @@ TEST(MetricsTest, ServesEveryFamilyOnLoopback) {
   }
   EXPECT_NE(resp.find("eventbuffer_build_info{version=\"9.9.9\",revision=\"abc123\""),
             std::string::npos);
+}
+
+TEST(MetricsTest, AddedCollectorsAreInEveryScrape) {
+  Metrics m;
+  int calls = 0;
+  m.AddCollector([&calls] {
+    ++calls;
+    auto f = internal::MakeFamily("eventbuffer_test_collected", "A test family.",
+                                  prometheus::MetricType::Gauge);
+    f.metric.push_back(internal::MakeGauge(calls));
+    return std::vector<prometheus::MetricFamily>{f};
+  });
+  EXPECT_NE(m.Render().find("eventbuffer_test_collected 1"), std::string::npos);
+  EXPECT_NE(m.Render().find("eventbuffer_test_collected 2"), std::string::npos);
 }
 
 TEST(MetricsTest, EveryFamilyHasOneHelpAndOneTypeLine) {

@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include "controller/serving/http_server.h"
 
 namespace eventbuffer::controller {
 namespace {
@@ -109,20 +108,6 @@ TEST(OptionsTest, RejectsBadSecureServingValues) {
   EXPECT_FALSE(ParseOptions({"--authorization-webhook-cache-authorized-ttl=-1s"}, &o, &error));
   EXPECT_FALSE(ParseOptions({"--max-requests-inflight=0"}, &o, &error));
   EXPECT_FALSE(ParseOptions({"--header-timeout-seconds=0"}, &o, &error));
-}
-
-TEST(BindAddressTest, ParsesHostPortForms) {
-  std::string host, error;
-  int port = 0;
-  ASSERT_TRUE(ParseBindAddress(":8081", &host, &port, &error));
-  EXPECT_EQ(host, "0.0.0.0");
-  EXPECT_EQ(port, 8081);
-  ASSERT_TRUE(ParseBindAddress("127.0.0.1:9", &host, &port, &error));
-  EXPECT_EQ(host, "127.0.0.1");
-  EXPECT_EQ(port, 9);
-  EXPECT_FALSE(ParseBindAddress("8081", &host, &port, &error));
-  EXPECT_FALSE(ParseBindAddress(":99999", &host, &port, &error));
-  EXPECT_FALSE(ParseBindAddress(":80x", &host, &port, &error));
 }
 
 }  // namespace

@@ -1,0 +1,29 @@
+// The handlers of the two authenticated serving ports, composed from their parts:
+//
+//   secure port (--secure-port, TLS): DelegatingAuth::Check, then the eventbuffer.dev API
+//       (EventsApi). A refused request gets the 401/403 Status of the check; nothing of the
+//       buffer is read for it.
+//   metrics port (--metrics-bind-address): with --metrics-secure, DelegatingAuth::Check
+//       (non-resource "get /metrics") first; then GET /metrics answers the text exposition
+//       format and any other path 404. Without --metrics-secure (auth null) it is open.
+//
+// Thread safety: the handlers run on the servers' worker threads, many at once; the parts
+// they call are thread-safe and must outlive the servers.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "controller/serving/api/events_api.h"
+#include "controller/serving/auth/delegating_auth.h"
+#include "controller/serving/server.h"
+
+namespace eventbuffer::controller {
+
+// REQUIRES: auth and api are not null.
+Server::Handler SecureApiHandler(DelegatingAuth* auth, const EventsApi* api);
+
+// auth null: no authentication (plain metrics). render returns the exposition text.
+Server::Handler MetricsHandler(DelegatingAuth* auth, std::function<std::string()> render);
+
+}  // namespace eventbuffer::controller
