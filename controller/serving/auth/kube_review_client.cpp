@@ -3,10 +3,6 @@
 #include <cpprest/containerstream.h>
 #include <cpprest/http_client.h>
 
-#include <condition_variable>
-#include <mutex>
-#include <thread>
-
 #include "controller/api_client.h"
 
 namespace eventbuffer::controller {
@@ -41,19 +37,9 @@ struct KubeReviewClient::Impl {
     if (!bearer.empty()) request.headers().add("Authorization", "Bearer " + bearer);
     if (body != nullptr) request.set_body(*body, "application/json");
 
-    // The deadline covers the whole exchange, also a server that trickles bytes (which
-    // keeps resetting cpprestsdk's per-operation timer).
-    pplx::cancellation_token_source cancel;
-    std::mutex mu;
-    std::condition_variable done_cv;
-    bool done = false;
-    std::thread deadline([&] {
-      std::unique_lock<std::mutex> lock(mu);
-      if (!done_cv.wait_for(lock, options.timeout, [&] { return done; })) cancel.cancel();
-    });
     ReviewResponse result;
     try {
-      http::http_response response = http_client->request(request, cancel.get_token()).get();
+      http::http_response response = http_client->request(request).get();
       concurrency::streams::container_buffer<std::string> buffer;
       response.body().read_to_end(buffer).get();
       result.http_status = response.status_code();
@@ -61,14 +47,8 @@ struct KubeReviewClient::Impl {
     } catch (const std::exception& e) {
       result.http_status = 0;
       result.body.clear();
-      result.error = cancel.get_token().is_canceled() ? "timeout" : e.what();
+      result.error = e.what();
     }
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      done = true;
-    }
-    done_cv.notify_all();
-    deadline.join();
     return result;
   }
 };

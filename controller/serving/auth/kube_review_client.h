@@ -4,10 +4,10 @@
 // invalidated and, when it comes from a file (it may have rotated), the request is sent
 // once more, as ApiClient does.
 //
-// Every request has a timeout (`Options::timeout`): cpprestsdk's per-operation timer plus a
-// cancellation at the deadline, so a hanging API server answers {0, ..., "timeout"} in
-// bounded time. DelegatingAuth additionally wraps every ReviewClient in a
-// DeadlineReviewClient.
+// Every request has a timeout (`Options::timeout`, cpprestsdk's timer for each send and
+// receive), so an API server that does not answer gives {0, "", error} in bounded time. A
+// server that trickles bytes can restart that timer; DelegatingAuth therefore wraps every
+// ReviewClient in a DeadlineReviewClient, which bounds the whole call.
 //
 // The request bodies (which hold the tokens under review) are never logged.
 //

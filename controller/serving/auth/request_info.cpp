@@ -60,15 +60,19 @@ std::vector<std::string> SplitPath(const std::string& path) {
   return parts;
 }
 
+std::string Lower(std::string_view s) {
+  std::string lower(s);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower;
+}
+
 std::string VerbForMethod(std::string_view method) {
   if (method == "GET" || method == "HEAD") return "get";
   if (method == "POST") return "create";
   if (method == "PUT") return "update";
   if (method == "PATCH") return "patch";
   if (method == "DELETE") return "delete";
-  std::string lower(method);
-  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return lower;
+  return Lower(method);
 }
 
 }  // namespace
@@ -96,8 +100,9 @@ RequestAttributes ParseRequestAttributes(std::string_view method, std::string_vi
   RequestAttributes attrs;
   attrs.path = PercentDecode(path);
   const std::string method_verb = VerbForMethod(method);
-  // Non-resource unless the path has the API shape below.
-  attrs.verb = method_verb == "get" ? "get" : method_verb;
+  // Non-resource unless the path has the API shape below: the method lower-cased, as k8s,
+  // except that HEAD is a get (a GET without the body).
+  attrs.verb = method_verb == "get" ? "get" : Lower(method);
 
   std::vector<std::string> parts = SplitPath(attrs.path);
   std::size_t at = 0;

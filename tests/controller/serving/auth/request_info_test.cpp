@@ -103,7 +103,7 @@ TEST(RequestInfoTest, OtherMethodsMapToWriteVerbs) {
   EXPECT_EQ(ParseRequestAttributes("DELETE", kNsEvents, "").verb, "deletecollection");
   EXPECT_EQ(ParseRequestAttributes("DELETE", std::string(kNsEvents) + "/e", "").verb, "delete");
   EXPECT_EQ(ParseRequestAttributes("PUT", std::string(kNsEvents) + "/e", "").verb, "update");
-  EXPECT_EQ(ParseRequestAttributes("POST", "/metrics", ""), NonResource("/metrics", "create"));
+  EXPECT_EQ(ParseRequestAttributes("POST", "/metrics", ""), NonResource("/metrics", "post"));
 }
 
 TEST(RequestInfoTest, PathIsPercentDecodedBeforeSplitting) {
