@@ -23,9 +23,24 @@ namespace client = web::http::client;
 
 namespace {
 
-// Builds an X509 store holding exactly the certificates of `pem` (the cluster CA bundle).
-// Returns null when no certificate parses.
-X509_STORE* StoreFromPem(const std::string& pem) {
+double RetryAfterSeconds(const http::http_headers& headers) {
+  auto it = headers.find("Retry-After");
+  if (it == headers.end()) return -1;
+  char* end = nullptr;
+  const double v = std::strtod(it->second.c_str(), &end);
+  if (end == it->second.c_str() || v < 0) return -1;  // an HTTP-date: not used by kube
+  return v;
+}
+
+std::string ReadAll(const http::http_response& response) {
+  concurrency::streams::container_buffer<std::string> buffer;
+  response.body().read_to_end(buffer).get();
+  return std::move(buffer.collection());
+}
+
+}  // namespace
+
+X509_STORE* X509StoreFromPem(const std::string& pem) {
   BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
   if (bio == nullptr) return nullptr;
   X509_STORE* store = X509_STORE_new();
@@ -43,22 +58,20 @@ X509_STORE* StoreFromPem(const std::string& pem) {
   return store;
 }
 
-double RetryAfterSeconds(const http::http_headers& headers) {
-  auto it = headers.find("Retry-After");
-  if (it == headers.end()) return -1;
-  char* end = nullptr;
-  const double v = std::strtod(it->second.c_str(), &end);
-  if (end == it->second.c_str() || v < 0) return -1;  // an HTTP-date: not used by kube
-  return v;
+void ApplyClusterTls(const KubeConfig& config, client::http_client_config* cfg) {
+  cfg->set_validate_certificates(!config.insecure_skip_tls_verify);
+  if (config.insecure_skip_tls_verify || config.ca_pem.empty()) return;
+  const std::string pem = config.ca_pem;
+  cfg->set_ssl_context_callback([pem](boost::asio::ssl::context& ctx) {
+    // Replace the store (which holds the system CAs) by one with the cluster CA only.
+    X509_STORE* store = X509StoreFromPem(pem);
+    if (store == nullptr) {
+      store = X509_STORE_new();  // trust nothing rather than the system store
+      spdlog::error("cluster CA does not contain a parsable certificate");
+    }
+    SSL_CTX_set_cert_store(ctx.native_handle(), store);
+  });
 }
-
-std::string ReadAll(const http::http_response& response) {
-  concurrency::streams::container_buffer<std::string> buffer;
-  response.body().read_to_end(buffer).get();
-  return std::move(buffer.collection());
-}
-
-}  // namespace
 
 void InitializeHttpThreads(std::size_t threads) {
   static std::once_flag once;
@@ -81,19 +94,7 @@ struct ApiClient::Impl {
   client::http_client_config MakeConfig(int timeout_seconds) const {
     client::http_client_config cfg;
     cfg.set_timeout(std::chrono::seconds(timeout_seconds));
-    cfg.set_validate_certificates(!config.insecure_skip_tls_verify);
-    if (!config.insecure_skip_tls_verify && !config.ca_pem.empty()) {
-      const std::string pem = config.ca_pem;
-      cfg.set_ssl_context_callback([pem](boost::asio::ssl::context& ctx) {
-        // Replace the store (which holds the system CAs) by one with the cluster CA only.
-        X509_STORE* store = StoreFromPem(pem);
-        if (store == nullptr) {
-          store = X509_STORE_new();  // trust nothing rather than the system store
-          spdlog::error("cluster CA does not contain a parsable certificate");
-        }
-        SSL_CTX_set_cert_store(ctx.native_handle(), store);
-      });
-    }
+    ApplyClusterTls(config, &cfg);
     return cfg;
   }
 

@@ -19,12 +19,18 @@
 // safe to call concurrently; Cancel() may be called from any thread.
 #pragma once
 
+#include <openssl/types.h>
+
 #include <memory>
 #include <string>
 
 #include "controller/kube/kube_config.h"
 #include "controller/kube/lister_watcher.h"
 #include "controller/kube/token_source.h"
+
+namespace web::http::client {
+class http_client_config;
+}
 
 namespace eventbuffer::controller {
 
@@ -67,5 +73,14 @@ class ApiClient final : public ListerWatcher {
 // request or listener (it starts 40 threads otherwise). Idempotent: later calls are
 // ignored.
 void InitializeHttpThreads(std::size_t threads);
+
+// The TLS trust of every client of the API server: with `config`'s CA (never the system
+// store), or without verification when insecure_skip_tls_verify. Used by ApiClient and by
+// KubeReviewClient (controller/serving/auth/kube_review_client.h).
+void ApplyClusterTls(const KubeConfig& config, web::http::client::http_client_config* cfg);
+
+// A new X509 store holding exactly the certificates of `pem` (owned by the caller), or null
+// when no certificate parses.
+X509_STORE* X509StoreFromPem(const std::string& pem);
 
 }  // namespace eventbuffer::controller
