@@ -2,9 +2,9 @@
 // metrics -> API client and Watcher (watch thread) -> delegated auth and the serving ports
 // (the eventbuffer.dev API, metrics, probes) -> maintenance thread -> wait for SIGTERM/SIGINT
 // (SIGHUP reloads the configuration) -> orderly shutdown with a final stats line.
+#include <fmt/ranges.h>
 #include <pthread.h>
 #include <signal.h>
-#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -230,10 +230,11 @@ int main(int argc, char** argv) {
     }
   }
 
-  ebc::EventsApi api({.list = [&buffer](const eventbuffer::EventQuery& q) { return buffer.List(q); },
-                      .find = [&buffer](std::string_view ns, std::string_view name,
-                                        std::string_view rv) { return buffer.Find(ns, name, rv); },
-                      .now_unix_ms = {}});
+  ebc::EventsApi api(
+      {.list = [&buffer](const eventbuffer::EventQuery& q) { return buffer.List(q); },
+       .find = [&buffer](std::string_view ns, std::string_view name,
+                         std::string_view rv) { return buffer.Find(ns, name, rv); },
+       .now_unix_ms = {}});
   ebc::Probes probes({.live =
                           [&watcher](std::string* why) {
                             if (watcher.Healthy(std::chrono::minutes(10))) return true;
@@ -247,15 +248,15 @@ int main(int argc, char** argv) {
   ebc::Server::Options probe_options =
       ServingOptions(options, "probe", options.health_probe_bind_address);
   probe_options.worker_threads = 1;
-  ebc::Server probe_server(probe_options, [&probes](const ebc::HttpRequest& r,
-                                                    ebc::ResponseWriter& w) { probes.Handle(r, w); });
+  ebc::Server probe_server(
+      probe_options,
+      [&probes](const ebc::HttpRequest& r, ebc::ResponseWriter& w) { probes.Handle(r, w); });
   if (serve_api) {
-    ebc::Server::Options o =
-        ServingOptions(options, "secure",
-                       (options.bind_address.find(':') != std::string::npos
-                            ? "[" + options.bind_address + "]"
-                            : options.bind_address) +
-                           ":" + std::to_string(options.secure_port));
+    ebc::Server::Options o = ServingOptions(
+        options, "secure",
+        (options.bind_address.find(':') != std::string::npos ? "[" + options.bind_address + "]"
+                                                             : options.bind_address) +
+            ":" + std::to_string(options.secure_port));
     o.tls = true;
     o.tls_cert_file = options.tls_cert_file;
     o.tls_private_key_file = options.tls_private_key_file;
@@ -272,8 +273,12 @@ int main(int argc, char** argv) {
                                [&metrics] { return metrics.Render(); }));
   }
   metrics.AddCollector([&] {
-    return ebc::CollectServingMetrics(
+    auto families = ebc::CollectServingMetrics(
         {{"probe", &probe_server}, {"secure", secure.get()}, {"metrics", metrics_server.get()}});
+    if (auth) {
+      for (auto& f : ebc::CollectAuthMetrics(auth->Stats())) families.push_back(std::move(f));
+    }
+    return families;
   });
   for (ebc::Server* server : {&probe_server, secure.get(), metrics_server.get()}) {
     if (server != nullptr && !server->Start(&error)) {
@@ -311,7 +316,7 @@ int main(int argc, char** argv) {
       if (config_watcher) config_watcher->ReloadNow();
       continue;
     }
-      spdlog::info("{}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    spdlog::info("{}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     break;
   }
 

@@ -1,6 +1,7 @@
 #include "controller/serving/serving_metrics.h"
 
 #include <cstdint>
+#include <tuple>
 
 #include "metrics/family_util.h"
 
@@ -65,6 +66,46 @@ std::vector<prometheus::MetricFamily> CollectServingMetrics(
   }
   return {std::move(open),     std::move(inflight),  std::move(accepted),
           std::move(rejected), std::move(responses), std::move(reloads)};
+}
+
+std::vector<prometheus::MetricFamily> CollectAuthMetrics(const AuthStats& s) {
+  const auto d = [](std::uint64_t v) { return static_cast<double>(v); };
+  auto authn = MakeFamily("eventbuffer_authentication_total",
+                          "Requests by authentication method and result.", MetricType::Counter);
+  const std::tuple<const char*, const char*, std::uint64_t> methods[] = {
+      {"frontproxy", "success", s.frontproxy_success},
+      {"frontproxy", "failure", s.frontproxy_failure},
+      {"x509", "success", s.x509_success},
+      {"x509", "failure", s.x509_failure},
+      {"token", "success", s.token_success},
+      {"token", "failure", s.token_failure},
+      {"none", "unauthenticated", s.unauthenticated}};
+  for (const auto& [method, result, v] : methods) {
+    authn.metric.push_back(MakeCounter(d(v), {{"method", method}, {"result", result}}));
+  }
+  auto authz =
+      MakeFamily("eventbuffer_authorization_total",
+                 "Authorization decisions (denied includes failed reviews).", MetricType::Counter);
+  authz.metric.push_back(MakeCounter(d(s.allowed), {{"decision", "allowed"}}));
+  authz.metric.push_back(MakeCounter(d(s.denied), {{"decision", "denied"}}));
+  authz.metric.push_back(MakeCounter(d(s.always_allowed), {{"decision", "always_allowed"}}));
+  auto cache = MakeFamily("eventbuffer_auth_cache_total",
+                          "TokenReview and SubjectAccessReview cache lookups by result.",
+                          MetricType::Counter);
+  const std::tuple<const char*, const char*, std::uint64_t> lookups[] = {
+      {"token", "hit", s.token_cache_hits},        {"token", "coalesced", s.token_cache_coalesced},
+      {"token", "miss", s.token_cache_misses},     {"sar", "hit", s.sar_cache_hits},
+      {"sar", "coalesced", s.sar_cache_coalesced}, {"sar", "miss", s.sar_cache_misses}};
+  for (const auto& [c, result, v] : lookups) {
+    cache.metric.push_back(MakeCounter(d(v), {{"cache", c}, {"result", result}}));
+  }
+  auto errors = MakeFamily("eventbuffer_auth_review_errors_total",
+                           "Reviews that failed (no answer, error status, bad body): the "
+                           "request was refused (fail closed).",
+                           MetricType::Counter);
+  errors.metric.push_back(MakeCounter(d(s.token_review_errors), {{"review", "tokenreview"}}));
+  errors.metric.push_back(MakeCounter(d(s.sar_errors), {{"review", "subjectaccessreview"}}));
+  return {std::move(authn), std::move(authz), std::move(cache), std::move(errors)};
 }
 
 }  // namespace eventbuffer::controller

@@ -8,7 +8,15 @@
 //       bad_request (400), header_timeout, idle_timeout, write_timeout, tls_handshake
 //   eventbuffer_http_responses_total{port,code}           counter by class: 2xx, 4xx, 5xx...
 //   eventbuffer_http_tls_reloads_total{port,result}       counter: success, failure
-// `port` is the Server's name: secure, metrics or probe.
+// `port` is the Server's name: secure, metrics or probe. And delegated auth (AuthStats):
+//   eventbuffer_authentication_total{method,result}       counter: method frontproxy, x509,
+//       token with result success|failure; method none, result unauthenticated (401)
+//   eventbuffer_authorization_total{decision}             counter: allowed, denied (403),
+//       always_allowed (paths served without authn/authz)
+//   eventbuffer_auth_cache_total{cache,result}            counter: cache token|sar, result
+//       hit, coalesced (shared a running review), miss (asked the API server)
+//   eventbuffer_auth_review_errors_total{review}          counter: tokenreview,
+//       subjectaccessreview — failed reviews (fail closed: answered 401/403)
 //
 // Thread safety: Collect may run on any thread; the servers must outlive the scrapes.
 #pragma once
@@ -19,6 +27,7 @@
 
 #include <prometheus/metric_family.h>
 
+#include "controller/serving/auth/auth_stats.h"
 #include "controller/serving/server.h"
 
 namespace eventbuffer::controller {
@@ -26,5 +35,8 @@ namespace eventbuffer::controller {
 // The families of the given servers (name, server); null servers are skipped.
 std::vector<prometheus::MetricFamily> CollectServingMetrics(
     const std::vector<std::pair<std::string, const Server*>>& servers);
+
+// The families of delegated authentication and authorization.
+std::vector<prometheus::MetricFamily> CollectAuthMetrics(const AuthStats& stats);
 
 }  // namespace eventbuffer::controller

@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-#include "eventbuffer/rate_limiter.h"
+#include "controller/rate_limiter.h"
 
 namespace eventbuffer::controller {
 

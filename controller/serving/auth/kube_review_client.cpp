@@ -3,7 +3,7 @@
 #include <cpprest/containerstream.h>
 #include <cpprest/http_client.h>
 
-#include "controller/api_client.h"
+#include "controller/kube/api_client.h"
 
 namespace eventbuffer::controller {
 

@@ -19,9 +19,9 @@
 #include <string>
 #include <string_view>
 
-#include "controller/kube_config.h"
+#include "controller/kube/kube_config.h"
 #include "controller/serving/auth/review_client.h"
-#include "controller/token_source.h"
+#include "controller/kube/token_source.h"
 
 namespace eventbuffer::controller {
 

@@ -5,7 +5,7 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
-#include "controller/api_client.h"
+#include "controller/kube/api_client.h"
 
 namespace eventbuffer::controller {
 

@@ -11,7 +11,7 @@
 #include <mutex>
 #include <thread>
 
-#include "controller/api_client.h"
+#include "controller/kube/api_client.h"
 #include "controller/serving/auth/kube_review_client.h"
 #include "tests/controller/serving/auth/fake_review_client.h"
 
