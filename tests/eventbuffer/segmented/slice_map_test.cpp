@@ -1,8 +1,8 @@
 // SegmentedSliceMap specifics: the index under hash collisions and deep tries, stall
 // reporting, and the reclamation scheme (nothing a reader can see is destroyed).
 // The contract shared with MutexSliceMap is in slice_map_contract_test.cpp, concurrency in
-// slice_map_concurrency_test.cpp. The segment pool (segmented_pool.h) is tested at the end.
-#include "eventbuffer/segmented_slice_map.h"
+// slice_map_concurrency_test.cpp.
+#include "eventbuffer/segmented/slice_map.h"
 
 #include <gtest/gtest.h>
 
@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "eventbuffer/append_stats.h"
-#include "eventbuffer/segmented_pool.h"
+#include "eventbuffer/segmented/pool.h"
 
 namespace eventbuffer {
 namespace {

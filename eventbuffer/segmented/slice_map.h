@@ -87,7 +87,7 @@
 //   Retention advances head (readers skip dropped slots from then on), unlinks fully
 //   dropped segments from the chain, and hands them and the dropped slots of a partly
 //   dropped segment to EpochDomain::Retire. A retired item runs only once every thread that
-//   was inside a critical section at retirement has left it (segmented_epoch.h), i.e. once
+//   was inside a critical section at retirement has left it (epoch.h), i.e. once
 //   no reader that could have loaded the old head or segment pointer is still running.
 //   Dropped values are destroyed then (shared_ptr counts fall) and whole segments freed.
 //   Reclamation runs at the end of each DropFront/DropFrontWhile/EraseIfEmpty and in
@@ -113,8 +113,8 @@
 #include <vector>
 
 #include "eventbuffer/append_stats.h"
-#include "eventbuffer/segmented_epoch.h"
-#include "eventbuffer/segmented_pool.h"
+#include "eventbuffer/segmented/epoch.h"
+#include "eventbuffer/segmented/pool.h"
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -211,7 +211,7 @@ class SegmentedSliceMap {
     // Replaces the built-in key hash (HashKey); tests use a weak hash to force collisions.
     std::uint64_t (*hash)(std::string_view) = nullptr;
     // Whether a thread that keeps appending takes its segment memory in 2 MiB chunks faulted
-    // in ahead by a background thread (segmented_chunks.h). false: small chunks only, no
+    // in ahead by a background thread (chunks.h). false: small chunks only, no
     // background thread, at the cost of page faults on the appending threads.
     bool large_chunks = true;
   };
@@ -505,7 +505,7 @@ class SegmentedSliceMap {
   }
 
   Segment* NewSegment(std::uint64_t base, std::uint32_t cap, const EpochRecord* rec) {
-    // From the map's pool (pre-faulted memory, see segmented_pool.h). Not zeroed: slots are
+    // From the map's pool (pre-faulted memory, see pool.h). Not zeroed: slots are
     // constructed one by one when claimed.
     void* mem = pool_.Allocate(ClassOf(cap), rec->id);
     // The tail pointer's tag needs the top 16 bits (see TagTail).
@@ -653,7 +653,7 @@ class SegmentedSliceMap {
   mutable std::atomic<std::int64_t> freed_bytes_{0};
   // Retention and erasure of one key are serialized by drop_mu_[hash % kDropLocks].
   std::mutex drop_mu_[kDropLocks];
-  // Segment memory (pre-faulted chunks, per-thread free lists); see segmented_pool.h.
+  // Segment memory (pre-faulted chunks, per-thread free lists); see pool.h.
   Pool pool_;
 };
 

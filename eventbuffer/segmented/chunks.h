@@ -1,7 +1,7 @@
 // ChunkReserve: large segment chunks, faulted in ahead of use by one background thread.
 //
 // Why: a map that grows fast writes tens of MB of fresh memory. Faulting it in 4 KiB at a
-// time (segmented_pool.h's small chunks) costs ~1-3 us per page on a VM, which is a fifth
+// time (pool.h's small chunks) costs ~1-3 us per page on a VM, which is a fifth
 // of the cost of an append on hot keys, and it stays on the appending thread. A chunk of
 // 2 MiB aligned to 2 MiB and marked MADV_HUGEPAGE is faulted in as one transparent huge
 // page where the kernel allows it (one fault instead of 512, and one TLB entry instead of
