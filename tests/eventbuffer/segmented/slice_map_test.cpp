@@ -1,82 +1,26 @@
-// SegmentedSliceMap specifics: the index under hash collisions and deep tries, stall
-// reporting, and the reclamation scheme (nothing a reader can see is destroyed).
-// The contract shared with MutexSliceMap is in slice_map_contract_test.cpp, concurrency in
-// slice_map_concurrency_test.cpp.
+// SegmentedSliceMap specifics: stall reporting, an append in flight across segment
+// switches, and the reclamation scheme (nothing a reader can see is destroyed). The index
+// is tested in index_test.cpp, the key hash in key_hash_test.cpp, the pool in
+// pool_test.cpp; the contract shared with MutexSliceMap in ../slice_map_contract_test.cpp,
+// concurrency in ../slice_map_concurrency_test.cpp.
 #include "eventbuffer/segmented/slice_map.h"
 
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <atomic>
-#include <cstdint>
-#include <cstring>
+#include <cstddef>
 #include <memory>
-#include <mutex>
-#include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "eventbuffer/append_stats.h"
-#include "eventbuffer/segmented/pool.h"
 
 namespace eventbuffer {
 namespace {
 
 using Map = SegmentedSliceMap<int>;
-
-// Every key with the same length has the same 64-bit hash.
-std::uint64_t LengthHash(std::string_view k) { return k.size(); }
-
-TEST(SegmentedSliceMapTest, KeysWithEqualHashesStayDistinct) {
-  Map m(Map::Options{.root_bits = 4, .hash = &LengthHash});
-  const std::vector<std::string> keys = {"aa", "bb", "cc", "dd", "abc", "xyz", "q"};
-  for (int round = 0; round < 3; ++round) {
-    for (std::size_t i = 0; i < keys.size(); ++i)
-      m.Append(keys[i], static_cast<int>(i * 10 + round));
-  }
-  for (std::size_t i = 0; i < keys.size(); ++i) {
-    const int b = static_cast<int>(i * 10);
-    EXPECT_EQ(m.Read(keys[i]), (std::vector<int>{b, b + 1, b + 2})) << keys[i];
-  }
-  EXPECT_TRUE(m.Read("ee").empty());  // same hash, absent
-  EXPECT_EQ(m.KeyCount(), keys.size());
-  // Erase from the middle of a collision list, then re-add.
-  EXPECT_EQ(m.DropFront("bb", 3), 3u);
-  EXPECT_TRUE(m.EraseIfEmpty("bb"));
-  EXPECT_EQ(m.Read("aa").size(), 3u);
-  EXPECT_EQ(m.Read("cc").size(), 3u);
-  EXPECT_TRUE(m.Read("bb").empty());
-  m.Append("bb", 99);
-  EXPECT_EQ(m.Read("bb"), std::vector<int>{99});
-  // Drain a whole collision list down to one entry and to none.
-  for (const char* k : {"aa", "bb", "cc"}) {
-    m.DropFront(k, 10);
-    EXPECT_TRUE(m.EraseIfEmpty(k)) << k;
-  }
-  EXPECT_EQ(m.Read("dd").size(), 3u);
-  m.DropFront("dd", 10);
-  EXPECT_TRUE(m.EraseIfEmpty("dd"));
-  EXPECT_EQ(m.KeyCount(), 3u);
-  std::vector<std::string> left = m.Keys();
-  std::sort(left.begin(), left.end());
-  EXPECT_EQ(left, (std::vector<std::string>{"abc", "q", "xyz"}));
-}
-
-TEST(SegmentedSliceMapTest, TinyRootGrowsIntoADeepTrie) {
-  Map m(Map::Options{.root_bits = 1});
-  constexpr int kKeys = 5000;
-  for (int i = 0; i < kKeys; ++i) m.Append("key-" + std::to_string(i), i);
-  for (int i = 0; i < kKeys; ++i)
-    ASSERT_EQ(m.Read("key-" + std::to_string(i)), std::vector<int>{i});
-  EXPECT_EQ(m.KeyCount(), static_cast<std::size_t>(kKeys));
-  for (int i = 0; i < kKeys; i += 2) {
-    m.DropFront("key-" + std::to_string(i), 1);
-    ASSERT_TRUE(m.EraseIfEmpty("key-" + std::to_string(i)));
-  }
-  EXPECT_EQ(m.KeyCount(), static_cast<std::size_t>(kKeys / 2));
-  for (int i = 1; i < kKeys; i += 2) ASSERT_EQ(m.Count("key-" + std::to_string(i)), 1u);
-}
 
 TEST(SegmentedSliceMapTest, StallIsReportedOnlyOnSlowPaths) {
   Map m;
@@ -219,54 +163,6 @@ TEST(SegmentedSliceMapTest, KeysOfEveryLengthAreStoredAndFreed) {
   }
 }
 
-// The default key hash reads every byte of a key and its length: changing any one byte of
-// keys of length 0 to 70 (every path: 1-3, 4-7, 8-16 bytes, and the 16-byte steps with an
-// overlapping tail), or the length alone, changes the hash.
-TEST(SegmentedSliceMapTest, KeyHashDependsOnEveryByteAndTheLength) {
-  using segmented_detail::HashKey;
-  std::set<std::uint64_t> by_length;
-  for (std::size_t len = 0; len <= 70; ++len) {
-    std::string key(len, '\0');
-    for (std::size_t i = 0; i < len; ++i) key[i] = static_cast<char>('a' + (i * 7) % 26);
-    const std::uint64_t h = HashKey(key);
-    EXPECT_TRUE(by_length.insert(h).second) << "length " << len;
-    for (std::size_t i = 0; i < len; ++i) {
-      for (const unsigned char flip : {0x01, 0x80, 0xff}) {
-        std::string other = key;
-        other[i] = static_cast<char>(static_cast<unsigned char>(other[i]) ^ flip);
-        EXPECT_NE(HashKey(other), h) << "length " << len << ", byte " << i;
-      }
-    }
-  }
-  // Zero bytes count too: "", "\0", "\0\0", ... all differ.
-  std::set<std::uint64_t> zeros;
-  for (std::size_t len = 0; len <= 40; ++len) {
-    EXPECT_TRUE(zeros.insert(HashKey(std::string(len, '\0'))).second) << len;
-  }
-}
-
-// Keys shaped like the controller's (namespace/kind/name, numbered) spread evenly over the
-// low bits the root array is indexed by, and over the 4-bit groups above them that index
-// the Inner nodes.
-TEST(SegmentedSliceMapTest, KeyHashSpreadsNumberedKeysEvenly) {
-  using segmented_detail::HashKey;
-  constexpr std::size_t kKeys = 1 << 16;
-  constexpr std::size_t kBuckets = 1 << 12;  // 16 keys per bucket expected
-  for (const unsigned shift : {0u, 16u, 20u, 48u}) {
-    std::vector<std::uint32_t> buckets(kBuckets);
-    for (std::size_t i = 0; i < kKeys; ++i) {
-      const std::string key = "team-" + std::to_string(i % 97) + "/Pod/web-" + std::to_string(i);
-      ++buckets[(HashKey(key) >> shift) % kBuckets];
-    }
-    // Chi-square over 4095 degrees of freedom: about 4095 for a uniform hash, with a
-    // standard deviation of about 90; 4800 is more than 7 of them away.
-    double chi2 = 0;
-    for (std::uint32_t b : buckets) chi2 += (b - 16.0) * (b - 16.0) / 16.0;
-    EXPECT_LT(chi2, 4800) << "bits from " << shift;
-    EXPECT_LT(*std::max_element(buckets.begin(), buckets.end()), 48u) << "bits from " << shift;
-  }
-}
-
 TEST(SegmentedSliceMapTest, SizeCountsAppendsFromManyThreads) {
   Map m;
   std::vector<std::thread> threads;
@@ -280,154 +176,6 @@ TEST(SegmentedSliceMapTest, SizeCountsAppendsFromManyThreads) {
   std::size_t sum = 0;
   for (const auto& k : m.Keys()) sum += m.Count(k);
   EXPECT_EQ(sum, 8000u);
-}
-
-// ---- SegmentPool ----
-
-using TestPool = segmented_detail::SegmentPool<2, 4>;
-constexpr std::size_t kSmall = 64, kLarge = 48 * 1024;
-const std::size_t kTestClasses[2] = {kSmall, kLarge};
-
-TEST(SegmentPoolTest, BlocksAreAlignedAndDisjointAcrossChunks) {
-  TestPool pool(kTestClasses, 64);
-  std::vector<std::pair<std::uintptr_t, std::size_t>> blocks;
-  // Enough of both classes to span several chunks.
-  for (int i = 0; i < 3 * static_cast<int>(TestPool::kChunkBytes / kLarge); ++i) {
-    for (std::size_t cls : {std::size_t{0}, std::size_t{1}}) {
-      void* p = pool.Allocate(cls, 1);
-      std::memset(p, 0xab, kTestClasses[cls]);  // the whole block is writable
-      blocks.emplace_back(reinterpret_cast<std::uintptr_t>(p), kTestClasses[cls]);
-    }
-  }
-  std::sort(blocks.begin(), blocks.end());
-  for (std::size_t i = 0; i < blocks.size(); ++i) {
-    EXPECT_EQ(blocks[i].first % 64, 0u);
-    if (i + 1 < blocks.size()) {
-      EXPECT_LE(blocks[i].first + blocks[i].second, blocks[i + 1].first);
-    }
-  }
-  for (const auto& [p, n] : blocks) pool.Free(reinterpret_cast<void*>(p), n == kSmall ? 0 : 1);
-}
-
-// Index blocks (classes from first_index_class on: Slices, Inner nodes) come from chunks
-// of their own: allocated in turn with the other kind, each kind still lies packed.
-TEST(SegmentPoolTest, IndexBlocksAreCarvedFromChunksOfTheirOwn) {
-#ifdef KEB_SEGMENT_POOL_PASSTHROUGH
-  GTEST_SKIP() << "AddressSanitizer build: the pool hands every block to operator new/delete";
-#else
-  // Class 1 (48 KiB) is the index class here, class 0 (64 bytes) the other kind.
-  TestPool pool(kTestClasses, 64, /*large_chunks=*/false, /*first_index_class=*/1);
-  std::vector<std::uintptr_t> small, index;
-  constexpr int kRounds = 200;
-  for (int i = 0; i < kRounds; ++i) {
-    small.push_back(reinterpret_cast<std::uintptr_t>(pool.Allocate(0, 1)));
-    index.push_back(reinterpret_cast<std::uintptr_t>(pool.Allocate(1, 1)));
-  }
-  // 200 small blocks fit in one chunk: each follows the previous one directly, although
-  // 200 index blocks (several chunks) were allocated in between.
-  ASSERT_LE(kRounds * kSmall, TestPool::kChunkBytes);
-  for (int i = 1; i < kRounds; ++i) EXPECT_EQ(small[i], small[i - 1] + kSmall) << i;
-  for (std::uintptr_t in : index) {
-    EXPECT_TRUE(in + kLarge <= small.front() || in >= small.back() + kSmall);
-  }
-  // Within a chunk, index blocks follow each other too.
-  const std::size_t per_chunk = TestPool::kChunkBytes / kLarge;
-  for (std::size_t i = 1; i < per_chunk; ++i) EXPECT_EQ(index[i], index[i - 1] + kLarge) << i;
-  // Without first_index_class both kinds share one bump range, one after the other.
-  TestPool shared(kTestClasses, 64, /*large_chunks=*/false);
-  const auto a = reinterpret_cast<std::uintptr_t>(shared.Allocate(0, 1));
-  const auto b = reinterpret_cast<std::uintptr_t>(shared.Allocate(1, 1));
-  const auto c = reinterpret_cast<std::uintptr_t>(shared.Allocate(0, 1));
-  EXPECT_EQ(b, a + kSmall);
-  EXPECT_EQ(c, b + kLarge);
-  for (int i = 0; i < kRounds; ++i) {
-    pool.Free(reinterpret_cast<void*>(small[i]), 0);
-    pool.Free(reinterpret_cast<void*>(index[i]), 1);
-  }
-  shared.Free(reinterpret_cast<void*>(a), 0);
-  shared.Free(reinterpret_cast<void*>(b), 1);
-  shared.Free(reinterpret_cast<void*>(c), 0);
-#endif
-}
-
-TEST(SegmentPoolTest, FreedBlocksAreReusedBeforeNewChunks) {
-#ifdef KEB_SEGMENT_POOL_PASSTHROUGH
-  GTEST_SKIP() << "AddressSanitizer build: the pool hands every block to operator new/delete";
-#else
-  TestPool pool(kTestClasses, 64);
-  std::set<void*> first;
-  for (int i = 0; i < 20; ++i) first.insert(pool.Allocate(1, 0));
-  const std::size_t reserved = pool.ReservedBytes();
-  EXPECT_GE(reserved, 20 * kLarge);
-  // Freed from another thread (as reclamation does), then reused by thread 0...
-  auto free_all = [&pool](const std::set<void*>& blocks) {
-    std::thread([&] {
-      for (void* p : blocks) pool.Free(p, 1);
-    }).join();
-  };
-  free_all(first);
-  std::set<void*> second;
-  for (int i = 0; i < 20; ++i) second.insert(pool.Allocate(1, 0));
-  EXPECT_EQ(second, first);
-  EXPECT_EQ(pool.ReservedBytes(), reserved);
-  // ... and by a thread without a local cache (id 9 >= 4).
-  free_all(second);
-  std::set<void*> third;
-  for (int i = 0; i < 20; ++i) third.insert(pool.Allocate(1, 9));
-  EXPECT_EQ(third, first);
-  EXPECT_EQ(pool.ReservedBytes(), reserved);
-  free_all(third);
-  // Many cycles of allocate/free do not grow the reserve.
-  for (int cycle = 0; cycle < 50; ++cycle) {
-    std::vector<void*> v;
-    for (int i = 0; i < 20; ++i) v.push_back(pool.Allocate(1, 0));
-    for (void* p : v) pool.Free(p, 1);
-  }
-  EXPECT_EQ(pool.ReservedBytes(), reserved);
-#endif
-}
-
-// Allocating threads (distinct ids, one of them without a local cache) and a freeing thread
-// race; every block carries its holder's stamp, so a block handed out twice is caught.
-TEST(SegmentPoolTest, ConcurrentAllocateAndFreeNeverShareABlock) {
-  TestPool pool(kTestClasses, 64);
-  std::mutex mu;
-  std::vector<std::pair<void*, std::size_t>> to_free;
-  std::atomic<int> producers{3};
-  std::atomic<int> errors{0};
-  auto producer = [&](std::uint32_t id) {
-    for (std::uint64_t i = 0; i < 3000; ++i) {
-      const std::size_t cls = i % 7 == 0 ? 1 : 0;
-      auto* p = static_cast<std::uint64_t*>(pool.Allocate(cls, id));
-      const std::uint64_t stamp = (std::uint64_t{id} << 32) | i;
-      p[0] = stamp;
-      p[kTestClasses[cls] / 8 - 1] = stamp;
-      if (i % 64 == 0) std::this_thread::yield();
-      if (p[0] != stamp || p[kTestClasses[cls] / 8 - 1] != stamp) errors.fetch_add(1);
-      std::lock_guard<std::mutex> lock(mu);
-      to_free.emplace_back(p, cls);
-    }
-    producers.fetch_sub(1);
-  };
-  std::vector<std::thread> threads;
-  threads.emplace_back(producer, 0);
-  threads.emplace_back(producer, 2);
-  threads.emplace_back(producer, 7);  // no local cache: the shared one under the lock
-  threads.emplace_back([&] {
-    for (;;) {
-      const bool last = producers.load() == 0;
-      std::vector<std::pair<void*, std::size_t>> batch;
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        batch.swap(to_free);
-      }
-      for (auto [p, cls] : batch) pool.Free(p, cls);
-      if (last) break;
-      std::this_thread::yield();
-    }
-  });
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(errors.load(), 0);
 }
 
 }  // namespace
