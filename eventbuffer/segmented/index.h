@@ -119,6 +119,13 @@ class TrieIndex {
     return reinterpret_cast<T*>(v & ~kTagMask);
   }
 
+  // The slot of the Inner node v (tagged) that hash h takes at depth `shift` (the hash bits
+  // below it index the levels above); moves shift on to the next level.
+  static std::atomic<std::uintptr_t>* Descend(std::uintptr_t v, std::uint64_t h, unsigned& shift) {
+    std::atomic<std::uintptr_t>* slot = &Untag<Inner>(v)->slots[(h >> shift) & (kInnerFanout - 1)];
+    shift += kInnerBits;
+    return slot;
+  }
   std::atomic<std::uintptr_t>& RootSlot(std::uint64_t h) const {
     return root_[h & ((std::uint64_t{1} << root_bits_) - 1)];
   }
@@ -186,8 +193,7 @@ Slice* TrieIndex<Slice, Host>::Find(std::string_view key, std::uint64_t h,
         return s->key() == key && !s->dead.load(std::memory_order_relaxed) ? s : nullptr;
       }
       case kTagInner:
-        slot = &Untag<Inner>(v)->slots[(h >> shift) & (kInnerFanout - 1)];
-        shift += kInnerBits;
+        slot = Descend(v, h, shift);
         break;
       default: {
         const Collision* c = Untag<Collision>(v);
@@ -274,8 +280,7 @@ Slice* TrieIndex<Slice, Host>::FindOrInsert(Host& host, std::string_view key, st
         continue;
       }
       case kTagInner:
-        slot = &Untag<Inner>(v)->slots[(h >> shift) & (kInnerFanout - 1)];
-        shift += kInnerBits;
+        slot = Descend(v, h, shift);
         continue;
       default: {
         Collision* c = Untag<Collision>(v);
@@ -324,8 +329,7 @@ void TrieIndex<Slice, Host>::Unlink(Host& host, Slice* target, const EpochRecord
         if (slot->compare_exchange_strong(v, 0, std::memory_order_relaxed)) return;
         continue;  // pushed down or replaced meanwhile: look again
       case kTagInner:
-        slot = &Untag<Inner>(v)->slots[(h >> shift) & (kInnerFanout - 1)];
-        shift += kInnerBits;
+        slot = Descend(v, h, shift);
         continue;
       default: {
         Collision* c = Untag<Collision>(v);
