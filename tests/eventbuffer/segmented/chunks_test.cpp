@@ -1,6 +1,6 @@
-// ChunkReserve (eventbuffer/segmented/chunks.h): ready chunks are aligned, writable, faulted in and
-// refilled; and the SegmentPool takes them only once a thread has grown past its small
-// chunks (or never, when large chunks are switched off).
+// ChunkReserve (eventbuffer/segmented/chunks.h): ready chunks are aligned, writable,
+// faulted in and refilled; and the SegmentPool takes them only once a thread has grown past
+// its small chunks (or never, when large chunks are switched off).
 #include "eventbuffer/segmented/chunks.h"
 
 #include <gtest/gtest.h>
