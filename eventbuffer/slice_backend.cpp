@@ -1,7 +1,7 @@
 #include "eventbuffer/slice_backend.h"
 
 #include "eventbuffer/mutex_slice_map.h"
-#include "eventbuffer/segmented_slice_map.h"
+#include "eventbuffer/segmented/slice_map.h"
 
 namespace eventbuffer {
 

@@ -31,7 +31,7 @@
 #include "eventbuffer/event_buffer.h"
 #include "eventbuffer/event_record.h"
 #include "eventbuffer/mutex_slice_map.h"
-#include "eventbuffer/segmented_slice_map.h"
+#include "eventbuffer/segmented/slice_map.h"
 #include "metrics/atomic_histogram.h"
 #include "metrics/buffer_metrics.h"
 

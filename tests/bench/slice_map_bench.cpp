@@ -48,7 +48,7 @@
 #include <vector>
 
 #include "eventbuffer/mutex_slice_map.h"
-#include "eventbuffer/segmented_slice_map.h"
+#include "eventbuffer/segmented/slice_map.h"
 
 #ifdef KEB_HAVE_TBB
 #include <tbb/concurrent_hash_map.h>

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "eventbuffer/mutex_slice_map.h"
-#include "eventbuffer/segmented_slice_map.h"
+#include "eventbuffer/segmented/slice_map.h"
 
 namespace eventbuffer {
 namespace {

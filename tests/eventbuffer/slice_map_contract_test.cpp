@@ -12,7 +12,7 @@
 
 #include "eventbuffer/event_record.h"
 #include "eventbuffer/mutex_slice_map.h"
-#include "eventbuffer/segmented_slice_map.h"
+#include "eventbuffer/segmented/slice_map.h"
 
 namespace eventbuffer {
 namespace {

@@ -20,11 +20,9 @@
 //     is destroyed.
 //
 // Structure
-//   Index: a fixed root array of 2^root_bits atomic slots; a slot holds nothing, one key
-//   (Slice*), an Inner node (16 more slots, indexed by the next 4 hash bits) or, only when
-//   two keys have the same 64-bit hash, an immutable Collision list. A new key is installed
-//   with one CAS; when its slot is taken by another key, one Inner node is pushed down
-//   (one CAS). Nothing is ever rehashed or moved, so growth costs O(1) per insert.
+//   Index: a lock-free hash trie from key to Slice (TrieIndex, index.h), keyed by a 64-bit
+//   hash (HashKey, key_hash.h). Nothing in it is ever rehashed or moved, so growth costs
+//   O(1) per insert.
 //   Key: a Slice (hash, tail pointer and tail word in its first line, key bytes inline,
 //   head index, head segment). Slices and Inner nodes are carved from the same pre-faulted
 //   pool as segments (32-byte size classes up to 256 bytes; longer keys' slices from
@@ -87,7 +85,7 @@
 //   Retention advances head (readers skip dropped slots from then on), unlinks fully
 //   dropped segments from the chain, and hands them and the dropped slots of a partly
 //   dropped segment to EpochDomain::Retire. A retired item runs only once every thread that
-//   was inside a critical section at retirement has left it (segmented_epoch.h), i.e. once
+//   was inside a critical section at retirement has left it (epoch.h), i.e. once
 //   no reader that could have loaded the old head or segment pointer is still running.
 //   Dropped values are destroyed then (shared_ptr counts fall) and whole segments freed.
 //   Reclamation runs at the end of each DropFront/DropFrontWhile/EraseIfEmpty and in
@@ -113,90 +111,13 @@
 #include <vector>
 
 #include "eventbuffer/append_stats.h"
-#include "eventbuffer/segmented_epoch.h"
-#include "eventbuffer/segmented_pool.h"
-
-#if defined(__x86_64__)
-#include <cpuid.h>
-#endif
+#include "eventbuffer/segmented/epoch.h"
+#include "eventbuffer/segmented/index.h"
+#include "eventbuffer/segmented/key_hash.h"
+#include "eventbuffer/segmented/pool.h"
+#include "eventbuffer/segmented/prefetch.h"
 
 namespace eventbuffer {
-namespace segmented_detail {
-
-#if defined(__x86_64__) && !defined(__PRFCHW__) && !defined(__SANITIZE_THREAD__) && \
-    !defined(__SANITIZE_ADDRESS__)
-#define KEB_PREFETCHW_ASM 1
-// Whether this CPU reports PREFETCHW (CPUID 0x80000001, ECX bit 8: current AMD CPUs, Intel from
-// Broadwell on). Until it is initialized (static initialization of another file) it reads
-// false, which only means a read prefetch.
-inline const bool kCpuHasPrefetchW = [] {
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  return __get_cpuid(0x80000001, &a, &b, &c, &d) != 0 && (c & (1u << 8)) != 0;
-}();
-#endif
-
-// Asks for the line at p in a state this CPU may write (a prefetch never faults).
-// __builtin_prefetch(p, 1) emits PREFETCHW only when the compiler is told the target has it
-// (-mprfchw, -march=broadwell or later); otherwise it falls back to a read prefetch, which
-// brings a line another CPU wrote last in shared, so that the write that follows has to
-// move it a second time. So on x86-64 the instruction is used when the CPU reports it.
-// Sanitizer builds keep the builtin (they do not look into asm operands).
-inline void PrefetchForWrite(const void* p) {
-#ifdef KEB_PREFETCHW_ASM
-  if (kCpuHasPrefetchW) {
-    asm volatile("prefetchw %0" : : "m"(*static_cast<const char*>(p)));
-    return;
-  }
-#endif
-  __builtin_prefetch(p, 1, 3);
-}
-
-// The map's default key hash. The lookup cannot start before it has the hash (the root
-// slot is its low bits), so it is short: 16 key bytes per step, the two 8-byte words mixed
-// by one 64x64->128-bit multiply whose halves are folded by xor; keys of up to 16 bytes
-// are read as two overlapping words. Not a defence against keys chosen to collide (nor is
-// libstdc++'s std::hash): equal 64-bit hashes only put the keys in a Collision list.
-inline std::uint64_t HashKey(std::string_view key) {
-  constexpr std::uint64_t k0 = 0x9e3779b97f4a7c15ULL, k1 = 0xbf58476d1ce4e5b9ULL,
-                          k2 = 0x94d049bb133111ebULL, k3 = 0xd6e8feb86659fd93ULL;
-  auto load64 = [](const char* p) {
-    std::uint64_t v;
-    std::memcpy(&v, p, 8);
-    return v;
-  };
-  auto load32 = [](const char* p) {
-    std::uint32_t v;
-    std::memcpy(&v, p, 4);
-    return std::uint64_t{v};
-  };
-  auto fold = [](std::uint64_t a, std::uint64_t b) {
-    const unsigned __int128 r = static_cast<unsigned __int128>(a) * b;
-    return static_cast<std::uint64_t>(r) ^ static_cast<std::uint64_t>(r >> 64);
-  };
-  const char* p = key.data();
-  std::size_t n = key.size();
-  std::uint64_t h = k0 ^ n;
-  std::uint64_t a = 0, b = 0;
-  if (n > 16) {
-    for (; n > 16; p += 16, n -= 16) h = fold(load64(p) ^ k1, load64(p + 8) ^ h);
-    a = load64(p + n - 16);
-    b = load64(p + n - 8);
-  } else if (n >= 8) {
-    a = load64(p);
-    b = load64(p + n - 8);
-  } else if (n >= 4) {
-    a = load32(p);
-    b = load32(p + n - 4);
-  } else if (n > 0) {
-    const auto byte = [p](std::size_t i) {
-      return std::uint64_t{static_cast<unsigned char>(p[i])};
-    };
-    a = (byte(0) << 16) | (byte(n >> 1) << 8) | byte(n - 1);
-  }
-  return fold(fold(a ^ k2, b ^ h) ^ k3, h ^ k1);
-}
-
-}  // namespace segmented_detail
 
 template <class V>
 class SegmentedSliceMap {
@@ -211,7 +132,7 @@ class SegmentedSliceMap {
     // Replaces the built-in key hash (HashKey); tests use a weak hash to force collisions.
     std::uint64_t (*hash)(std::string_view) = nullptr;
     // Whether a thread that keeps appending takes its segment memory in 2 MiB chunks faulted
-    // in ahead by a background thread (segmented_chunks.h). false: small chunks only, no
+    // in ahead by a background thread (chunks.h). false: small chunks only, no
     // background thread, at the cost of page faults on the appending threads.
     bool large_chunks = true;
   };
@@ -279,8 +200,6 @@ class SegmentedSliceMap {
   using EpochGuard = segmented_detail::EpochGuard;
   using EpochRecord = segmented_detail::EpochRecord;
 
-  static constexpr unsigned kInnerBits = 4;
-  static constexpr unsigned kInnerFanout = 1u << kInnerBits;
   static constexpr std::uint32_t kFirstSegmentCap = 8;
   static constexpr std::uint32_t kMaxSegmentCap = 1024;  // 16-bit counters need <= 65535
   static constexpr std::size_t kStripes = 64;
@@ -452,26 +371,40 @@ class SegmentedSliceMap {
     static std::size_t Bytes(std::size_t len) { return sizeof(Slice) + len; }
   };
 
-  struct Inner {
-    std::atomic<std::uintptr_t> slots[kInnerFanout] = {};
-  };
+  using Index = segmented_detail::TrieIndex<Slice, SegmentedSliceMap>;
+  friend Index;  // the index allocates and retires through the map (see index.h, Host)
 
-  struct Collision {  // immutable once published; n Slice* follow the header
-    std::uint64_t n;
-    Slice** items() { return reinterpret_cast<Slice**>(this + 1); }
-    Slice* const* items() const { return reinterpret_cast<Slice* const*>(this + 1); }
-    static std::size_t Bytes(std::uint64_t n) { return sizeof(Collision) + n * sizeof(Slice*); }
+  // What Find prefetches on its way down the index (TrieIndex::Find calls Arrive on
+  // reaching a slice, HashMatched once its hash matches). With many keys each of these is
+  // a cache miss, and they depend on each other: the slice's first line (hash, tail, tail
+  // word), the rest of its key, the slot the append will claim. Asking for the key's second
+  // line at once, and for that slot as soon as the hash matches, makes the misses overlap
+  // instead of queueing. A prefetch never faults, and the pointers stay valid inside the
+  // caller's EpochGuard (I6).
+  struct ReadProbe {
+    static void Arrive(const Slice* s) {
+      __builtin_prefetch(reinterpret_cast<const char*>(s) + 64, 0, 3);
+    }
+    static void HashMatched(const Slice*) {}
   };
-
-  // Tagged index pointers (all nodes are at least 8-byte aligned).
-  static constexpr std::uintptr_t kTagMask = 3, kTagSlice = 0, kTagInner = 1, kTagCollision = 2;
-  static std::uintptr_t Tag(const void* p, std::uintptr_t tag) {
-    return reinterpret_cast<std::uintptr_t>(p) | tag;
-  }
-  template <class T>
-  static T* Untag(std::uintptr_t v) {
-    return reinterpret_cast<T*>(v & ~kTagMask);
-  }
+  // An append writes the first line (the claim), so it asks for it to be owned: where
+  // another CPU appended to this key last, reading it first and then claiming would move
+  // the line twice.
+  struct AppendProbe {
+    static void Arrive(const Slice* s) {
+      segmented_detail::PrefetchForWrite(s);
+      ReadProbe::Arrive(s);
+    }
+    static void HashMatched(const Slice* s) {
+      // relaxed: only a prefetch address; Append loads both again with acquire.
+      const std::uintptr_t t = s->tail.load(std::memory_order_relaxed);
+      const std::uint64_t w = s->tw.load(std::memory_order_relaxed);
+      const std::uint32_t next = Claimed(w);
+      if (TailIsGen(t, Gen(w)) && next < CapOf(w)) {
+        segmented_detail::PrefetchForWrite(TailSeg(t)->slots() + next);
+      }
+    }
+  };
 
   struct alignas(64) Stripe {
     // Appends completed by the thread whose EpochRecord id is this stripe's index (written
@@ -503,9 +436,12 @@ class SegmentedSliceMap {
   void AddBytes(const EpochRecord* rec, std::int64_t n) const {
     StripeOf(rec).bytes.fetch_add(n, std::memory_order_relaxed);  // relaxed: statistics
   }
+  void AddFreedBytes(std::int64_t n) {
+    freed_bytes_.fetch_add(n, std::memory_order_relaxed);  // relaxed: statistics
+  }
 
   Segment* NewSegment(std::uint64_t base, std::uint32_t cap, const EpochRecord* rec) {
-    // From the map's pool (pre-faulted memory, see segmented_pool.h). Not zeroed: slots are
+    // From the map's pool (pre-faulted memory, see pool.h). Not zeroed: slots are
     // constructed one by one when claimed.
     void* mem = pool_.Allocate(ClassOf(cap), rec->id);
     // The tail pointer's tag needs the top 16 bits (see TagTail).
@@ -523,8 +459,7 @@ class SegmentedSliceMap {
       const std::uint32_t built = std::min(Committed(w), seg->cap);
       for (std::uint32_t i = seg->destroyed; i < built; ++i) seg->slots()[i].~V();
     }
-    freed_bytes_.fetch_add(static_cast<std::int64_t>(Segment::Bytes(seg->cap)),
-                           std::memory_order_relaxed);  // relaxed: statistics
+    AddFreedBytes(static_cast<std::int64_t>(Segment::Bytes(seg->cap)));
     const std::uint32_t cap = seg->cap;
     seg->~Segment();
     pool_.Free(seg, ClassOf(cap));  // reused by later segments of this map
@@ -541,16 +476,6 @@ class SegmentedSliceMap {
     } else {
       pool_.Free(p, cls);
     }
-  }
-  Inner* NewInner(const EpochRecord* rec) {
-    AddBytes(rec, static_cast<std::int64_t>(sizeof(Inner)));
-    return ::new (AllocateSmall(sizeof(Inner), rec)) Inner();
-  }
-  void FreeInner(Inner* in) {
-    freed_bytes_.fetch_add(static_cast<std::int64_t>(sizeof(Inner)),
-                           std::memory_order_relaxed);  // relaxed: statistics
-    in->~Inner();
-    FreeSmall(in, sizeof(Inner));
   }
   Slice* NewSlice(std::string_view key, std::uint64_t h, const EpochRecord* rec) {
     Segment* first = NewSegment(0, kFirstSegmentCap, rec);
@@ -569,34 +494,17 @@ class SegmentedSliceMap {
       FreeSegment(seg, &tw);
       seg = next;
     }
-    freed_bytes_.fetch_add(static_cast<std::int64_t>(Slice::Bytes(s->key_len)),
-                           std::memory_order_relaxed);  // relaxed: statistics
     const std::size_t bytes = Slice::Bytes(s->key_len);
+    AddFreedBytes(static_cast<std::int64_t>(bytes));
     s->~Slice();
     FreeSmall(s, bytes);
   }
-  Collision* NewCollision(std::uint64_t n, const EpochRecord* rec) {
-    void* mem = ::operator new(Collision::Bytes(n));
-    AddBytes(rec, static_cast<std::int64_t>(Collision::Bytes(n)));
-    Collision* c = static_cast<Collision*>(mem);
-    c->n = n;
-    return c;
-  }
-  void FreeCollision(Collision* c) {
-    freed_bytes_.fetch_add(static_cast<std::int64_t>(Collision::Bytes(c->n)),
-                           std::memory_order_relaxed);  // relaxed: statistics
-    ::operator delete(static_cast<void*>(c));
-  }
-
   // Reclamation callbacks (run by EpochDomain once no reader can see the memory).
   static void ReclaimSegment(void* p, std::uint64_t map, std::uint64_t) {
     reinterpret_cast<SegmentedSliceMap*>(map)->FreeSegment(static_cast<Segment*>(p));
   }
   static void ReclaimSlice(void* p, std::uint64_t map, std::uint64_t) {
     reinterpret_cast<SegmentedSliceMap*>(map)->FreeSliceAndSegments(static_cast<Slice*>(p));
-  }
-  static void ReclaimCollision(void* p, std::uint64_t map, std::uint64_t) {
-    reinterpret_cast<SegmentedSliceMap*>(map)->FreeCollision(static_cast<Collision*>(p));
   }
   static void ReclaimValues(void* p, std::uint64_t from, std::uint64_t to) {
     V* slots = static_cast<Segment*>(p)->slots();
@@ -607,17 +515,10 @@ class SegmentedSliceMap {
   }
   std::uint64_t Self() const { return reinterpret_cast<std::uint64_t>(this); }
 
-  std::atomic<std::uintptr_t>& RootSlot(std::uint64_t h) const {
-    return root_[h & ((std::uint64_t{1} << root_bits_) - 1)];
+  // The live slice of key; for_append: prefetches for the append that follows (AppendProbe).
+  Slice* Find(std::string_view key, std::uint64_t h, bool for_append = false) const {
+    return for_append ? index_.Find(key, h, AppendProbe{}) : index_.Find(key, h, ReadProbe{});
   }
-  static bool Matches(const Slice* s, std::uint64_t h, std::string_view key) {
-    return s->hash == h && s->key() == key;
-  }
-
-  // for_append: also starts fetching the key's tail segment header (see Find).
-  Slice* Find(std::string_view key, std::uint64_t h, bool for_append = false) const;
-  Slice* FindOrInsert(std::string_view key, std::uint64_t h, const EpochRecord* rec);
-  void Unlink(Slice* s, const EpochRecord* rec);
   // The segment of generation gen, walking forward from the tail value t; nullptr if t is
   // already past it.
   static Segment* SegmentOfGen(std::uintptr_t t, std::uint32_t gen);
@@ -636,14 +537,10 @@ class SegmentedSliceMap {
   static std::uint32_t ReadableOf(const Segment* seg, std::uint64_t tw);
   template <class Pred>
   std::size_t DropImpl(std::string_view key, std::size_t limit, Pred&& pred);
-  template <class Visit>
-  void VisitSlices(std::uintptr_t v, Visit& visit) const;
-  void FreeTree(std::uintptr_t v);
 
   EpochDomain* const domain_;
-  const unsigned root_bits_;
   std::uint64_t (*const hash_fn_)(std::string_view);
-  std::atomic<std::uintptr_t>* const root_;
+  Index index_;
   mutable Stripe stripes_[kStripes];
   // Values dropped, and bytes freed (by reclamation on any thread, or a block built and then
   // dropped after its CAS lost).
@@ -653,7 +550,7 @@ class SegmentedSliceMap {
   mutable std::atomic<std::int64_t> freed_bytes_{0};
   // Retention and erasure of one key are serialized by drop_mu_[hash % kDropLocks].
   std::mutex drop_mu_[kDropLocks];
-  // Segment memory (pre-faulted chunks, per-thread free lists); see segmented_pool.h.
+  // Segment memory (pre-faulted chunks, per-thread free lists); see pool.h.
   Pool pool_;
 };
 
@@ -662,9 +559,8 @@ class SegmentedSliceMap {
 template <class V>
 SegmentedSliceMap<V>::SegmentedSliceMap(Options options)
     : domain_(&EpochDomain::Global()),
-      root_bits_(std::clamp(options.root_bits, 1u, 24u)),
       hash_fn_(options.hash),
-      root_(new std::atomic<std::uintptr_t>[std::size_t{1} << root_bits_]()),
+      index_(std::clamp(options.root_bits, 1u, 24u)),
       pool_(PoolClasses().bytes, kSegmentAlign, options.large_chunks, kSegmentClasses) {
   static_assert(BlockBytes(kMaxSegmentCap) <= Pool::kChunkBytes / 2,
                 "a chunk must hold at least two of the largest segments");
@@ -675,244 +571,7 @@ SegmentedSliceMap<V>::~SegmentedSliceMap() {
   // No thread can reach this map anymore, so its pending reclamation may run at once (and
   // must: partial value destruction refers to segments still linked below).
   domain_->RunOwned(this);
-  const std::size_t n = std::size_t{1} << root_bits_;
-  for (std::size_t i = 0; i < n; ++i) FreeTree(root_[i].load(std::memory_order_relaxed));
-  delete[] root_;
-}
-
-template <class V>
-void SegmentedSliceMap<V>::FreeTree(std::uintptr_t v) {
-  if (v == 0) return;
-  switch (v & kTagMask) {
-    case kTagSlice:
-      FreeSliceAndSegments(Untag<Slice>(v));
-      break;
-    case kTagInner: {
-      Inner* in = Untag<Inner>(v);
-      for (auto& slot : in->slots) FreeTree(slot.load(std::memory_order_relaxed));
-      FreeInner(in);
-      break;
-    }
-    case kTagCollision: {
-      Collision* c = Untag<Collision>(v);
-      for (std::uint32_t i = 0; i < c->n; ++i) FreeSliceAndSegments(c->items()[i]);
-      FreeCollision(c);
-      break;
-    }
-  }
-}
-
-template <class V>
-typename SegmentedSliceMap<V>::Slice* SegmentedSliceMap<V>::Find(std::string_view key,
-                                                                 std::uint64_t h,
-                                                                 bool for_append) const {
-  const std::atomic<std::uintptr_t>* slot = &RootSlot(h);
-  unsigned shift = root_bits_;
-  for (;;) {
-    // acquire: the node behind the pointer was fully built before the release CAS that
-    // published it.
-    const std::uintptr_t v = slot->load(std::memory_order_acquire);
-    if (v == 0) return nullptr;
-    switch (v & kTagMask) {
-      case kTagSlice: {
-        Slice* s = Untag<Slice>(v);
-        // With many keys each of these is a cache miss, and they depend on each other: the
-        // slice's first line (hash, tail, tail word), the rest of its key, the slot the
-        // append will claim. Ask for the key's second line now, and for that slot as soon
-        // as the hash matches, so that the misses overlap instead of queueing. A prefetch
-        // never faults, and the pointers stay valid inside the caller's EpochGuard (I6).
-        // An append writes the first line (the claim), so ask for it to be owned: where
-        // another CPU appended to this key last, reading it first and then claiming would
-        // move the line twice.
-        if (for_append) segmented_detail::PrefetchForWrite(s);
-        __builtin_prefetch(reinterpret_cast<const char*>(s) + 64, 0, 3);
-        if (s->hash != h) return nullptr;
-        if (for_append) {
-          // relaxed: only a prefetch address; Append loads both again with acquire.
-          const std::uintptr_t t = s->tail.load(std::memory_order_relaxed);
-          const std::uint64_t w = s->tw.load(std::memory_order_relaxed);
-          const std::uint32_t next = Claimed(w);
-          if (TailIsGen(t, Gen(w)) && next < CapOf(w)) {
-            segmented_detail::PrefetchForWrite(TailSeg(t)->slots() + next);
-          }
-        }
-        // relaxed on dead: a stale "alive" only lets Append find the closed tail word and
-        // retry; readers see an empty key either way (I5).
-        return s->key() == key && !s->dead.load(std::memory_order_relaxed) ? s : nullptr;
-      }
-      case kTagInner:
-        slot = &Untag<Inner>(v)->slots[(h >> shift) & (kInnerFanout - 1)];
-        shift += kInnerBits;
-        break;
-      default: {
-        const Collision* c = Untag<Collision>(v);
-        for (std::uint32_t i = 0; i < c->n; ++i) {
-          Slice* s = c->items()[i];
-          if (Matches(s, h, key) && !s->dead.load(std::memory_order_relaxed)) return s;
-        }
-        return nullptr;
-      }
-    }
-  }
-}
-
-template <class V>
-typename SegmentedSliceMap<V>::Slice* SegmentedSliceMap<V>::FindOrInsert(std::string_view key,
-                                                                         std::uint64_t h,
-                                                                         const EpochRecord* rec) {
-  Slice* fresh = nullptr;  // built once, on first need; freed if never published
-  auto fresh_slice = [&] {
-    if (fresh == nullptr) fresh = NewSlice(key, h, rec);
-    return fresh;
-  };
-  auto discard_fresh = [&] {
-    if (fresh != nullptr) {
-      FreeSliceAndSegments(fresh);  // never published: no reader can have seen it
-      fresh = nullptr;
-    }
-  };
-  std::atomic<std::uintptr_t>* slot = &RootSlot(h);
-  unsigned shift = root_bits_;
-  for (;;) {
-    // acquire: see Find.
-    std::uintptr_t v = slot->load(std::memory_order_acquire);
-    if (v == 0) {
-      // release on success: publishes the fully built slice and its first segment.
-      // acquire on failure is not needed: the loop reloads with acquire.
-      if (slot->compare_exchange_strong(v, Tag(fresh_slice(), kTagSlice), std::memory_order_release,
-                                        std::memory_order_relaxed)) {
-        return fresh;
-      }
-      continue;
-    }
-    switch (v & kTagMask) {
-      case kTagSlice: {
-        Slice* s = Untag<Slice>(v);
-        // acquire on dead: pairs with the release store in EraseIfEmpty/Append; not strictly
-        // needed (we only decide whether to replace the pointer) but keeps reasoning local.
-        const bool dead = s->dead.load(std::memory_order_acquire);
-        if (!dead && Matches(s, h, key)) {
-          discard_fresh();
-          return s;
-        }
-        if (dead) {
-          // An erased key (same or other): take its slot. Its eraser finds it gone.
-          // release: publishes the fresh slice (see above).
-          if (slot->compare_exchange_strong(v, Tag(fresh_slice(), kTagSlice),
-                                            std::memory_order_release, std::memory_order_relaxed)) {
-            return fresh;
-          }
-          continue;
-        }
-        if (s->hash == h) {
-          // Same 64-bit hash, different key: an immutable collision list holds both.
-          Collision* c = NewCollision(2, rec);
-          c->items()[0] = s;
-          c->items()[1] = fresh_slice();
-          // release: publishes the list and the fresh slice.
-          if (slot->compare_exchange_strong(v, Tag(c, kTagCollision), std::memory_order_release,
-                                            std::memory_order_relaxed)) {
-            return fresh;
-          }
-          FreeCollision(c);  // never published
-          continue;
-        }
-        // Another key holds the slot: push it one level down. Its position in the new node
-        // comes from its own hash; the loop then descends and retries there.
-        if (shift >= 64) std::abort();  // unreachable: different hashes differ in some bit
-        Inner* in = NewInner(rec);
-        in->slots[(s->hash >> shift) & (kInnerFanout - 1)].store(v, std::memory_order_relaxed);
-        // release: publishes the node with its one entry.
-        if (!slot->compare_exchange_strong(v, Tag(in, kTagInner), std::memory_order_release,
-                                           std::memory_order_relaxed)) {
-          FreeInner(in);  // never published
-        }
-        continue;
-      }
-      case kTagInner:
-        slot = &Untag<Inner>(v)->slots[(h >> shift) & (kInnerFanout - 1)];
-        shift += kInnerBits;
-        continue;
-      default: {
-        Collision* c = Untag<Collision>(v);
-        // The live entries, decided once: a key may die while we copy, and the new list's
-        // size must match what we allocate (a dead entry left in the list is harmless).
-        std::vector<Slice*> live;
-        live.reserve(c->n);
-        for (std::uint32_t i = 0; i < c->n; ++i) {
-          Slice* s = c->items()[i];
-          if (s->dead.load(std::memory_order_acquire)) continue;
-          if (Matches(s, h, key)) {
-            discard_fresh();
-            return s;
-          }
-          live.push_back(s);
-        }
-        // Copy-on-write: the live entries plus the fresh slice (dead ones drop out).
-        Collision* nc = NewCollision(live.size() + 1, rec);
-        std::copy(live.begin(), live.end(), nc->items());
-        nc->items()[live.size()] = fresh_slice();
-        // release: publishes the new list.
-        if (slot->compare_exchange_strong(v, Tag(nc, kTagCollision), std::memory_order_release,
-                                          std::memory_order_relaxed)) {
-          Retire(&ReclaimCollision, c, Self());
-          return fresh;
-        }
-        FreeCollision(nc);  // never published
-        continue;
-      }
-    }
-  }
-}
-
-template <class V>
-void SegmentedSliceMap<V>::Unlink(Slice* target, const EpochRecord* rec) {
-  const std::uint64_t h = target->hash;
-  std::atomic<std::uintptr_t>* slot = &RootSlot(h);
-  unsigned shift = root_bits_;
-  for (;;) {
-    std::uintptr_t v = slot->load(std::memory_order_acquire);  // acquire: see Find
-    if (v == 0) return;
-    switch (v & kTagMask) {
-      case kTagSlice:
-        if (Untag<Slice>(v) != target) return;  // replaced by an appender already
-        // relaxed: storing null publishes nothing.
-        if (slot->compare_exchange_strong(v, 0, std::memory_order_relaxed)) return;
-        continue;  // pushed down or replaced meanwhile: look again
-      case kTagInner:
-        slot = &Untag<Inner>(v)->slots[(h >> shift) & (kInnerFanout - 1)];
-        shift += kInnerBits;
-        continue;
-      default: {
-        Collision* c = Untag<Collision>(v);
-        std::uint32_t at = c->n;
-        for (std::uint32_t i = 0; i < c->n; ++i) {
-          if (c->items()[i] == target) at = i;
-        }
-        if (at == c->n) return;
-        std::uintptr_t replacement = 0;
-        Collision* nc = nullptr;
-        if (c->n == 2) {
-          replacement = Tag(c->items()[1 - at], kTagSlice);
-        } else {
-          nc = NewCollision(c->n - 1, rec);
-          std::uint32_t j = 0;
-          for (std::uint32_t i = 0; i < c->n; ++i) {
-            if (i != at) nc->items()[j++] = c->items()[i];
-          }
-          replacement = Tag(nc, kTagCollision);
-        }
-        // release: publishes the new list (if any).
-        if (slot->compare_exchange_strong(v, replacement, std::memory_order_release,
-                                          std::memory_order_relaxed)) {
-          Retire(&ReclaimCollision, c, Self());
-          return;
-        }
-        if (nc != nullptr) FreeCollision(nc);  // never published
-        continue;
-      }
-    }
-  }
+  index_.FreeAll(*this);
 }
 
 template <class V>
@@ -990,8 +649,7 @@ void SegmentedSliceMap<V>::HelpTail(Slice* s) {
     // release: appenders that load the tail (acquire) see the segment's header. Failure:
     // someone else moved it; look again.
     const std::uintptr_t moved = TagTail(next, TailGen16(t) + 1);
-    s->tail.compare_exchange_strong(t, moved, std::memory_order_release,
-                                    std::memory_order_relaxed);
+    s->tail.compare_exchange_strong(t, moved, std::memory_order_release, std::memory_order_relaxed);
   }
 }
 
@@ -1048,7 +706,7 @@ void SegmentedSliceMap<V>::Append(std::string_view key, V value, AppendStats* st
   for (;;) {
     if (s == nullptr) {
       const auto t0 = Clock::now();
-      s = FindOrInsert(key, h, rec);
+      s = index_.FindOrInsert(*this, key, h, rec);
       stall_ns += Elapsed(t0);
     }
     // Tail, then claim: the tail is at or before the claimed generation's segment (I4), so
@@ -1146,26 +804,6 @@ std::size_t SegmentedSliceMap<V>::Count(std::string_view key) const {
 }
 
 template <class V>
-template <class Visit>
-void SegmentedSliceMap<V>::VisitSlices(std::uintptr_t v, Visit& visit) const {
-  if (v == 0) return;
-  switch (v & kTagMask) {
-    case kTagSlice:
-      visit(Untag<Slice>(v));
-      break;
-    case kTagInner:
-      for (const auto& slot : Untag<Inner>(v)->slots) {
-        VisitSlices(slot.load(std::memory_order_acquire), visit);  // acquire: see Find
-      }
-      break;
-    default: {
-      const Collision* c = Untag<Collision>(v);
-      for (std::uint32_t i = 0; i < c->n; ++i) visit(c->items()[i]);
-    }
-  }
-}
-
-template <class V>
 std::vector<std::string> SegmentedSliceMap<V>::Keys() const {
   std::vector<std::string> keys;
   EpochGuard guard(*domain_);
@@ -1173,8 +811,7 @@ std::vector<std::string> SegmentedSliceMap<V>::Keys() const {
     if (s->dead.load(std::memory_order_relaxed)) return;  // relaxed: a dead key is empty
     if (Count(s->key()) > 0) keys.emplace_back(s->key());
   };
-  const std::size_t n = std::size_t{1} << root_bits_;
-  for (std::size_t i = 0; i < n; ++i) VisitSlices(root_[i].load(std::memory_order_acquire), visit);
+  index_.VisitSlices(visit);
   return keys;
 }
 
@@ -1185,8 +822,7 @@ std::size_t SegmentedSliceMap<V>::KeyCount() const {
   auto visit = [&](const Slice* s) {
     if (!s->dead.load(std::memory_order_relaxed) && Count(s->key()) > 0) ++count;
   };
-  const std::size_t n = std::size_t{1} << root_bits_;
-  for (std::size_t i = 0; i < n; ++i) VisitSlices(root_[i].load(std::memory_order_acquire), visit);
+  index_.VisitSlices(visit);
   return count;
 }
 
@@ -1203,8 +839,8 @@ std::size_t SegmentedSliceMap<V>::Size() const {
 
 template <class V>
 std::size_t SegmentedSliceMap<V>::MemoryBytes() const {
-  std::int64_t bytes = static_cast<std::int64_t>(sizeof(*this)) +
-                       static_cast<std::int64_t>((std::size_t{1} << root_bits_) * sizeof(void*));
+  std::int64_t bytes =
+      static_cast<std::int64_t>(sizeof(*this)) + static_cast<std::int64_t>(index_.RootBytes());
   for (const Stripe& s : stripes_) bytes += s.bytes.load(std::memory_order_relaxed);
   bytes -= freed_bytes_.load(std::memory_order_relaxed);  // relaxed: statistics
   return bytes > 0 ? static_cast<std::size_t>(bytes) : 0;
@@ -1319,7 +955,7 @@ bool SegmentedSliceMap<V>::EraseIfEmpty(std::string_view key) {
     }
     // release: pairs with FindOrInsert's acquire (it may replace the dead slice).
     s->dead.store(true, std::memory_order_release);
-    Unlink(s, rec);
+    index_.Unlink(*this, s, rec);
     Retire(&ReclaimSlice, s, Self());
   }
   domain_->TryReclaim();

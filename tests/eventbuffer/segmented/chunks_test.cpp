@@ -1,7 +1,7 @@
-// ChunkReserve (segmented_chunks.h): ready chunks are aligned, writable, faulted in and
-// refilled; and the SegmentPool takes them only once a thread has grown past its small
-// chunks (or never, when large chunks are switched off).
-#include "eventbuffer/segmented_chunks.h"
+// ChunkReserve (eventbuffer/segmented/chunks.h): ready chunks are aligned, writable,
+// faulted in and refilled; and the SegmentPool takes them only once a thread has grown past
+// its small chunks (or never, when large chunks are switched off).
+#include "eventbuffer/segmented/chunks.h"
 
 #include <gtest/gtest.h>
 #include <sys/resource.h>
@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "eventbuffer/segmented_pool.h"
-#include "eventbuffer/segmented_slice_map.h"
+#include "eventbuffer/segmented/pool.h"
+#include "eventbuffer/segmented/slice_map.h"
 
 namespace eventbuffer {
 namespace {

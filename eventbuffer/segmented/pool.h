@@ -18,7 +18,7 @@
 //
 // Large chunks: once a thread's Local has used kSmallChunks small chunks (the map is
 // growing fast), its next chunks come from the process-wide ChunkReserve
-// (segmented_chunks.h): 2 MiB chunks, huge-page backed where the kernel allows it, already
+// (chunks.h): 2 MiB chunks, huge-page backed where the kernel allows it, already
 // faulted in by a background thread. They take the remaining fault cost off the appending
 // threads (and most TLB misses off their writes). When the reserve has none ready, the
 // Local takes a small chunk as before, so an allocation never waits for the filler.
@@ -62,7 +62,7 @@
 #include <utility>
 #include <vector>
 
-#include "eventbuffer/segmented_chunks.h"
+#include "eventbuffer/segmented/chunks.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define KEB_SEGMENT_POOL_PASSTHROUGH 1

@@ -1,7 +1,7 @@
 // ChunkReserve: large segment chunks, faulted in ahead of use by one background thread.
 //
 // Why: a map that grows fast writes tens of MB of fresh memory. Faulting it in 4 KiB at a
-// time (segmented_pool.h's small chunks) costs ~1-3 us per page on a VM, which is a fifth
+// time (pool.h's small chunks) costs ~1-3 us per page on a VM, which is a fifth
 // of the cost of an append on hot keys, and it stays on the appending thread. A chunk of
 // 2 MiB aligned to 2 MiB and marked MADV_HUGEPAGE is faulted in as one transparent huge
 // page where the kernel allows it (one fault instead of 512, and one TLB entry instead of
@@ -24,10 +24,10 @@
 // is not steady. On a VM a 2 MiB huge page is ~0.2 ms when the host has it at hand and
 // 4-5 ms when it has not (then the filler makes small-page chunks, ~0.8-1.7 ms each, for a
 // while), and the filler's CPU is taken from it now and then; one thread growing a map
-// to 1M keys takes a chunk every ~1.5 ms. With at most 4 ahead, raised and lowered by one,
-// such a fill missed 14-50 times (every miss is a small chunk faulted in by the appender, up
-// to ~430 us for one append here); with 16, doubled on a miss and lowered slowly, the
-// fills after the first missed 0-4 times (docs/storage.md, "Eighth round").
+// to 1M keys takes a chunk every ~1.5 ms. Every miss is a small chunk faulted in by the
+// appender (up to ~430 us for one append on that VM), so the target must absorb such
+// stretches: doubled on a miss and lowered slowly, it keeps a fill to 1M keys after the
+// process's first at 0-4 misses.
 //
 // Cost: one thread per process (SCHED_IDLE: it only uses CPU nobody else wants), started by
 // the first Prime() (the first SegmentedSliceMap with large chunks primes it when it is
@@ -52,13 +52,12 @@
 // one taken less than kActiveWindow (100 ms) after the previous take doubles it as a miss
 // would (up to kMaxTarget), and every take wakes the filler, so that the filler's own chunks
 // are ready when the kept ones run out (a map growing on kept chunks takes them as fast as
-// it would take the filler's); and the filler's timed wait before unmapping kept
-// chunks counts as asleep, so a take wakes it from there too (it did not at first: a
-// process growing again after a pause then grew on small chunks, faulted in by its
-// appenders, and the growth benchmark's worst recurring append went from 21-24 to
-// 60-93 us). Once the process has neither taken nor freed a chunk for keep_freed (5 s by
-// default), the filler unmaps the kept chunks and the ready ones beyond one, so an idle
-// process holds one chunk it does not use.
+// it would take the filler's). The filler's timed wait before unmapping kept chunks counts
+// as asleep, so a take wakes it from there too: otherwise a process growing again after a
+// pause would grow on small chunks faulted in by its appenders. Once the process has
+// neither taken nor freed a chunk for keep_freed (5 s by default), the filler unmaps the
+// kept chunks and the ready ones beyond one, so an idle process holds one chunk it does
+// not use.
 //
 // Thread safety: every function may be called from any thread at any time. The reserve is
 // never destroyed (the filler may run until the process exits).
