@@ -138,11 +138,14 @@ TEST(EventBufferListTest, ConcurrentAppendsRetentionAndListsAgree) {
   std::thread reader([&] {
     while (!stop.load()) {
       EventQuery q = All(std::nullopt, 50);
-      std::set<const EventRecord*> seen;
+      // By identity: a record address may be reused once an evicted record is freed.
+      std::set<std::string> seen;
       for (;;) {
         const EventPage page = buffer.List(q);
         for (std::size_t i = 0; i < page.items.size(); ++i) {
-          EXPECT_TRUE(seen.insert(page.items[i].get()).second);
+          const EventRecord& r = *page.items[i];
+          EXPECT_TRUE(
+              seen.insert(std::string(r.uid()) + "/" + std::string(r.resource_version())).second);
           if (i > 0) {
             EXPECT_TRUE(PositionLess(PositionOf(*page.items[i - 1]), PositionOf(*page.items[i])));
           }
