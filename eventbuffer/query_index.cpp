@@ -1,6 +1,8 @@
 #include "eventbuffer/query_index.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <mutex>
@@ -35,10 +37,28 @@ bool EntryLess(const Entry& a, const Entry& b) {
                           b.ref->uid(), b.ref->resource_version()) < 0;
 }
 
+// Hash of (Event name, resourceVersion): 8 bytes per multiply, then a final mix so that
+// the top bits (which pick the home slot) depend on every input bit.
+std::uint64_t MixWord(std::uint64_t h, std::uint64_t v) {
+  h = (h ^ v) * 0x9e3779b97f4a7c15ULL;
+  return h ^ (h >> 29);
+}
+std::uint64_t HashBytes(std::uint64_t h, std::string_view s) {
+  const char* p = s.data();
+  std::size_t n = s.size();
+  for (; n >= 8; p += 8, n -= 8) {
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);
+    h = MixWord(h, v);
+  }
+  std::uint64_t v = 0;
+  std::memcpy(&v, p, n);
+  return MixWord(h, v ^ (std::uint64_t{n} << 56));
+}
 std::uint64_t NameHash(std::string_view name, std::string_view rv) {
-  const std::uint64_t a = std::hash<std::string_view>{}(name);
-  const std::uint64_t b = std::hash<std::string_view>{}(rv);
-  return (a ^ (b * 0x9e3779b97f4a7c15ULL)) * 0xff51afd7ed558ccdULL;
+  std::uint64_t h = HashBytes(HashBytes(0x243f6a8885a308d3ULL, name), rv);
+  h *= 0xff51afd7ed558ccdULL;
+  return h ^ (h >> 32);
 }
 std::uint64_t NameHash(const EventRecord& r) {
   return NameHash(r.Get(Field::kName), r.resource_version());
@@ -59,64 +79,101 @@ struct Cursor {
 };
 
 // Open-addressing set of records keyed by (Event name, resourceVersion): linear probing
-// over a power-of-two table, at most 3/4 full, erasure by backward shift (no markers).
+// over a power-of-two table, at most 3/4 full, erasure by backward shift (no markers). The
+// home slot is taken from the hash's top bits. A slot is the record's address with the
+// hash's top 16 bits in the address's unused top 16 bits (user-space addresses on x86-64
+// and AArch64 Linux fit in 48 bits): probes compare the tag before touching a record,
+// and a table of up to 2^16 slots finds a slot's home from its tag alone, so moving and
+// rehashing never read records. Should an address ever use its top bits, the table drops
+// the tags for good (correct, just slower).
 class NameTable {
  public:
+  static std::uint64_t Hash(const EventRecord& r) { return NameHash(r); }
+
+  void Prefetch(std::uint64_t hash) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[hash >> shift_]);
+  }
+
   const EventRecord* Find(std::string_view name, std::string_view rv) const {
     if (slots_.empty()) return nullptr;
-    const std::size_t mask = slots_.size() - 1;
-    for (std::size_t i = NameHash(name, rv) & mask;; i = (i + 1) & mask) {
-      const EventRecord* r = slots_[i];
-      if (r == nullptr) return nullptr;
+    const std::uint64_t hash = NameHash(name, rv);
+    const std::uintptr_t tag = TagOf(hash);
+    for (std::size_t i = hash >> shift_;; i = (i + 1) & mask()) {
+      const std::uintptr_t slot = slots_[i];
+      if (slot == 0) return nullptr;
+      if (tagged_ && (slot & ~kAddressMask) != tag) continue;
+      const EventRecord* r = RecordOf(slot);
       if (r->resource_version() == rv && r->Get(Field::kName) == name) return r;
     }
   }
-  void Insert(const EventRecord* r) {
+
+  void Insert(const EventRecord* r, std::uint64_t hash) {
     if ((count_ + 1) * 4 > slots_.size() * 3) Rehash(std::max<std::size_t>(8, slots_.size() * 2));
-    Place(r);
+    const auto address = reinterpret_cast<std::uintptr_t>(r);
+    if (tagged_ && (address & ~kAddressMask) != 0) DropTags();
+    std::size_t i = hash >> shift_;
+    while (slots_[i] != 0) i = (i + 1) & mask();
+    slots_[i] = tagged_ ? address | TagOf(hash) : address;
     ++count_;
   }
-  void Erase(const EventRecord* r) {
+
+  void Erase(const EventRecord* r, std::uint64_t hash) {
     if (slots_.empty()) return;
-    const std::size_t mask = slots_.size() - 1;
-    std::size_t i = NameHash(*r) & mask;
-    while (slots_[i] != r) {
-      if (slots_[i] == nullptr) return;
-      i = (i + 1) & mask;
+    std::size_t i = hash >> shift_;
+    while (RecordOf(slots_[i]) != r) {
+      if (slots_[i] == 0) return;
+      i = (i + 1) & mask();
     }
-    // Backward shift: move each following record of the cluster into the hole when its
-    // home slot is not between the hole and where it sits.
-    for (std::size_t j = (i + 1) & mask; slots_[j] != nullptr; j = (j + 1) & mask) {
-      const std::size_t home = NameHash(*slots_[j]) & mask;
+    // Backward shift: move each following slot of the cluster into the hole unless its
+    // home lies cyclically in (hole, its place].
+    for (std::size_t j = (i + 1) & mask(); slots_[j] != 0; j = (j + 1) & mask()) {
+      const std::size_t home = HomeOf(slots_[j]);
       const bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
       if (!stays) {
         slots_[i] = slots_[j];
         i = j;
       }
     }
-    slots_[i] = nullptr;
+    slots_[i] = 0;
     --count_;
     if (slots_.size() > 64 && count_ * 8 < slots_.size()) Rehash(slots_.size() / 2);
   }
-  std::size_t MemoryBytes() const { return slots_.capacity() * sizeof(const EventRecord*); }
+
+  std::size_t MemoryBytes() const { return slots_.capacity() * sizeof(std::uintptr_t); }
 
  private:
-  void Place(const EventRecord* r) {
-    const std::size_t mask = slots_.size() - 1;
-    std::size_t i = NameHash(*r) & mask;
-    while (slots_[i] != nullptr) i = (i + 1) & mask;
-    slots_[i] = r;
+  static constexpr std::uintptr_t kAddressMask = (std::uintptr_t{1} << 48) - 1;
+  static std::uintptr_t TagOf(std::uint64_t hash) {
+    return static_cast<std::uintptr_t>(hash) & ~kAddressMask;
+  }
+  std::size_t mask() const { return slots_.size() - 1; }
+  const EventRecord* RecordOf(std::uintptr_t slot) const {
+    return reinterpret_cast<const EventRecord*>(tagged_ ? slot & kAddressMask : slot);
+  }
+  std::size_t HomeOf(std::uintptr_t slot) const {
+    if (tagged_ && shift_ >= 48) return slot >> shift_;  // the tag holds the bits needed
+    return Hash(*RecordOf(slot)) >> shift_;
+  }
+  void DropTags() {
+    for (std::uintptr_t& slot : slots_) slot &= kAddressMask;
+    tagged_ = false;
   }
   void Rehash(std::size_t capacity) {
-    std::vector<const EventRecord*> old(capacity, nullptr);
+    std::vector<std::uintptr_t> old(capacity, 0);
     old.swap(slots_);
-    for (const EventRecord* r : old) {
-      if (r != nullptr) Place(r);
+    shift_ = 64 - std::countr_zero(capacity);
+    for (const std::uintptr_t slot : old) {
+      if (slot == 0) continue;
+      std::size_t i = HomeOf(slot);
+      while (slots_[i] != 0) i = (i + 1) & mask();
+      slots_[i] = slot;
     }
   }
 
-  std::vector<const EventRecord*> slots_;
+  std::vector<std::uintptr_t> slots_;  // 0: empty
   std::size_t count_ = 0;
+  int shift_ = 64;  // home slot = hash >> shift_
+  bool tagged_ = true;
 };
 
 // A sorted run of entries: the live ones are v[head, v.size()). v never holds more than
@@ -177,6 +234,8 @@ struct QueryIndex::Namespace {
 
   bool Insert(Entry e) {
     const EventRecord* record = e.ref.get();
+    const std::uint64_t hash = NameTable::Hash(*record);
+    names.Prefetch(hash);  // a likely cache miss, overlapped with the block work below
     const Pos p{e.time_ms, record->uid(), record->resource_version()};
     if (blocks.empty() || Compare(blocks.back()->back(), p) < 0) {
       // In order (the common case): append to the last block, or open a new one.
@@ -212,7 +271,7 @@ struct QueryIndex::Namespace {
         b->v[i - 1] = std::move(e);
       }
     }
-    names.Insert(record);
+    names.Insert(record, hash);
     ++count;
     return true;
   }
@@ -226,7 +285,7 @@ struct QueryIndex::Namespace {
       if (bi == blocks.size() || Compare(blocks[bi]->v[i], p) != 0) return false;
     }
     Block& b = *blocks[bi];
-    names.Erase(b.v[i].ref.get());
+    names.Erase(b.v[i].ref.get(), NameTable::Hash(*b.v[i].ref));
     --count;
     if (i == b.head) {
       b.v[i] = Entry{};

@@ -314,6 +314,29 @@ TEST(QueryIndexTest, FindsByEventNameAndRevisionInItsNamespace) {
   EXPECT_EQ(index.Find("ns", "x.5", "105"), nullptr);
 }
 
+TEST(QueryIndexTest, FindWorksInALargeNamespaceThroughGrowthAndShrinking) {
+  // Beyond 2^16 table slots a slot's home is recomputed from its record.
+  QueryIndex index;
+  std::vector<EventRef> all;
+  for (int i = 0; i < 70'000; ++i) {
+    all.push_back(Ev("big", "e." + std::to_string(i % 1000), "u" + std::to_string(i % 1000),
+                     std::to_string(i), i / 10));
+    ASSERT_TRUE(index.Add(all.back()));
+  }
+  std::mt19937_64 rng(13);
+  std::shuffle(all.begin(), all.end(), rng);
+  for (std::size_t i = 0; i < 65'000; ++i) ASSERT_TRUE(index.Remove(*all[i]));
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const EventRecord& r = *all[i];
+    const EventRef found = index.Find("big", r.Get(F::kName), r.resource_version());
+    if (i < 65'000) {
+      ASSERT_EQ(found, nullptr) << i;
+    } else {
+      ASSERT_EQ(found, all[i]) << i;
+    }
+  }
+}
+
 TEST(QueryIndexTest, RemoveByPositionAndEmptyNamespacesAreDropped) {
   QueryIndex index;
   const EventRef r = Ev("ns", "e", "u", "1", 5);
