@@ -6,6 +6,7 @@
 #include <functional>
 #include <limits>
 #include <mutex>
+#include <thread>
 #include <tuple>
 #include <utility>
 
@@ -176,6 +177,31 @@ class NameTable {
   bool tagged_ = true;
 };
 
+// A shared mutex that lets a waiting writer in before new readers. glibc's rwlock (behind
+// std::shared_mutex) prefers readers: readers paging through one namespace in overlapping
+// chunks could keep its writer out indefinitely. Here a reader arriving while a writer
+// waits yields until the writer has the lock, so a writer waits at most for the readers
+// already inside, each of which holds the lock for one chunk at most.
+class WriterFirstMutex {
+ public:
+  void lock() {
+    // Relaxed: only a hint for arriving readers; the mutex itself orders the data.
+    waiting_.fetch_add(1, std::memory_order_relaxed);
+    mu_.lock();
+    waiting_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  void unlock() { mu_.unlock(); }
+  void lock_shared() {
+    while (waiting_.load(std::memory_order_relaxed) > 0) std::this_thread::yield();
+    mu_.lock_shared();
+  }
+  void unlock_shared() { mu_.unlock_shared(); }
+
+ private:
+  std::shared_mutex mu_;
+  std::atomic<int> waiting_{0};
+};
+
 // A sorted run of entries: the live ones are v[head, v.size()). v never holds more than
 // kBlockCapacity slots; the slots before head are empty (their refs released).
 struct Block {
@@ -196,7 +222,7 @@ struct Block {
 }  // namespace
 
 struct QueryIndex::Namespace {
-  mutable std::shared_mutex mu;
+  mutable WriterFirstMutex mu;
   std::vector<std::unique_ptr<Block>> blocks;
   NameTable names;
   std::size_t count = 0;
@@ -347,7 +373,7 @@ struct QueryIndex::Namespace {
   // As CollectLocked, taking the lock.
   bool Collect(Cursor* cursor, const std::function<bool(const EventRecord&)>& match,
                std::size_t want, std::vector<Entry>* out) const {
-    std::shared_lock<std::shared_mutex> lock(mu);
+    std::shared_lock<WriterFirstMutex> lock(mu);
     return CollectLocked(cursor, match, want, out);
   }
 
@@ -376,7 +402,7 @@ bool QueryIndex::Add(const EventRef& record) {
     const auto it = map_.find(ns);
     if (it != map_.end()) {
       Namespace& n = *it->second;
-      std::unique_lock<std::shared_mutex> lock(n.mu);
+      std::unique_lock<WriterFirstMutex> lock(n.mu);
       added = n.Insert(std::move(e));
       if (added) size_.fetch_add(1, std::memory_order_relaxed);
       return added;
@@ -387,7 +413,7 @@ bool QueryIndex::Add(const EventRef& record) {
   std::unique_lock<std::shared_mutex> map_lock(map_mu_);
   auto& slot = map_[std::string(ns)];
   if (!slot) slot = std::make_shared<Namespace>();
-  std::unique_lock<std::shared_mutex> lock(slot->mu);
+  std::unique_lock<WriterFirstMutex> lock(slot->mu);
   added = slot->Insert(std::move(e));
   if (added) size_.fetch_add(1, std::memory_order_relaxed);
   return added;
@@ -401,7 +427,7 @@ bool QueryIndex::RemoveAt(std::string_view ns, std::int64_t time_ms, std::string
     const auto it = map_.find(ns);
     if (it == map_.end()) return false;
     Namespace& n = *it->second;
-    std::unique_lock<std::shared_mutex> lock(n.mu);
+    std::unique_lock<WriterFirstMutex> lock(n.mu);
     if (!n.Erase(Pos{time_ms, uid, rv})) return false;
     now_empty = n.count == 0;
   }
@@ -426,7 +452,7 @@ void QueryIndex::DropIfEmpty(std::string_view ns) {
   {
     // Writers hold map_mu_ while they write, so none is inside this namespace now; the
     // lock orders this read after the last one's writes.
-    std::unique_lock<std::shared_mutex> lock(it->second->mu);
+    std::unique_lock<WriterFirstMutex> lock(it->second->mu);
     if (it->second->count != 0) return;
   }
   map_.erase(it);
@@ -517,7 +543,7 @@ EventRef QueryIndex::Find(std::string_view ns, std::string_view event_name,
                           std::string_view resource_version) const {
   const std::shared_ptr<Namespace> n = Lookup(ns);
   if (n == nullptr) return nullptr;
-  std::shared_lock<std::shared_mutex> lock(n->mu);
+  std::shared_lock<WriterFirstMutex> lock(n->mu);
   const EventRecord* r = n->names.Find(event_name, resource_version);
   if (r == nullptr) return nullptr;
   // The table holds the record; its entry holds the EventRef to hand out.
@@ -544,7 +570,7 @@ std::size_t QueryIndex::MemoryBytes() const {
     }
   }
   for (const auto& n : spaces) {
-    std::shared_lock<std::shared_mutex> lock(n->mu);
+    std::shared_lock<WriterFirstMutex> lock(n->mu);
     bytes += n->MemoryBytes();
   }
   return bytes;

@@ -23,7 +23,9 @@
 //   - each Namespace has its own shared mutex. Add and Remove hold it exclusively for one
 //     insert or erase (O(log n) search plus at most one block's shift). List holds it
 //     shared for at most kScanChunk entries at a time, then releases it and resumes after
-//     the last position it looked at; Find holds it shared for one lookup.
+//     the last position it looked at; Find holds it shared for one lookup. A waiting
+//     writer goes before readers that arrive after it, so a writer waits at most for the
+//     readers already inside (one chunk each), however many readers keep coming.
 // No lock is ever held across two namespaces, so a merge over all namespaces never stalls
 // a writer for more than one short batch of one namespace. Lock order: map_mu_, then one
 // Namespace mutex.
