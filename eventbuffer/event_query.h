@@ -57,7 +57,8 @@ struct EventQuery {
   std::optional<std::string> ns;
   // Start strictly after this position; nullopt starts at the oldest.
   std::optional<OccurrencePosition> after;
-  // A further filter (field selectors); empty matches everything.
+  // A further filter (field selectors); empty matches everything. Called on the listing
+  // thread under a lock of the query index: keep it quick, and no calls into the buffer.
   std::function<bool(const EventRecord&)> match;
   // At most this many items; 0 means no limit.
   std::size_t limit = 0;
