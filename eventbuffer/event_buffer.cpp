@@ -122,6 +122,9 @@ EventBuffer::AppendResult EventBuffer::Append(const EventRef& record) {
       s.dedup.Erase(id);  // not stored (or only partly: the verifier will say so)
       throw;
     }
+    // Indexed under the same stripe lock as the store: evicting this occurrence needs the
+    // lock too (DropLocked), so its Remove cannot come before this Add and leave it listed.
+    index_.Add(record);
     if (s.flag.dual_write() && SampleVerify()) {
       verification = VerifyLocked(s, key);
       verified = true;
@@ -149,6 +152,13 @@ std::vector<EventRef> EventBuffer::Read(std::string_view key) const {
   }
   if (verified) Publish(std::move(verification));
   return out;
+}
+
+EventPage EventBuffer::List(const EventQuery& query) const { return index_.List(query); }
+
+EventRef EventBuffer::Find(std::string_view ns, std::string_view event_name,
+                           std::string_view resource_version) const {
+  return index_.Find(ns, event_name, resource_version);
 }
 
 std::vector<std::string> EventBuffer::AllKeys() const {
@@ -313,12 +323,12 @@ void EventBuffer::Transition(GrayMode from, const GrayFlag& to) {
 std::size_t EventBuffer::DropLocked(Stripe& s, std::string_view key,
                                     FunctionRef<bool(const EventRef&)> pred) {
   const Backend primary = s.flag.Primary();
-  thread_local std::vector<OccurrenceId> dropped;
+  thread_local std::vector<EventRef> dropped;
   dropped.clear();
   std::size_t bytes = 0;
   const std::size_t n = backend(primary).DropFrontWhile(key, [&](const EventRef& r) {
     if (!pred(r)) return false;
-    dropped.push_back(IdOf(*r));
+    dropped.push_back(r);
     bytes += r->MemoryBytes();
     return true;
   });
@@ -330,7 +340,11 @@ std::size_t EventBuffer::DropLocked(Stripe& s, std::string_view key,
     backend(Other(primary)).EraseIfEmpty(key);
   }
   backend(primary).EraseIfEmpty(key);
-  for (const OccurrenceId& id : dropped) s.dedup.Evict(id);
+  for (const EventRef& r : dropped) {
+    s.dedup.Evict(IdOf(*r));
+    index_.Remove(*r);
+  }
+  dropped.clear();
   record_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
   return n;
 }

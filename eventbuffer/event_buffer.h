@@ -56,8 +56,10 @@
 #include "eventbuffer/buffer_config.h"
 #include "eventbuffer/buffer_observer.h"
 #include "eventbuffer/dedup_index.h"
+#include "eventbuffer/event_query.h"
 #include "eventbuffer/event_record.h"
 #include "eventbuffer/gray_flag.h"
+#include "eventbuffer/query_index.h"
 #include "eventbuffer/slice_backend.h"
 #include "eventbuffer/verifier.h"
 
@@ -126,6 +128,13 @@ class EventBuffer {
 
   // Every object with at least one occurrence, with its count, routed like Read. No order.
   std::vector<ObjectSummary> Objects() const;
+
+  // A page of the stored occurrences in list order (event_query.h), from the query index.
+  EventPage List(const EventQuery& query) const;
+
+  // The stored occurrence of Event event_name at resource_version in namespace ns, or null.
+  EventRef Find(std::string_view ns, std::string_view event_name,
+                std::string_view resource_version) const;
 
   // Counters and per-backend sizes. Walks the backends: O(keys).
   BufferStats Stats() const;
@@ -198,6 +207,9 @@ class EventBuffer {
   std::size_t DropLocked(Stripe& s, std::string_view key, FunctionRef<bool(const EventRef&)> pred);
 
   std::unique_ptr<SliceBackend> backends_[kBackendCount];
+  // Every stored occurrence, whichever backends hold it: added in Append's critical
+  // section, removed in DropLocked's (see Append for why that order is safe).
+  QueryIndex index_;
   BufferObserver* const observer_;
   mutable std::unique_ptr<Stripe[]> stripes_;
 

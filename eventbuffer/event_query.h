@@ -31,12 +31,22 @@ struct OccurrencePosition {
 
 // Strict weak order of list positions: by time_ms, then uid (bytewise), then
 // resource_version compared by length and then bytewise (numeric order for the decimal
-// resourceVersions the API server issues).
+// resourceVersions the API server issues). Two positions are equivalent only when all
+// three parts are equal, so over held occurrences (distinct identities) the order is total.
 bool PositionLess(const OccurrencePosition& a, const OccurrencePosition& b);
 
-// The time an occurrence is listed at, in milliseconds since the Unix epoch:
-// series.lastObservedTime, else lastTimestamp, else eventTime, else firstTimestamp, else
-// the time it was received.
+// The same order on the parts, without copies: < 0, 0 or > 0 as position a is before, at
+// or after position b.
+int ComparePositions(std::int64_t a_time_ms, std::string_view a_uid, std::string_view a_rv,
+                     std::int64_t b_time_ms, std::string_view b_uid, std::string_view b_rv);
+
+// The time an occurrence is listed at, in milliseconds since the Unix epoch: the first of
+// series.lastObservedTime, lastTimestamp, eventTime, firstTimestamp that is set and parses
+// (ParseRfc3339Millis; sub-millisecond digits are dropped), else the time it was received
+// (numbers().receive_unix_ns / 1e6, rounded down). A pure function of the record: the
+// same record always gets the same time, so a position never changes while it is held.
+// Cost: usually one timestamp parse (tens of ns); the QueryIndex computes it once per
+// occurrence at Add and keeps it in its entry.
 std::int64_t OccurrenceTimeMs(const EventRecord& record);
 
 // The list position of an occurrence.
@@ -47,7 +57,8 @@ struct EventQuery {
   std::optional<std::string> ns;
   // Start strictly after this position; nullopt starts at the oldest.
   std::optional<OccurrencePosition> after;
-  // A further filter (field selectors); empty matches everything.
+  // A further filter (field selectors); empty matches everything. Called on the listing
+  // thread under a lock of the query index: keep it quick, and no calls into the buffer.
   std::function<bool(const EventRecord&)> match;
   // At most this many items; 0 means no limit.
   std::size_t limit = 0;

@@ -159,6 +159,7 @@ bool DecodeEventObject(Reader& r, const Path& at, element value, std::int64_t re
   EventRecord::Builder b;
   Times times;
   std::string_view first_ts, last_ts, event_time;
+  std::string related;  // owns the compact text of `related` until Build copies it
   bool have_metadata = false;
 
   for (auto [key, v] : event) {
@@ -171,7 +172,8 @@ bool DecodeEventObject(Reader& r, const Path& at, element value, std::int64_t re
                               {{"uid", Field::kUid},
                                {"resourceVersion", Field::kResourceVersion},
                                {"namespace", Field::kNamespace},
-                               {"name", Field::kName}},
+                               {"name", Field::kName},
+                               {"creationTimestamp", Field::kCreationTimestamp}},
                               &b)) {
         return false;
       }
@@ -214,9 +216,21 @@ bool DecodeEventObject(Reader& r, const Path& at, element value, std::int64_t re
           } else if (sk == "lastObservedTime") {
             std::string_view t;
             if (!r.String(Path{&p, "lastObservedTime"}, sv, &t)) return false;
+            b.Set(Field::kSeriesLastObservedTime, t);
             times.Offer(t);
           }
         }
+      }
+    } else if (key == "related") {
+      // An ObjectReference kept whole, as compact JSON: simdjson re-serializes the parsed
+      // object without white space (keys in input order, strings re-escaped minimally).
+      // Rare on the wire, so its allocation is off the common path.
+      object rel;
+      bool rel_present;
+      if (!r.Object(Path{&at, "related"}, v, &rel, &rel_present)) return false;
+      if (rel_present) {
+        related = simdjson::minify(rel);
+        b.Set(Field::kRelated, related);
       }
     } else if (key == "count") {
       if (!r.Int32(Path{&at, "count"}, v, &b.numbers().count)) return false;
@@ -244,7 +258,7 @@ bool DecodeEventObject(Reader& r, const Path& at, element value, std::int64_t re
           break;
         }
       }
-      // Anything else (kind, apiVersion, related, managedFields, ...) is ignored.
+      // Anything else (kind, apiVersion, managedFields, ...) is ignored.
     }
   }
 

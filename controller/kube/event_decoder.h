@@ -9,6 +9,8 @@
 // field of the wrong type gives a DecodeError that names the field (e.g.
 // "object.count: expected an integer, got a string"); the decoder never throws on input
 // and never crashes. String values are unescaped to UTF-8 and otherwise kept byte-exact.
+// `related` (an ObjectReference) is kept whole as compact JSON text, re-serialized by the
+// parser (no white space, keys in input order, strings re-escaped only where JSON must).
 //
 // Thread safety: an EventDecoder holds a reusable parser and scratch buffers: use one per
 // thread. Results own their data and may be handed to other threads.

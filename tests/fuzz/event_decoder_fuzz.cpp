@@ -26,6 +26,10 @@ void CheckRecord(const eventbuffer::EventRef& record) {
   Check(record->Key().size() == record->involved_namespace().size() +
                                     record->involved_kind().size() +
                                     record->involved_name().size() + 2);
+  // `related` is either absent or one whole JSON object.
+  const std::string_view related = record->Get(eventbuffer::EventRecord::Field::kRelated);
+  Check(related.empty() ||
+        (related.size() >= 2 && related.front() == '{' && related.back() == '}'));
 }
 
 }  // namespace

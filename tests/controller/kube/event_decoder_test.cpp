@@ -67,6 +67,9 @@ TEST(EventDecoderTest, DecodesKubectlEventListWithAllFields) {
   EXPECT_EQ(pod.Get(Field::kSourceHost), "worker-2");
   EXPECT_EQ(pod.Get(Field::kReportingComponent), "kubelet");
   EXPECT_EQ(pod.Get(Field::kReportingInstance), "worker-2");
+  EXPECT_EQ(pod.Get(Field::kCreationTimestamp), "2024-05-01T10:00:00Z");
+  EXPECT_EQ(pod.Get(Field::kSeriesLastObservedTime), "");
+  EXPECT_EQ(pod.Get(Field::kRelated), "");
   // 2024-05-01T10:13:22Z
   EXPECT_EQ(pod.numbers().last_seen_unix_ms, 1714558402000);
   EXPECT_EQ(pod.numbers().receive_unix_ns, 1234);
@@ -83,6 +86,8 @@ TEST(EventDecoderTest, DecodesKubectlEventListWithAllFields) {
   EXPECT_EQ(sched.Get(Field::kAction), "Scheduling");
   EXPECT_EQ(sched.Get(Field::kEventTime), "2024-05-01T10:02:03.456789Z");
   EXPECT_EQ(sched.numbers().series_count, 4);
+  EXPECT_EQ(sched.Get(Field::kSeriesLastObservedTime), "2024-05-01T10:06:03.000001Z");
+  EXPECT_EQ(sched.Get(Field::kCreationTimestamp), "2024-05-01T10:02:03Z");
   EXPECT_EQ(sched.count(), 0);
   EXPECT_EQ(sched.Get(Field::kSourceComponent), "");
   // The latest of eventTime and series.lastObservedTime.
@@ -155,6 +160,57 @@ TEST(EventDecoderTest, NullValuesCountAsAbsent) {
   ASSERT_TRUE(r.ok()) << r.error.ToString();
   EXPECT_EQ(r.value.record->message(), "");
   EXPECT_EQ(r.value.record->count(), 0);
+}
+
+TEST(EventDecoderTest, DecodesCreationTimestampSeriesLastObservedTimeAndRelated) {
+  EventDecoder decoder;
+  auto r = decoder.DecodeWatchLine(
+      EventLine("MODIFIED",
+                R"("series":{"lastObservedTime":"2024-05-01T10:06:03.123456Z","count":2},)"
+                R"("related": { "kind" : "Node",  "name":"w\u00e9-1",)"
+                R"( "uid":"q\"u\\o", "fieldPath":"" })",
+                R"("uid":"u-1","resourceVersion":"42","creationTimestamp":"2024-05-01T10:00:00Z")"),
+      0);
+  ASSERT_TRUE(r.ok()) << r.error.ToString();
+  const EventRecord& e = *r.value.record;
+  EXPECT_EQ(e.Get(Field::kCreationTimestamp), "2024-05-01T10:00:00Z");
+  EXPECT_EQ(e.Get(Field::kSeriesLastObservedTime), "2024-05-01T10:06:03.123456Z");
+  // Compact JSON of the object: no white space, keys in input order, strings unescaped to
+  // UTF-8 and re-escaped only where JSON requires it.
+  EXPECT_EQ(
+      e.Get(Field::kRelated),
+      "{\"kind\":\"Node\",\"name\":\"w\xC3\xA9-1\",\"uid\":\"q\\\"u\\\\o\",\"fieldPath\":\"\"}");
+  EXPECT_EQ(e.numbers().series_count, 2);
+  // series.lastObservedTime also counts as the time the event was last seen.
+  EXPECT_EQ(e.numbers().last_seen_unix_ms, 1714557963123);
+}
+
+TEST(EventDecoderTest, RelatedIsKeptWholeIncludingNestedValues) {
+  EventDecoder decoder;
+  auto r = decoder.DecodeWatchLine(
+      EventLine("ADDED", R"("related":{"kind":"Pod","extra":{"a":[1,true,null]},"n":-3})"), 0);
+  ASSERT_TRUE(r.ok()) << r.error.ToString();
+  EXPECT_EQ(r.value.record->Get(Field::kRelated),
+            R"({"kind":"Pod","extra":{"a":[1,true,null]},"n":-3})");
+}
+
+TEST(EventDecoderTest, AbsentOrNullNewFieldsAreEmpty) {
+  EventDecoder decoder;
+  for (const std::string& extra :
+       {std::string(), std::string(R"("related":null,"series":{"lastObservedTime":null})"),
+        std::string(R"("series":null)")}) {
+    auto r = decoder.DecodeWatchLine(
+        EventLine("ADDED", extra, R"("uid":"u","resourceVersion":"1","creationTimestamp":null)"),
+        0);
+    ASSERT_TRUE(r.ok()) << r.error.ToString();
+    EXPECT_EQ(r.value.record->Get(Field::kCreationTimestamp), "") << extra;
+    EXPECT_EQ(r.value.record->Get(Field::kSeriesLastObservedTime), "") << extra;
+    EXPECT_EQ(r.value.record->Get(Field::kRelated), "") << extra;
+  }
+  // An empty object is present: it is kept as such.
+  auto r = decoder.DecodeWatchLine(EventLine("ADDED", R"("related":{})"), 0);
+  ASSERT_TRUE(r.ok()) << r.error.ToString();
+  EXPECT_EQ(r.value.record->Get(Field::kRelated), "{}");
 }
 
 TEST(EventDecoderTest, UnicodeEscapesAndNewlinesSurviveByteExact) {
@@ -300,6 +356,17 @@ INSTANTIATE_TEST_SUITE_P(
                       "object.involvedObject.name", "expected a string, got an integer"},
         MalformedCase{"SourceHostIsArray", EventLine("ADDED", R"("source":{"host":[]})"),
                       "object.source.host", "expected a string, got an array"},
+        MalformedCase{"RelatedIsString", EventLine("ADDED", R"("related":"Node/w-1")"),
+                      "object.related", "expected an object, got a string"},
+        MalformedCase{"RelatedIsArray", EventLine("ADDED", R"("related":[{"kind":"Node"}])"),
+                      "object.related", "expected an object, got an array"},
+        MalformedCase{"CreationTimestampIsNumber",
+                      EventLine("ADDED", "",
+                                R"("uid":"u","resourceVersion":"1","creationTimestamp":5)"),
+                      "object.metadata.creationTimestamp", "expected a string, got an integer"},
+        MalformedCase{"LastObservedTimeIsObject",
+                      EventLine("ADDED", R"("series":{"lastObservedTime":{}})"),
+                      "object.series.lastObservedTime", "expected a string, got an object"},
         MalformedCase{"SeriesCountIsString", EventLine("ADDED", R"("series":{"count":"2"})"),
                       "object.series.count", "expected an integer, got a string"},
         MalformedCase{"BookmarkWithoutMetadata", R"({"type":"BOOKMARK","object":{"kind":"Event"}})",

@@ -1,0 +1,579 @@
+#include "eventbuffer/query_index.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <mutex>
+#include <thread>
+#include <tuple>
+#include <utility>
+
+namespace eventbuffer {
+
+namespace {
+
+using Field = EventRecord::Field;
+
+struct Entry {
+  std::int64_t time_ms = 0;
+  EventRef ref;
+};
+
+// A position as views into a record or into the caller's strings.
+struct Pos {
+  std::int64_t time_ms;
+  std::string_view uid, rv;
+};
+
+int Compare(const Entry& e, const Pos& p) {
+  if (e.time_ms != p.time_ms) return e.time_ms < p.time_ms ? -1 : 1;
+  return ComparePositions(e.time_ms, e.ref->uid(), e.ref->resource_version(), p.time_ms, p.uid,
+                          p.rv);
+}
+bool EntryLess(const Entry& a, const Entry& b) {
+  if (a.time_ms != b.time_ms) return a.time_ms < b.time_ms;
+  return ComparePositions(a.time_ms, a.ref->uid(), a.ref->resource_version(), b.time_ms,
+                          b.ref->uid(), b.ref->resource_version()) < 0;
+}
+
+// Hash of (Event name, resourceVersion): 8 bytes per multiply, then a final mix so that
+// the top bits (which pick the home slot) depend on every input bit.
+std::uint64_t MixWord(std::uint64_t h, std::uint64_t v) {
+  h = (h ^ v) * 0x9e3779b97f4a7c15ULL;
+  return h ^ (h >> 29);
+}
+std::uint64_t HashBytes(std::uint64_t h, std::string_view s) {
+  const char* p = s.data();
+  std::size_t n = s.size();
+  for (; n >= 8; p += 8, n -= 8) {
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);
+    h = MixWord(h, v);
+  }
+  std::uint64_t v = 0;
+  std::memcpy(&v, p, n);
+  return MixWord(h, v ^ (std::uint64_t{n} << 56));
+}
+std::uint64_t NameHash(std::string_view name, std::string_view rv) {
+  std::uint64_t h = HashBytes(HashBytes(0x243f6a8885a308d3ULL, name), rv);
+  h *= 0xff51afd7ed558ccdULL;
+  return h ^ (h >> 32);
+}
+std::uint64_t NameHash(const EventRecord& r) {
+  return NameHash(r.Get(Field::kName), r.resource_version());
+}
+
+// Where a scan resumes: strictly after this position. Holds the record it points into (or
+// views the caller's OccurrencePosition, which outlives the List call).
+struct Cursor {
+  bool set = false;
+  Pos pos{0, {}, {}};
+  EventRef hold;
+
+  void After(const Entry& e) {
+    hold = e.ref;
+    pos = Pos{e.time_ms, hold->uid(), hold->resource_version()};
+    set = true;
+  }
+};
+
+// Open-addressing set of records keyed by (Event name, resourceVersion): linear probing
+// over a power-of-two table, at most 3/4 full, erasure by backward shift (no markers). The
+// home slot is taken from the hash's top bits. A slot is the record's address with the
+// hash's top 16 bits in the address's unused top 16 bits (user-space addresses on x86-64
+// and AArch64 Linux fit in 48 bits): probes compare the tag before touching a record,
+// and a table of up to 2^16 slots finds a slot's home from its tag alone, so moving and
+// rehashing never read records. Should an address ever use its top bits, the table drops
+// the tags for good (correct, just slower).
+class NameTable {
+ public:
+  static std::uint64_t Hash(const EventRecord& r) { return NameHash(r); }
+
+  void Prefetch(std::uint64_t hash) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[hash >> shift_]);
+  }
+
+  const EventRecord* Find(std::string_view name, std::string_view rv) const {
+    if (slots_.empty()) return nullptr;
+    const std::uint64_t hash = NameHash(name, rv);
+    const std::uintptr_t tag = TagOf(hash);
+    for (std::size_t i = hash >> shift_;; i = (i + 1) & mask()) {
+      const std::uintptr_t slot = slots_[i];
+      if (slot == 0) return nullptr;
+      if (tagged_ && (slot & ~kAddressMask) != tag) continue;
+      const EventRecord* r = RecordOf(slot);
+      if (r->resource_version() == rv && r->Get(Field::kName) == name) return r;
+    }
+  }
+
+  void Insert(const EventRecord* r, std::uint64_t hash) {
+    if ((count_ + 1) * 4 > slots_.size() * 3) Rehash(std::max<std::size_t>(8, slots_.size() * 2));
+    const auto address = reinterpret_cast<std::uintptr_t>(r);
+    if (tagged_ && (address & ~kAddressMask) != 0) DropTags();
+    std::size_t i = hash >> shift_;
+    while (slots_[i] != 0) i = (i + 1) & mask();
+    slots_[i] = tagged_ ? address | TagOf(hash) : address;
+    ++count_;
+  }
+
+  void Erase(const EventRecord* r, std::uint64_t hash) {
+    if (slots_.empty()) return;
+    std::size_t i = hash >> shift_;
+    while (RecordOf(slots_[i]) != r) {
+      if (slots_[i] == 0) return;
+      i = (i + 1) & mask();
+    }
+    // Backward shift: move each following slot of the cluster into the hole unless its
+    // home lies cyclically in (hole, its place].
+    for (std::size_t j = (i + 1) & mask(); slots_[j] != 0; j = (j + 1) & mask()) {
+      const std::size_t home = HomeOf(slots_[j]);
+      const bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+      if (!stays) {
+        slots_[i] = slots_[j];
+        i = j;
+      }
+    }
+    slots_[i] = 0;
+    --count_;
+    if (slots_.size() > 64 && count_ * 8 < slots_.size()) Rehash(slots_.size() / 2);
+  }
+
+  std::size_t MemoryBytes() const { return slots_.capacity() * sizeof(std::uintptr_t); }
+
+ private:
+  static constexpr std::uintptr_t kAddressMask = (std::uintptr_t{1} << 48) - 1;
+  static std::uintptr_t TagOf(std::uint64_t hash) {
+    return static_cast<std::uintptr_t>(hash) & ~kAddressMask;
+  }
+  std::size_t mask() const { return slots_.size() - 1; }
+  const EventRecord* RecordOf(std::uintptr_t slot) const {
+    return reinterpret_cast<const EventRecord*>(tagged_ ? slot & kAddressMask : slot);
+  }
+  std::size_t HomeOf(std::uintptr_t slot) const {
+    if (tagged_ && shift_ >= 48) return slot >> shift_;  // the tag holds the bits needed
+    return Hash(*RecordOf(slot)) >> shift_;
+  }
+  void DropTags() {
+    for (std::uintptr_t& slot : slots_) slot &= kAddressMask;
+    tagged_ = false;
+  }
+  void Rehash(std::size_t capacity) {
+    std::vector<std::uintptr_t> old(capacity, 0);
+    old.swap(slots_);
+    shift_ = 64 - std::countr_zero(capacity);
+    for (const std::uintptr_t slot : old) {
+      if (slot == 0) continue;
+      std::size_t i = HomeOf(slot);
+      while (slots_[i] != 0) i = (i + 1) & mask();
+      slots_[i] = slot;
+    }
+  }
+
+  std::vector<std::uintptr_t> slots_;  // 0: empty
+  std::size_t count_ = 0;
+  int shift_ = 64;  // home slot = hash >> shift_
+  bool tagged_ = true;
+};
+
+// A shared mutex that lets a waiting writer in before new readers. glibc's rwlock (behind
+// std::shared_mutex) prefers readers: readers paging through one namespace in overlapping
+// chunks could keep its writer out indefinitely. Here a reader arriving while a writer
+// waits yields until the writer has the lock, so a writer waits at most for the readers
+// already inside, each of which holds the lock for one chunk at most.
+class WriterFirstMutex {
+ public:
+  void lock() {
+    // Relaxed: only a hint for arriving readers; the mutex itself orders the data.
+    waiting_.fetch_add(1, std::memory_order_relaxed);
+    mu_.lock();
+    waiting_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  void unlock() { mu_.unlock(); }
+  void lock_shared() {
+    while (waiting_.load(std::memory_order_relaxed) > 0) std::this_thread::yield();
+    mu_.lock_shared();
+  }
+  void unlock_shared() { mu_.unlock_shared(); }
+
+ private:
+  std::shared_mutex mu_;
+  std::atomic<int> waiting_{0};
+};
+
+// A sorted run of entries: the live ones are v[head, v.size()). v never holds more than
+// kBlockCapacity slots; the slots before head are empty (their refs released).
+struct Block {
+  std::vector<Entry> v;
+  std::size_t head = 0;
+
+  std::size_t size() const { return v.size() - head; }
+  const Entry& front() const { return v[head]; }
+  const Entry& back() const { return v.back(); }
+  // Drops the empty slots before head.
+  void Compact() {
+    if (head == 0) return;
+    v.erase(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(head));
+    head = 0;
+  }
+};
+
+}  // namespace
+
+struct QueryIndex::Namespace {
+  mutable WriterFirstMutex mu;
+  std::vector<std::unique_ptr<Block>> blocks;
+  NameTable names;
+  std::size_t count = 0;
+
+  // The first entry at or after p (strict = false) or after p (strict = true), as (block,
+  // slot); (blocks.size(), 0) when there is none.
+  std::pair<std::size_t, std::size_t> Seek(const Pos& p, bool strict) const {
+    const auto before = [&](const Entry& e) {
+      const int c = Compare(e, p);
+      return strict ? c <= 0 : c < 0;
+    };
+    // First block whose last entry is not before the target: the target is in it.
+    std::size_t lo = 0, hi = blocks.size();
+    while (lo < hi) {
+      const std::size_t mid = (lo + hi) / 2;
+      if (before(blocks[mid]->back())) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    if (lo == blocks.size()) return {lo, 0};
+    const Block& b = *blocks[lo];
+    std::size_t l = b.head, h = b.v.size();
+    while (l < h) {
+      const std::size_t mid = (l + h) / 2;
+      if (before(b.v[mid])) {
+        l = mid + 1;
+      } else {
+        h = mid;
+      }
+    }
+    return {lo, l};
+  }
+
+  bool Insert(Entry e) {
+    const EventRecord* record = e.ref.get();
+    const std::uint64_t hash = NameTable::Hash(*record);
+    names.Prefetch(hash);  // a likely cache miss, overlapped with the block work below
+    const Pos p{e.time_ms, record->uid(), record->resource_version()};
+    if (blocks.empty() || Compare(blocks.back()->back(), p) < 0) {
+      // In order (the common case): append to the last block, or open a new one.
+      if (blocks.empty() || blocks.back()->v.size() == kBlockCapacity) {
+        blocks.push_back(std::make_unique<Block>());
+      }
+      blocks.back()->v.push_back(std::move(e));
+    } else {
+      auto [bi, i] = Seek(p, false);
+      Block* b = blocks[bi].get();
+      if (Compare(b->v[i], p) == 0) return false;  // this position is indexed already
+      if (b->v.size() == kBlockCapacity && b->head == 0) {
+        // Full: move the upper half to a new block after this one.
+        auto upper = std::make_unique<Block>();
+        const std::size_t mid = kBlockCapacity / 2;
+        upper->v.assign(std::make_move_iterator(b->v.begin() + mid),
+                        std::make_move_iterator(b->v.end()));
+        b->v.resize(mid);
+        blocks.insert(blocks.begin() + static_cast<std::ptrdiff_t>(bi) + 1, std::move(upper));
+        if (i > mid) {
+          b = blocks[bi + 1].get();
+          i -= mid;
+        }  // i == mid: at the end of the lower half, which has room now
+      }
+      if (b->v.size() < kBlockCapacity) {
+        b->v.insert(b->v.begin() + static_cast<std::ptrdiff_t>(i), std::move(e));
+      } else {
+        // No room at the end but free slots before head: shift the front part down.
+        std::move(b->v.begin() + static_cast<std::ptrdiff_t>(b->head),
+                  b->v.begin() + static_cast<std::ptrdiff_t>(i),
+                  b->v.begin() + static_cast<std::ptrdiff_t>(b->head) - 1);
+        --b->head;
+        b->v[i - 1] = std::move(e);
+      }
+    }
+    names.Insert(record, hash);
+    ++count;
+    return true;
+  }
+
+  bool Erase(const Pos& p) {
+    if (blocks.empty()) return false;
+    std::size_t bi = 0, i = blocks[0]->head;
+    // Eviction takes the oldest first: try the front before searching.
+    if (Compare(blocks[0]->front(), p) != 0) {
+      std::tie(bi, i) = Seek(p, false);
+      if (bi == blocks.size() || Compare(blocks[bi]->v[i], p) != 0) return false;
+    }
+    Block& b = *blocks[bi];
+    names.Erase(b.v[i].ref.get(), NameTable::Hash(*b.v[i].ref));
+    --count;
+    if (i == b.head) {
+      b.v[i] = Entry{};
+      ++b.head;
+    } else if (i + 1 == b.v.size()) {
+      b.v.pop_back();
+    } else if (i - b.head < b.v.size() - i) {
+      std::move_backward(b.v.begin() + static_cast<std::ptrdiff_t>(b.head),
+                         b.v.begin() + static_cast<std::ptrdiff_t>(i),
+                         b.v.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+      b.v[b.head] = Entry{};
+      ++b.head;
+    } else {
+      b.v.erase(b.v.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+    if (b.size() == 0) {
+      blocks.erase(blocks.begin() + static_cast<std::ptrdiff_t>(bi));
+    } else if (b.size() < kBlockCapacity / 4 && bi + 1 < blocks.size() &&
+               b.size() + blocks[bi + 1]->size() <= kBlockCapacity / 2) {
+      // Sparse after removals in the middle: merge with the next block.
+      Block& next = *blocks[bi + 1];
+      b.Compact();
+      b.v.insert(b.v.end(),
+                 std::make_move_iterator(next.v.begin() + static_cast<std::ptrdiff_t>(next.head)),
+                 std::make_move_iterator(next.v.end()));
+      blocks.erase(blocks.begin() + static_cast<std::ptrdiff_t>(bi) + 1);
+    }
+    return true;
+  }
+
+  // Appends to *out the entries after cursor that match, until *out holds `want`, the end
+  // is reached, or kScanChunk entries were looked at; moves the cursor to the last entry
+  // looked at. Returns true when the end was reached. REQUIRES: mu held (shared).
+  bool CollectLocked(Cursor* cursor, const std::function<bool(const EventRecord&)>& match,
+                     std::size_t want, std::vector<Entry>* out) const {
+    std::size_t bi = 0, i = blocks.empty() ? 0 : blocks[0]->head;
+    if (cursor->set) std::tie(bi, i) = Seek(cursor->pos, true);
+    const Entry* last = nullptr;
+    bool end = false;
+    for (std::size_t scanned = 0;; ++scanned) {
+      if (bi == blocks.size()) {
+        end = true;
+        break;
+      }
+      if (scanned == kScanChunk || out->size() >= want) break;
+      const Block& b = *blocks[bi];
+      const Entry& e = b.v[i];
+      last = &e;
+      if (!match || match(*e.ref)) out->push_back(e);
+      if (++i == b.v.size()) {
+        ++bi;
+        i = bi < blocks.size() ? blocks[bi]->head : 0;
+      }
+    }
+    if (last != nullptr) cursor->After(*last);
+    return end;
+  }
+
+  // As CollectLocked, taking the lock.
+  bool Collect(Cursor* cursor, const std::function<bool(const EventRecord&)>& match,
+               std::size_t want, std::vector<Entry>* out) const {
+    std::shared_lock<WriterFirstMutex> lock(mu);
+    return CollectLocked(cursor, match, want, out);
+  }
+
+  std::size_t MemoryBytes() const {
+    std::size_t bytes =
+        sizeof(Namespace) + blocks.capacity() * sizeof(blocks[0]) + names.MemoryBytes();
+    for (const auto& b : blocks) bytes += sizeof(Block) + b->v.capacity() * sizeof(Entry);
+    return bytes;
+  }
+};
+
+QueryIndex::~QueryIndex() = default;
+
+std::shared_ptr<QueryIndex::Namespace> QueryIndex::Lookup(std::string_view ns) const {
+  std::shared_lock<std::shared_mutex> lock(map_mu_);
+  const auto it = map_.find(ns);
+  return it == map_.end() ? nullptr : it->second;
+}
+
+bool QueryIndex::Add(const EventRef& record) {
+  Entry e{OccurrenceTimeMs(*record), record};
+  const std::string_view ns = record->Get(Field::kNamespace);
+  bool added;
+  {
+    std::shared_lock<std::shared_mutex> map_lock(map_mu_);
+    const auto it = map_.find(ns);
+    if (it != map_.end()) {
+      Namespace& n = *it->second;
+      std::unique_lock<WriterFirstMutex> lock(n.mu);
+      added = n.Insert(std::move(e));
+      if (added) size_.fetch_add(1, std::memory_order_relaxed);
+      return added;
+    }
+  }
+  // First occurrence of this namespace (or it was dropped meanwhile): create it under the
+  // exclusive map lock, so no DropIfEmpty can run between creation and insert.
+  std::unique_lock<std::shared_mutex> map_lock(map_mu_);
+  auto& slot = map_[std::string(ns)];
+  if (!slot) slot = std::make_shared<Namespace>();
+  std::unique_lock<WriterFirstMutex> lock(slot->mu);
+  added = slot->Insert(std::move(e));
+  if (added) size_.fetch_add(1, std::memory_order_relaxed);
+  return added;
+}
+
+bool QueryIndex::RemoveAt(std::string_view ns, std::int64_t time_ms, std::string_view uid,
+                          std::string_view rv) {
+  bool now_empty = false;
+  {
+    std::shared_lock<std::shared_mutex> map_lock(map_mu_);
+    const auto it = map_.find(ns);
+    if (it == map_.end()) return false;
+    Namespace& n = *it->second;
+    std::unique_lock<WriterFirstMutex> lock(n.mu);
+    if (!n.Erase(Pos{time_ms, uid, rv})) return false;
+    now_empty = n.count == 0;
+  }
+  size_.fetch_sub(1, std::memory_order_relaxed);
+  if (now_empty) DropIfEmpty(ns);
+  return true;
+}
+
+bool QueryIndex::Remove(const EventRecord& record) {
+  return RemoveAt(record.Get(Field::kNamespace), OccurrenceTimeMs(record), record.uid(),
+                  record.resource_version());
+}
+
+bool QueryIndex::Remove(std::string_view ns, const OccurrencePosition& position) {
+  return RemoveAt(ns, position.time_ms, position.uid, position.resource_version);
+}
+
+void QueryIndex::DropIfEmpty(std::string_view ns) {
+  std::unique_lock<std::shared_mutex> map_lock(map_mu_);
+  const auto it = map_.find(ns);
+  if (it == map_.end()) return;
+  {
+    // Writers hold map_mu_ while they write, so none is inside this namespace now; the
+    // lock orders this read after the last one's writes.
+    std::unique_lock<WriterFirstMutex> lock(it->second->mu);
+    if (it->second->count != 0) return;
+  }
+  map_.erase(it);
+}
+
+EventPage QueryIndex::List(const EventQuery& query) const {
+  EventPage page;
+  // Collect one more than the limit to tell whether more follow.
+  const std::size_t want =
+      query.limit == 0 ? std::numeric_limits<std::size_t>::max() : query.limit + 1;
+  Cursor start;
+  if (query.after) {
+    start.set = true;
+    start.pos = Pos{query.after->time_ms, query.after->uid, query.after->resource_version};
+  }
+  std::vector<Entry> got;
+
+  if (query.ns) {
+    const std::shared_ptr<Namespace> n = Lookup(*query.ns);
+    if (n == nullptr) return page;
+    Cursor cursor = start;
+    while (!n->Collect(&cursor, query.match, want, &got) && got.size() < want) {
+    }
+  } else {
+    // k-way merge: each namespace is read in batches of matching entries (each batch under
+    // one short shared hold), the heads merged by position. A namespace's batch size
+    // starts near its share of the page and doubles on each refill.
+    std::vector<std::shared_ptr<Namespace>> spaces;
+    {
+      std::shared_lock<std::shared_mutex> lock(map_mu_);
+      spaces.reserve(map_.size());
+      for (const auto& [name, n] : map_) spaces.push_back(n);
+    }
+    if (spaces.empty()) return page;
+    constexpr std::size_t kMinBatch = 8, kMaxBatch = 1024;
+    const std::size_t first_batch =
+        query.limit == 0 ? kMaxBatch
+                         : std::clamp<std::size_t>(2 * want / spaces.size(), kMinBatch, kMaxBatch);
+    struct Stream {
+      const Namespace* ns;
+      Cursor cursor;
+      std::vector<Entry> buf;
+      std::size_t pos = 0;
+      std::size_t batch;
+      bool end = false;
+    };
+    std::vector<Stream> streams;
+    streams.reserve(spaces.size());
+    const auto refill = [&](Stream& s) {
+      s.buf.clear();
+      s.pos = 0;
+      while (s.buf.empty() && !s.end)
+        s.end = s.ns->Collect(&s.cursor, query.match, s.batch, &s.buf);
+      s.batch = std::min(s.batch * 2, kMaxBatch);
+      return !s.buf.empty();
+    };
+    std::vector<std::size_t> heap;  // indexes of streams with a head, min-heap by head
+    const auto later = [&](std::size_t a, std::size_t b) {
+      return EntryLess(streams[b].buf[streams[b].pos], streams[a].buf[streams[a].pos]);
+    };
+    for (const auto& n : spaces) {
+      streams.push_back(Stream{n.get(), start, {}, 0, first_batch, false});
+      if (refill(streams.back())) heap.push_back(streams.size() - 1);
+    }
+    std::make_heap(heap.begin(), heap.end(), later);
+    while (!heap.empty() && got.size() < want) {
+      std::pop_heap(heap.begin(), heap.end(), later);
+      Stream& s = streams[heap.back()];
+      got.push_back(std::move(s.buf[s.pos]));
+      if (++s.pos < s.buf.size() || refill(s)) {
+        std::push_heap(heap.begin(), heap.end(), later);
+      } else {
+        heap.pop_back();
+      }
+    }
+  }
+
+  if (query.limit != 0 && got.size() > query.limit) {
+    page.more = true;
+    got.resize(query.limit);
+  }
+  page.items.reserve(got.size());
+  for (Entry& e : got) page.items.push_back(std::move(e.ref));
+  return page;
+}
+
+EventRef QueryIndex::Find(std::string_view ns, std::string_view event_name,
+                          std::string_view resource_version) const {
+  const std::shared_ptr<Namespace> n = Lookup(ns);
+  if (n == nullptr) return nullptr;
+  std::shared_lock<WriterFirstMutex> lock(n->mu);
+  const EventRecord* r = n->names.Find(event_name, resource_version);
+  if (r == nullptr) return nullptr;
+  // The table holds the record; its entry holds the EventRef to hand out.
+  const auto [bi, i] = n->Seek(Pos{OccurrenceTimeMs(*r), r->uid(), r->resource_version()}, false);
+  if (bi == n->blocks.size() || n->blocks[bi]->v[i].ref.get() != r) return nullptr;
+  return n->blocks[bi]->v[i].ref;
+}
+
+std::size_t QueryIndex::NamespaceCount() const {
+  std::shared_lock<std::shared_mutex> lock(map_mu_);
+  return map_.size();
+}
+
+std::size_t QueryIndex::MemoryBytes() const {
+  std::vector<std::shared_ptr<Namespace>> spaces;
+  std::size_t bytes = sizeof(QueryIndex);
+  {
+    std::shared_lock<std::shared_mutex> lock(map_mu_);
+    bytes += map_.bucket_count() * sizeof(void*);
+    for (const auto& [name, n] : map_) {
+      // Node: key, value and the hash-chain pointer, roughly.
+      bytes += sizeof(std::string) + name.capacity() + sizeof(n) + 2 * sizeof(void*);
+      spaces.push_back(n);
+    }
+  }
+  for (const auto& n : spaces) {
+    std::shared_lock<WriterFirstMutex> lock(n->mu);
+    bytes += n->MemoryBytes();
+  }
+  return bytes;
+}
+
+}  // namespace eventbuffer
