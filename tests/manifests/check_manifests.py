@@ -15,6 +15,12 @@ overlay, the object and the field.
                                       config only in mode and rolloutPercent
   lint-sources                        yamllint on manifests/ itself
   rules                               promtool check rules on the PrometheusRule's groups
+  cert-manager                        base + each stage + components/cert-manager renders,
+                                      validates, keeps the policy; the CA chain ends in the
+                                      mounted Secret, for the verified names; CA injected
+  serving-cert                        scripts/gen-serving-cert.sh --out: openssl verify, SANs,
+                                      Secret, caBundle patch, its Component rendered, CA kept on
+                                      renewal; --apply against a stand-in kubectl
   policy-catches-breakage             the policy checks reject each of many broken variants of
                                       the shadow and namespaced overlays (they can fail)
   check-config BINARY                 BINARY --check-config accepts every stage's config.yaml
@@ -731,6 +737,242 @@ def cmd_policy_catches_breakage(c, args):
     c.finish(f"the policy checks catch {len(BREAKAGES) + len(NAMESPACED_BREAKAGES)} breakages")
 
 
+# ---- serving certificates ---------------------------------------------------------------
+
+CERT_MANAGER_ANNOTATION = "cert-manager.io/inject-ca-from"
+
+# An overlay of your own with the serving certificate from a component, as docs/deploy.md
+# shows it: the base, one rollout stage, and components/cert-manager or the folder
+# scripts/gen-serving-cert.sh --out wrote.
+CERT_OVERLAY = """\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - {base}
+components:
+  - {stage}
+  - {certs}
+"""
+
+
+def render_with_certs(c, stage, certs, name):
+    d = tempfile.mkdtemp(prefix=f"{name}-", dir=c.work_dir)
+    rel = lambda p: os.path.relpath(p, d)  # noqa: E731
+    with open(os.path.join(d, "kustomization.yaml"), "w") as f:
+        f.write(CERT_OVERLAY.format(base=rel(os.path.join(c.manifests, "base")),
+                                    stage=rel(os.path.join(c.manifests, "stages", stage)), certs=rel(certs)))
+    try:
+        return c.render(d, name)
+    finally:
+        shutil.rmtree(d)
+
+
+def check_cert_manager(c, docs, where):
+    """The self-signed CA chain ends in the Secret the Deployment mounts, for the names the
+    aggregator and the ServiceMonitor verify, and its CA is injected into the APIService."""
+    svc = one(docs, "Service")
+    ns = svc["metadata"].get("namespace")
+    name = svc["metadata"]["name"]
+    issuers = {d["metadata"]["name"]: d for d in find(docs, "Issuer")}
+    certs = {d["metadata"]["name"]: d for d in find(docs, "Certificate")}
+    for d in [*issuers.values(), *certs.values()]:
+        c.expect(d["apiVersion"] == "cert-manager.io/v1", f"{where}: {d['kind']} {d['metadata']['name']} "
+                 f"is {d['apiVersion']}, not cert-manager.io/v1")
+        c.expect(d["metadata"].get("namespace") == ns,
+                 f"{where}: {d['kind']} {d['metadata']['name']} is not in the Service's namespace {ns}")
+
+    def issuer_of(cert):
+        ref = (cert.get("spec") or {}).get("issuerRef") or {}
+        c.expect(ref.get("kind", "Issuer") == "Issuer" and ref.get("name") in issuers,
+                 f"{where}: Certificate {cert['metadata']['name']} names no Issuer of this folder: {ref}")
+        return issuers.get(ref.get("name"), {}).get("spec") or {}
+
+    serving = [d for d in certs.values() if (d.get("spec") or {}).get("secretName") == SERVING_SECRET]
+    c.expect(len(serving) == 1, f"{where}: expected one Certificate with secretName {SERVING_SECRET}")
+    for cert in serving:
+        s = cert["spec"]
+        c.expect(not s.get("isCA"), f"{where}: the serving Certificate must not be a CA")
+        dns = set(s.get("dnsNames") or [])
+        server_names = {((e.get("tlsConfig") or {}).get("serverName"))
+                        for sm in find(docs, "ServiceMonitor") for e in sm["spec"].get("endpoints") or []}
+        want = {f"{name}.{ns}.svc", f"{name}.{ns}.svc.cluster.local"} | (server_names - {None})
+        c.expect(want <= dns, f"{where}: the serving Certificate's dnsNames {sorted(dns)} lack {sorted(want - dns)}")
+        c.expect("server auth" in (s.get("usages") or ["server auth"]),
+                 f"{where}: the serving Certificate's usages {s.get('usages')} lack server auth")
+        ca_secret = (issuer_of(cert).get("ca") or {}).get("secretName")
+        c.expect(ca_secret, f"{where}: the serving Certificate's Issuer is not a CA Issuer")
+        ca_certs = [d for d in certs.values() if (d.get("spec") or {}).get("secretName") == ca_secret]
+        c.expect(len(ca_certs) == 1 and ca_certs[0]["spec"].get("isCA") is True,
+                 f"{where}: no CA Certificate (isCA) makes the CA Issuer's Secret {ca_secret}")
+        for ca in ca_certs:
+            c.expect("selfSigned" in issuer_of(ca), f"{where}: the CA Certificate's Issuer is not selfSigned")
+        api = find(docs, "APIService", APISERVICE)
+        for a in api:
+            got = (a["metadata"].get("annotations") or {}).get(CERT_MANAGER_ANNOTATION)
+            c.expect(got == f"{ns}/{cert['metadata']['name']}",
+                     f"{where}: APIService {CERT_MANAGER_ANNOTATION} is {got!r}, not {ns}/{cert['metadata']['name']}")
+            c.expect("caBundle" not in a["spec"], f"{where}: the cainjector owns the caBundle; leave it unset")
+        c.expect(len(api) == 1, f"{where}: no APIService {APISERVICE}")
+
+
+CERT_MANAGER_BREAKAGES = {
+    "annotation-other-certificate": lambda d: _obj(d, "APIService", APISERVICE)["metadata"]["annotations"]
+    .update({CERT_MANAGER_ANNOTATION: "kube-eventbuffer/kube-eventbuffer-ca"}),
+    "no-svc-dns-name": lambda d: _obj(d, "Certificate", SERVING_SECRET)["spec"]["dnsNames"]
+    .remove("kube-eventbuffer.kube-eventbuffer.svc"),
+    "no-server-name": lambda d: _obj(d, "Certificate", SERVING_SECRET)["spec"]["dnsNames"].remove("kube-eventbuffer"),
+    "other-secret": lambda d: _obj(d, "Certificate", SERVING_SECRET)["spec"].update(secretName="other"),
+    "signed-by-selfsigned": lambda d: _obj(d, "Certificate", SERVING_SECRET)["spec"]["issuerRef"]
+    .update(name="kube-eventbuffer-selfsigned"),
+    "ca-not-ca": lambda d: _obj(d, "Certificate", "kube-eventbuffer-ca")["spec"].pop("isCA"),
+    "other-namespace": lambda d: _obj(d, "Issuer", "kube-eventbuffer-ca")["metadata"].update(namespace="default"),
+}
+
+
+def cmd_cert_manager(c, args):
+    component = os.path.join(c.manifests, "components", "cert-manager")
+    paths = []
+    for stage, (mode, percent) in STAGES.items():
+        name = f"cert-manager-{stage}"
+        path, docs = render_with_certs(c, stage, component, name)
+        paths.append(path)
+        check_policy(c, docs, name, namespaced=False)
+        check_stage_config(c, docs, name, mode, percent)
+        check_cert_manager(c, docs, name)
+    for bname, breaker in CERT_MANAGER_BREAKAGES.items():
+        broken = copy.deepcopy(docs)
+        breaker(broken)
+        saved, c.errors = c.errors, []
+        check_cert_manager(c, broken, bname)
+        found, c.errors = c.errors, saved
+        c.expect(bool(found), f"the cert-manager checks do not catch the breakage {bname!r}")
+    c.yamllint(paths, "rendered cert-manager overlays")
+    c.validate(paths, "cert-manager overlays")
+    c.finish("components/cert-manager with every stage")
+
+
+def cmd_serving_cert(c, args):
+    """scripts/gen-serving-cert.sh, offline: the certificate verifies against the CA for the
+    Service's names, the Secret and the caBundle patch carry exactly those files, the
+    Component renders into a valid overlay, a renewal keeps the CA, and --apply calls kubectl
+    as documented."""
+    openssl = c.require("openssl", "openssl")
+    script = os.path.join(c.source_dir, "scripts", "gen-serving-cert.sh")
+    tmp = tempfile.mkdtemp(prefix="serving-cert-", dir=c.work_dir)
+
+    def gen(*argv, env=None, ok=True):
+        proc = subprocess.run(["bash", script, *argv], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, **(env or {})})
+        c.expect((proc.returncode == 0) == ok, f"gen-serving-cert.sh {' '.join(argv)} exited {proc.returncode}"
+                 f" (want {'0' if ok else 'non-zero'}): {proc.stderr.strip()}")
+        return proc
+
+    def read(d, f, mode="r"):
+        with open(os.path.join(d, f), mode) as fh:
+            return fh.read()
+
+    def verify(ca_dir, cert_dir):
+        return subprocess.run([openssl, "verify", "-CAfile", os.path.join(ca_dir, "ca.crt"),
+                               os.path.join(cert_dir, "tls.crt")], capture_output=True, text=True).returncode == 0
+
+    def text(d, f, *opts):
+        return c.run([openssl, "x509", "-in", os.path.join(d, f), "-noout", *opts], f"openssl x509 {f}")
+
+    def check_dir(d, ns, svc="kube-eventbuffer"):
+        c.expect(verify(d, d), f"openssl verify: {d}/tls.crt is not signed by {d}/ca.crt")
+        sans = text(d, "tls.crt", "-ext", "subjectAltName").split("\n", 1)[-1]
+        got = sorted(x.strip().removeprefix("DNS:") for x in sans.split(","))
+        want = sorted([svc, f"{svc}.{ns}", f"{svc}.{ns}.svc", f"{svc}.{ns}.svc.cluster.local"])
+        c.expect(got == want, f"{d}/tls.crt names {got}, want {want}")
+        c.expect("TLS Web Server Authentication" in text(d, "tls.crt", "-ext", "extendedKeyUsage"),
+                 f"{d}/tls.crt is not for server authentication")
+        c.expect("CA:TRUE" in text(d, "ca.crt", "-ext", "basicConstraints"), f"{d}/ca.crt is not a CA")
+        c.expect("CA:TRUE" not in text(d, "tls.crt", "-ext", "basicConstraints"), f"{d}/tls.crt is a CA")
+        pub = c.run([openssl, "pkey", "-in", os.path.join(d, "tls.key"), "-pubout"], "openssl pkey")
+        c.expect(pub == text(d, "tls.crt", "-pubkey"), f"{d}/tls.key does not belong to tls.crt")
+        for f in ("tls.key", "ca.key"):
+            mode = os.stat(os.path.join(d, f)).st_mode & 0o777
+            c.expect(mode & 0o077 == 0, f"{d}/{f} is readable by others (mode {mode:o})")
+        secret = yaml.safe_load(read(d, "secret.yaml"))
+        c.expect(secret.get("kind") == "Secret" and secret.get("type") == "kubernetes.io/tls" and
+                 secret["metadata"] .get("name") == SERVING_SECRET and secret["metadata"].get("namespace") == ns,
+                 f"{d}/secret.yaml is not the kubernetes.io/tls Secret {ns}/{SERVING_SECRET}")
+        for key in ("tls.crt", "tls.key", "ca.crt"):
+            c.expect(base64.b64decode((secret.get("data") or {}).get(key, "")) == read(d, key, "rb"),
+                     f"{d}/secret.yaml {key} is not {key}")
+        patch = yaml.safe_load(read(d, "apiservice-cabundle.yaml"))
+        c.expect(patch["metadata"]["name"] == APISERVICE and
+                 base64.b64decode(patch["spec"]["caBundle"]) == read(d, "ca.crt", "rb"),
+                 f"{d}/apiservice-cabundle.yaml does not set {APISERVICE}'s caBundle to ca.crt")
+
+    try:
+        one_dir, other_dir = os.path.join(tmp, "one"), os.path.join(tmp, "other")
+        gen("--out", one_dir)
+        check_dir(one_dir, "kube-eventbuffer")
+        first_ca, first_cert = read(one_dir, "ca.crt"), read(one_dir, "tls.crt")
+        # A renewal into the same folder keeps the CA (and so the caBundle).
+        gen("--out", one_dir, "--days", "30")
+        check_dir(one_dir, "kube-eventbuffer")
+        c.expect(read(one_dir, "ca.crt") == first_ca, "a renewal into the same --out folder replaced the CA")
+        c.expect(read(one_dir, "tls.crt") != first_cert, "a renewal did not issue a new certificate")
+        # Another folder has another CA, which must not verify this certificate.
+        gen("--out", other_dir, "--namespace", "team-a")
+        check_dir(other_dir, "team-a")
+        c.expect(not verify(other_dir, one_dir), "openssl verify accepts a certificate signed by another CA")
+        # A CA key that does not belong to the CA certificate is refused.
+        shutil.copy(os.path.join(other_dir, "ca.key"), os.path.join(one_dir, "ca.key"))
+        gen("--out", one_dir, ok=False)
+        shutil.rmtree(one_dir)
+        gen("--out", one_dir)
+        gen("--namespace", "Not_A_Label", "--out", os.path.join(tmp, "bad"), ok=False)
+        gen("--days", "0", "--out", os.path.join(tmp, "bad"), ok=False)
+        # Without --out and --apply: the Secret on stdout.
+        printed = yaml.safe_load(gen().stdout)
+        c.expect(printed.get("kind") == "Secret" and printed["metadata"]["name"] == SERVING_SECRET,
+                 "without --out/--apply the script does not print the Secret")
+
+        # The Component it writes, with a stage: the Secret and the APIService's caBundle.
+        path, docs = render_with_certs(c, "shadow", one_dir, "serving-cert-component")
+        check_policy(c, docs, "serving-cert-component", namespaced=False)
+        api = one(docs, "APIService", APISERVICE)
+        c.expect(base64.b64decode(api["spec"].get("caBundle", "")) == read(one_dir, "ca.crt", "rb"),
+                 "the rendered APIService's caBundle is not the generated CA")
+        secret = one(docs, "Secret", SERVING_SECRET)
+        c.expect(secret["metadata"].get("namespace") == one(docs, "Deployment")["metadata"].get("namespace"),
+                 "the generated Secret is not in the Deployment's namespace")
+        c.yamllint([path], "rendered serving-cert component")
+        c.validate([path], "serving-cert component")
+
+        # --apply: a stand-in kubectl records its calls; `get apiservice` fails once it is gone.
+        log = os.path.join(tmp, "kubectl.log")
+        fake = os.path.join(tmp, "kubectl")
+        with open(fake, "w") as f:
+            f.write("#!/bin/sh\nprintf '%s\\n' \"$*\" >>\"$FAKE_LOG\"\n"
+                    "[ \"$1 $2\" = 'get apiservice' ] && [ -n \"$FAKE_NO_APISERVICE\" ] && exit 1\nexit 0\n")
+        os.chmod(fake, 0o755)
+        applied = os.path.join(tmp, "applied")
+        gen("--apply", "--out", applied, env={"KUBECTL": fake, "FAKE_LOG": log})
+        ca_b64 = base64.b64encode(read(applied, "ca.crt", "rb")).decode()
+        calls = read(tmp, "kubectl.log").splitlines()
+        want = [
+            "get namespace kube-eventbuffer",
+            f"apply --server-side --force-conflicts --field-manager=gen-serving-cert -f {applied}/secret.yaml",
+            f"get apiservice {APISERVICE}",
+            f"patch apiservice {APISERVICE} --type=merge -p {json.dumps({'spec': {'caBundle': ca_b64}})}"
+            .replace(": ", ":"),
+        ]
+        c.expect(calls == want, f"--apply called kubectl with\n  {calls}\nwant\n  {want}")
+        os.remove(log)
+        proc = gen("--apply", env={"KUBECTL": fake, "FAKE_LOG": log, "FAKE_NO_APISERVICE": "1"})
+        calls = read(tmp, "kubectl.log").splitlines()
+        c.expect(not any(x.startswith("patch") for x in calls) and "kubectl patch" not in calls,
+                 f"--apply patched an APIService that does not exist: {calls}")
+        c.expect("patch apiservice" in proc.stderr, "--apply without the APIService does not say how to patch it")
+    finally:
+        shutil.rmtree(tmp)
+    c.finish("scripts/gen-serving-cert.sh")
+
+
 # ---- subcommands -----------------------------------------------------------------------
 
 
@@ -893,6 +1135,8 @@ def main():
     sub.add_parser("lint-sources")
     sub.add_parser("rules")
     sub.add_parser("policy-catches-breakage")
+    sub.add_parser("cert-manager")
+    sub.add_parser("serving-cert")
     cc = sub.add_parser("check-config")
     cc.add_argument("binary")
     args = p.parse_args()
@@ -905,6 +1149,8 @@ def main():
             "lint-sources": cmd_lint_sources,
             "rules": cmd_rules,
             "policy-catches-breakage": cmd_policy_catches_breakage,
+            "cert-manager": cmd_cert_manager,
+            "serving-cert": cmd_serving_cert,
             "check-config": cmd_check_config,
         }[args.cmd](c, args)
     except Failure as e:
