@@ -17,6 +17,8 @@
 #   --service NAME       the Service's name (default kube-eventbuffer)
 #   --secret NAME        the Secret's name (default kube-eventbuffer-serving-cert)
 #   --apiservice NAME    the APIService (default v1alpha1.eventbuffer.dev)
+#   --no-apiservice      only the Secret: no caBundle patch (overlays/namespaced, which
+#                        registers no APIService)
 #   --cluster-domain D   the cluster's DNS domain (default cluster.local)
 #   --days N             validity of the serving certificate (default 365)
 #   --ca-days N          validity of a new CA (default 3650)
@@ -26,6 +28,7 @@
 #   tls.crt, tls.key      the serving certificate and its key
 #   secret.yaml           Secret NAME (type kubernetes.io/tls: tls.crt, tls.key, ca.crt)
 #   apiservice-cabundle.yaml   a patch setting the APIService's spec.caBundle to ca.crt
+#                         (not with --no-apiservice)
 #   kustomization.yaml    a kustomize Component of the two, for an overlay of your own:
 #                         components: [<manifests/stages/STAGE>, <DIR>]
 #
@@ -38,7 +41,7 @@ set -euo pipefail
 die() { echo "gen-serving-cert: $*" >&2; exit 1; }
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 
-out="" apply=0
+out="" apply=0 with_apiservice=1
 namespace=kube-eventbuffer service=kube-eventbuffer secret=kube-eventbuffer-serving-cert
 apiservice=v1alpha1.eventbuffer.dev domain=cluster.local days=365 ca_days=3650
 KUBECTL=${KUBECTL:-kubectl}
@@ -49,6 +52,7 @@ while (($#)); do
     --out) out=${2:?--out needs a directory}; shift 2 ;;
     --out=*) out=${1#*=}; shift ;;
     --apply) apply=1; shift ;;
+    --no-apiservice) with_apiservice=0; shift ;;
     --namespace|--service|--secret|--apiservice|--cluster-domain|--days|--ca-days)
       (($# >= 2)) || die "$1 needs a value"
       case $1 in
@@ -142,7 +146,9 @@ data:
   tls.key: $(b64 "$dir/tls.key")
   ca.crt: $ca_bundle
 EOF
-cat >"$dir/apiservice-cabundle.yaml" <<EOF
+rm -f "$dir/apiservice-cabundle.yaml"
+if ((with_apiservice)); then
+  cat >"$dir/apiservice-cabundle.yaml" <<EOF
 # Made by scripts/gen-serving-cert.sh: the CA that signed the serving certificate.
 apiVersion: apiregistration.k8s.io/v1
 kind: APIService
@@ -151,6 +157,7 @@ metadata:
 spec:
   caBundle: $ca_bundle
 EOF
+fi
 cat >"$dir/kustomization.yaml" <<EOF
 # Made by scripts/gen-serving-cert.sh: the serving certificate Secret and the APIService's
 # caBundle, as a Component for an overlay of your own (docs/deploy.md).
@@ -158,9 +165,10 @@ apiVersion: kustomize.config.k8s.io/v1alpha1
 kind: Component
 resources:
   - secret.yaml
-patches:
-  - path: apiservice-cabundle.yaml
 EOF
+if ((with_apiservice)); then
+  printf 'patches:\n  - path: apiservice-cabundle.yaml\n' >>"$dir/kustomization.yaml"
+fi
 chmod 600 "$dir"/*
 
 patch_json="{\"spec\":{\"caBundle\":\"$ca_bundle\"}}"
@@ -169,7 +177,9 @@ if ((apply)); then
     die "namespace $namespace does not exist: apply the manifests first (kubectl apply -k ...)"
   "$KUBECTL" apply --server-side --force-conflicts --field-manager=gen-serving-cert \
     -f "$dir/secret.yaml"
-  if "$KUBECTL" get apiservice "$apiservice" >/dev/null 2>&1; then
+  if ((!with_apiservice)); then
+    :
+  elif "$KUBECTL" get apiservice "$apiservice" >/dev/null 2>&1; then
     "$KUBECTL" patch apiservice "$apiservice" --type=merge -p "$patch_json"
   else
     echo "gen-serving-cert: APIService $apiservice does not exist; after applying the" \
@@ -178,10 +188,11 @@ if ((apply)); then
   fi
 elif [[ -z $out ]]; then
   cat "$dir/secret.yaml"
-  echo "gen-serving-cert: apply the Secret above, then set the APIService's caBundle:" >&2
-  echo "  $KUBECTL patch apiservice $apiservice --type=merge -p '$patch_json'" >&2
+  if ((with_apiservice)); then
+    echo "gen-serving-cert: apply the Secret above, then set the APIService's caBundle:" >&2
+    echo "  $KUBECTL patch apiservice $apiservice --type=merge -p '$patch_json'" >&2
+  fi
 fi
 if [[ -n $out ]]; then
-  echo "gen-serving-cert: wrote ca.crt ca.key tls.crt tls.key secret.yaml" \
-    "apiservice-cabundle.yaml kustomization.yaml to $dir" >&2
+  echo "gen-serving-cert: wrote to $dir: $(cd "$dir" && echo *)" >&2
 fi

@@ -968,6 +968,20 @@ def cmd_serving_cert(c, args):
         c.expect(not any(x.startswith("patch") for x in calls) and "kubectl patch" not in calls,
                  f"--apply patched an APIService that does not exist: {calls}")
         c.expect("patch apiservice" in proc.stderr, "--apply without the APIService does not say how to patch it")
+        # --no-apiservice (overlays/namespaced): the Secret only.
+        os.remove(log)
+        only = os.path.join(tmp, "secret-only")
+        gen("--apply", "--no-apiservice", "--namespace", "team-a", "--out", only,
+            env={"KUBECTL": fake, "FAKE_LOG": log})
+        calls = read(tmp, "kubectl.log").splitlines()
+        c.expect(len(calls) == 2 and calls[1].startswith("apply ") and not any("apiservice" in x for x in calls),
+                 f"--no-apiservice --apply called kubectl with {calls}")
+        c.expect(not os.path.exists(os.path.join(only, "apiservice-cabundle.yaml")) and
+                 "apiservice" not in read(only, "kustomization.yaml"),
+                 "--no-apiservice still writes the caBundle patch")
+        check_dir_secret_only = yaml.safe_load(read(only, "secret.yaml"))
+        c.expect(check_dir_secret_only["metadata"]["namespace"] == "team-a",
+                 "--namespace team-a does not put the Secret into team-a")
     finally:
         shutil.rmtree(tmp)
     c.finish("scripts/gen-serving-cert.sh")
