@@ -15,11 +15,20 @@ overlay, the object and the field.
                                       config only in mode and rolloutPercent
   lint-sources                        yamllint on manifests/ itself
   rules                               promtool check rules on the PrometheusRule's groups
+  cert-manager                        base + each stage + components/cert-manager renders,
+                                      validates, keeps the policy; the CA chain ends in the
+                                      mounted Secret, for the verified names; CA injected
+  serving-cert                        scripts/gen-serving-cert.sh --out: openssl verify, SANs,
+                                      Secret, caBundle patch, its Component rendered, CA kept on
+                                      renewal; --apply against a stand-in kubectl
+  policy-catches-breakage             the policy checks reject each of many broken variants of
+                                      the shadow and namespaced overlays (they can fail)
   check-config BINARY                 BINARY --check-config accepts every stage's config.yaml
                                       as rendered, and rejects broken variants of it
 """
 
 import argparse
+import base64
 import copy
 import json
 import os
@@ -49,6 +58,31 @@ CONFIG_KEY = "config.yaml"
 CONFIG_DIR = "/etc/kube-eventbuffer"
 EVENT_VERBS = {"get", "list", "watch"}
 USER_ID = 65532
+# The serving side: what the controller's flags, ports and paths must stay consistent with.
+SERVING_SECRET = "kube-eventbuffer-serving-cert"
+CERT_DIR = f"{CONFIG_DIR}/serving-cert"
+CONTAINER_PORTS = {"https": 8443, "metrics": 8080, "probes": 8081}
+SERVICE_PORTS = {"https": (443, "https"), "metrics": (8080, "metrics")}
+REQUIRED_ARGS = [
+    f"--config={CONFIG_DIR}/{CONFIG_KEY}",
+    "--secure-port=8443",
+    f"--tls-cert-file={CERT_DIR}/tls.crt",
+    f"--tls-private-key-file={CERT_DIR}/tls.key",
+    "--metrics-bind-address=:8080",
+    "--metrics-secure=true",
+    "--health-probe-bind-address=:8081",
+]
+API_GROUP = "eventbuffer.dev"
+APISERVICE = "v1alpha1.eventbuffer.dev"
+EVENTS_ROLE = "kube-eventbuffer"
+AGGREGATED_READER = "kube-eventbuffer-aggregated-reader"
+METRICS_READER = "kube-eventbuffer-metrics-reader"
+AUTH_DELEGATOR_BINDING = "kube-eventbuffer:system:auth-delegator"
+AUTH_READER_BINDING = "kube-eventbuffer:extension-apiserver-authentication-reader"
+CLUSTER_SCOPED = ("Namespace", "ClusterRole", "ClusterRoleBinding", "APIService")
+SA_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+NS_NAME_LABEL = "kubernetes.io/metadata.name"
+MONITORING_NS = "monitoring"
 
 
 class Failure(Exception):
@@ -201,8 +235,9 @@ def check_policy(c, docs, where, namespaced):
     ns_of = {}
     for d in docs:
         meta = d.get("metadata", {})
-        if d["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
-            ns_of[(d["kind"], meta.get("name"))] = meta.get("namespace")
+        if d["kind"] in CLUSTER_SCOPED or is_auth_reader_binding(d):
+            continue
+        ns_of[(d["kind"], meta.get("name"))] = meta.get("namespace")
     namespaces = set(ns_of.values())
     c.expect(len(namespaces) == 1 and None not in namespaces,
              f"{where}: namespaced objects are spread over namespaces {sorted(map(str, namespaces))}")
@@ -215,18 +250,66 @@ def check_policy(c, docs, where, namespaced):
         c.expect(size < 200 * 1024, f"{where}: {d['kind']}/{d['metadata'].get('name')} is {size} bytes: "
                  "too large for kubectl apply's last-applied annotation (256 KiB)")
 
-    # Namespace and RBAC
+    sa = one(docs, "ServiceAccount")
+    sa_subject = {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": namespace}
+    check_event_rbac(c, docs, where, namespaced, namespace, sa_subject)
     if namespaced:
-        for kind in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
+        # Nothing outside the team's namespace: a team without cluster-wide rights cannot
+        # create it, and the APIService belongs to a cluster-wide install.
+        for kind in CLUSTER_SCOPED:
             c.expect(not find(docs, kind), f"{where}: the namespaced variant must not create a {kind}")
-        role_kind, binding_kind = "Role", "RoleBinding"
+        for d in find(docs, "RoleBinding"):
+            c.expect(d["metadata"].get("namespace") == namespace,
+                     f"{where}: the namespaced variant must not bind in namespace "
+                     f"{d['metadata'].get('namespace')} ({d['metadata']['name']})")
     else:
         c.expect([n["metadata"]["name"] for n in find(docs, "Namespace")] == [namespace],
                  f"{where}: expected the Namespace {namespace}")
-        c.expect(not find(docs, "Role") and not find(docs, "RoleBinding"),
-                 f"{where}: the cluster-wide variant uses a ClusterRole, not a Role")
-        role_kind, binding_kind = "ClusterRole", "ClusterRoleBinding"
-    role = one(docs, role_kind)
+        check_access_rbac(c, docs, where, sa_subject)
+    dep = check_deployment(c, docs, where, namespaced, sa)
+    svc = check_service(c, docs, where, dep)
+    if not namespaced:
+        check_apiservice(c, docs, where, svc)
+    check_service_monitor(c, docs, where, svc)
+    check_network_policy(c, docs, where, dep)
+
+    c.expect(len(find(docs, "PrometheusRule")) == 1, f"{where}: expected one PrometheusRule")
+    dashboards = [d for d in find(docs, "ConfigMap")
+                  if (d["metadata"].get("labels") or {}).get("grafana_dashboard") == "1"]
+    c.expect(len(dashboards) == 1, f"{where}: expected one ConfigMap labelled grafana_dashboard: \"1\"")
+    for d in dashboards:
+        for key, text in (d.get("data") or {}).items():
+            try:
+                json.loads(text)
+            except ValueError as e:
+                c.expect(False, f"{where}: dashboard {key} is not JSON: {e}")
+    return namespace
+
+
+def is_auth_reader_binding(d):
+    return d.get("kind") == "RoleBinding" and d["metadata"].get("name") == AUTH_READER_BINDING
+
+
+def rule_is(rule, api_groups=None, resources=None, verbs=None, urls=None):
+    """rule grants exactly verbs on exactly these resources (or non-resource URLs)."""
+    want = {"verbs": sorted(verbs)}
+    if urls is not None:
+        want["nonResourceURLs"] = sorted(urls)
+    else:
+        want["apiGroups"] = sorted(api_groups)
+        want["resources"] = sorted(resources)
+    got = {k: sorted(v) for k, v in rule.items() if v not in (None, [])}
+    return got == want
+
+
+def check_event_rbac(c, docs, where, namespaced, namespace, sa_subject):
+    """The watch's own rights: get/list/watch on core Events, nothing else."""
+    role_kind, binding_kind = ("Role", "RoleBinding") if namespaced else ("ClusterRole", "ClusterRoleBinding")
+    if not namespaced:
+        c.expect(not find(docs, "Role"), f"{where}: the cluster-wide variant uses a ClusterRole, not a Role")
+        c.expect([b["metadata"]["name"] for b in find(docs, "RoleBinding")] == [AUTH_READER_BINDING],
+                 f"{where}: the cluster-wide variant binds only {AUTH_READER_BINDING} in a namespace")
+    role = one(docs, role_kind, EVENTS_ROLE)
     rules = role.get("rules") or []
     c.expect(len(rules) >= 1, f"{where}: {role_kind} has no rules")
     for i, rule in enumerate(rules):
@@ -237,17 +320,84 @@ def check_policy(c, docs, where, namespaced):
                  f"{where}: {role_kind} rule {i}: verbs {rule.get('verbs')} beyond get/list/watch")
         c.expect(not rule.get("resourceNames") and not rule.get("nonResourceURLs"),
                  f"{where}: {role_kind} rule {i}: unexpected resourceNames/nonResourceURLs")
-    binding = one(docs, binding_kind)
+    binding = one(docs, binding_kind, EVENTS_ROLE)
     c.expect(binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind,
                                     "name": role["metadata"]["name"]},
              f"{where}: {binding_kind} roleRef {binding['roleRef']} does not name the {role_kind}")
-    sa = one(docs, "ServiceAccount")
-    c.expect({"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": namespace}
-             in binding.get("subjects", []),
+    c.expect(sa_subject in binding.get("subjects", []),
              f"{where}: {binding_kind} subjects {binding.get('subjects')} miss ServiceAccount "
-             f"{namespace}/{sa['metadata']['name']}")
+             f"{sa_subject['namespace']}/{sa_subject['name']}")
 
-    # Deployment
+
+def check_access_rbac(c, docs, where, sa_subject):
+    """Delegated authentication, the aggregated reader role and the metrics reader role;
+    no other ClusterRole or binding (least privilege)."""
+    names = lambda kind: sorted(d["metadata"]["name"] for d in find(docs, kind))  # noqa: E731
+    c.expect(names("ClusterRole") == sorted([EVENTS_ROLE, AGGREGATED_READER, METRICS_READER]),
+             f"{where}: ClusterRoles {names('ClusterRole')}: expected exactly {EVENTS_ROLE}, "
+             f"{AGGREGATED_READER}, {METRICS_READER}")
+    c.expect(names("ClusterRoleBinding") == sorted([EVENTS_ROLE, AUTH_DELEGATOR_BINDING, METRICS_READER]),
+             f"{where}: ClusterRoleBindings {names('ClusterRoleBinding')}: expected exactly "
+             f"{EVENTS_ROLE}, {AUTH_DELEGATOR_BINDING}, {METRICS_READER}")
+
+    # The controller's TokenReviews and SubjectAccessReviews.
+    for d in find(docs, "ClusterRoleBinding", AUTH_DELEGATOR_BINDING) or [None]:
+        c.expect(d is not None, f"{where}: no ClusterRoleBinding {AUTH_DELEGATOR_BINDING}")
+        if d:
+            c.expect(d["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                      "name": "system:auth-delegator"},
+                     f"{where}: {AUTH_DELEGATOR_BINDING} roleRef {d['roleRef']} is not system:auth-delegator")
+            c.expect(d.get("subjects") == [sa_subject],
+                     f"{where}: {AUTH_DELEGATOR_BINDING} subjects {d.get('subjects')} are not just {sa_subject}")
+    # The front-proxy and client CAs in kube-system/extension-apiserver-authentication.
+    readers = [d for d in docs if is_auth_reader_binding(d)]
+    c.expect(len(readers) == 1, f"{where}: no RoleBinding {AUTH_READER_BINDING}")
+    for d in readers:
+        c.expect(d["metadata"].get("namespace") == "kube-system",
+                 f"{where}: {AUTH_READER_BINDING} is in namespace {d['metadata'].get('namespace')}, "
+                 "not kube-system")
+        c.expect(d["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": "extension-apiserver-authentication-reader"},
+                 f"{where}: {AUTH_READER_BINDING} roleRef {d['roleRef']} is not the Role "
+                 "extension-apiserver-authentication-reader")
+        c.expect(d.get("subjects") == [sa_subject],
+                 f"{where}: {AUTH_READER_BINDING} subjects {d.get('subjects')} are not just {sa_subject}")
+
+    # Viewers of a namespace read its buffered Events: get/list on events.eventbuffer.dev,
+    # nothing more, aggregated into view (and edit, admin).
+    for d in find(docs, "ClusterRole", AGGREGATED_READER) or [None]:
+        c.expect(d is not None, f"{where}: no ClusterRole {AGGREGATED_READER}")
+        if not d:
+            continue
+        labels = d["metadata"].get("labels") or {}
+        for to in ("view", "edit", "admin"):
+            c.expect(labels.get(f"rbac.authorization.k8s.io/aggregate-to-{to}") == "true",
+                     f"{where}: {AGGREGATED_READER} lacks the label aggregate-to-{to}: \"true\"")
+        rules = d.get("rules") or []
+        c.expect(len(rules) == 1 and rule_is(rules[0], [API_GROUP], ["events"], ["get", "list"]),
+                 f"{where}: {AGGREGATED_READER} must grant only get/list on events.{API_GROUP}, got {rules}")
+    for d in find(docs, "ClusterRole"):
+        if d["metadata"]["name"] != AGGREGATED_READER:
+            agg = [k for k in (d["metadata"].get("labels") or {}) if "/aggregate-to-" in k]
+            c.expect(not agg, f"{where}: ClusterRole {d['metadata']['name']} is aggregated ({agg})")
+
+    # Prometheus may GET /metrics, nothing else.
+    for d in find(docs, "ClusterRole", METRICS_READER) or [None]:
+        c.expect(d is not None, f"{where}: no ClusterRole {METRICS_READER}")
+        if d:
+            rules = d.get("rules") or []
+            c.expect(len(rules) == 1 and rule_is(rules[0], verbs=["get"], urls=["/metrics"]),
+                     f"{where}: {METRICS_READER} must grant only get on /metrics, got {rules}")
+    for d in find(docs, "ClusterRoleBinding", METRICS_READER):
+        c.expect(d["roleRef"].get("name") == METRICS_READER and d["roleRef"].get("kind") == "ClusterRole",
+                 f"{where}: ClusterRoleBinding {METRICS_READER} roleRef {d['roleRef']}")
+        subjects = d.get("subjects") or []
+        c.expect(subjects and all(s.get("kind") == "ServiceAccount" and s.get("namespace") for s in subjects),
+                 f"{where}: ClusterRoleBinding {METRICS_READER} must bind ServiceAccounts, got {subjects}")
+        c.expect(sa_subject not in subjects, f"{where}: the controller itself needs no {METRICS_READER}")
+
+
+def check_deployment(c, docs, where, namespaced, sa):
     dep = one(docs, "Deployment")
     spec = dep["spec"]
     pod = spec["template"]["spec"]
@@ -273,34 +423,53 @@ def check_policy(c, docs, where, namespaced):
         res = (ctr.get("resources") or {}).get(kind) or {}
         c.expect("cpu" in res and "memory" in res, f"{where}: resources.{kind} needs cpu and memory")
     ports = {p["name"]: p["containerPort"] for p in ctr.get("ports") or []}
-    c.expect(ports == {"metrics": 8080, "api": 8081}, f"{where}: container ports {ports}")
+    c.expect(ports == CONTAINER_PORTS, f"{where}: container ports {ports}, want {CONTAINER_PORTS}")
     args = ctr.get("args") or []
-    c.expect(f"--config={CONFIG_DIR}/{CONFIG_KEY}" in args, f"{where}: args {args} lack --config")
-    c.expect("--metrics-bind-address=:8080" in args and "--health-probe-bind-address=:8081" in args,
-             f"{where}: args {args} lack the bind addresses")
+    missing = [a for a in REQUIRED_ARGS if a not in args]
+    c.expect(not missing, f"{where}: args lack {missing}")
+    flags = [a.split("=", 1)[0] for a in args]
+    twice = sorted({f for f in flags if flags.count(f) > 1})
+    c.expect(not twice, f"{where}: args repeat {twice}")
+    c.expect(not any(a.startswith("--insecure") for a in args), f"{where}: args {args} serve insecurely")
 
     def probe_ok(name, path):
         probe = ctr.get(name) or {}
         get = probe.get("httpGet") or {}
         port = get.get("port")
         port = ports.get(port, port)
-        c.expect(get.get("path") == path and port == 8081,
-                 f"{where}: {name} must GET {path} on 8081, got {get}")
+        c.expect(get.get("path") == path and port == 8081 and get.get("scheme", "HTTP") == "HTTP",
+                 f"{where}: {name} must GET {path} on 8081 over HTTP, got {get}")
 
-    probe_ok("livenessProbe", "/healthz")
+    probe_ok("livenessProbe", "/livez")
     probe_ok("readinessProbe", "/readyz")
 
+    # One directory mount at /etc/kube-eventbuffer, projecting the whole ConfigMap and the
+    # serving certificate's two files at the paths the args name.
     mounts = [m for m in ctr.get("volumeMounts") or [] if m.get("mountPath") == CONFIG_DIR]
     c.expect(len(mounts) == 1, f"{where}: no volume mounted at {CONFIG_DIR}")
+    nested = [m["mountPath"] for m in ctr.get("volumeMounts") or []
+              if m.get("mountPath", "").startswith(CONFIG_DIR + "/")]
+    c.expect(not nested, f"{where}: mounts {nested} inside the read-only config volume cannot be created")
     if mounts:
         c.expect("subPath" not in mounts[0] and "subPathExpr" not in mounts[0],
                  f"{where}: the config volume must be a directory mount (subPath never sees updates)")
         vols = {v["name"]: v for v in pod.get("volumes") or []}
         vol = vols.get(mounts[0]["name"], {})
-        c.expect((vol.get("configMap") or {}).get("name") == CONFIG_MAP,
-                 f"{where}: the config volume is not the ConfigMap {CONFIG_MAP}")
-        c.expect(not (vol.get("configMap") or {}).get("items"),
-                 f"{where}: the config volume must project every key (no items list)")
+        sources = (vol.get("projected") or {}).get("sources") or []
+        cms = [s["configMap"] for s in sources if "configMap" in s]
+        c.expect([cm.get("name") for cm in cms] == [CONFIG_MAP],
+                 f"{where}: the config volume does not project the ConfigMap {CONFIG_MAP}")
+        c.expect(not any(cm.get("items") for cm in cms),
+                 f"{where}: the config volume must project every key of {CONFIG_MAP} (no items list)")
+        secrets = [s["secret"] for s in sources if "secret" in s]
+        c.expect([s.get("name") for s in secrets] == [SERVING_SECRET],
+                 f"{where}: the config volume does not project the Secret {SERVING_SECRET}")
+        c.expect(not any(s.get("optional") for s in secrets),
+                 f"{where}: the Secret {SERVING_SECRET} must not be optional (the controller needs it)")
+        items = {i["key"]: f"{CONFIG_DIR}/{i['path']}" for s in secrets for i in s.get("items") or []}
+        for key, flag in (("tls.crt", "--tls-cert-file"), ("tls.key", "--tls-private-key-file")):
+            c.expect(f"{flag}={items.get(key)}" in args,
+                     f"{where}: {flag} does not name the mounted {SERVING_SECRET} key {key} ({items.get(key)})")
     env = {e["name"]: e for e in ctr.get("env") or []}
     if namespaced:
         c.expect("--namespace=$(POD_NAMESPACE)" in args, f"{where}: args {args} lack --namespace")
@@ -310,9 +479,12 @@ def check_policy(c, docs, where, namespaced):
     else:
         c.expect(not any(a.startswith("--namespace") for a in args),
                  f"{where}: the cluster-wide variant must watch all namespaces")
+    return dep
 
-    # Service, ServiceMonitor, dashboard
+
+def check_service(c, docs, where, dep):
     svc = one(docs, "Service")
+    spec = dep["spec"]
     pod_labels = spec["template"]["metadata"].get("labels") or {}
     selector = svc["spec"].get("selector") or {}
     c.expect(selector and all(pod_labels.get(k) == v for k, v in selector.items()),
@@ -320,30 +492,100 @@ def check_policy(c, docs, where, namespaced):
     c.expect(selector == spec["selector"].get("matchLabels"),
              f"{where}: Service selector differs from the Deployment selector")
     svc_ports = {p["name"]: (p["port"], p.get("targetPort")) for p in svc["spec"]["ports"]}
-    c.expect(svc_ports == {"metrics": (8080, "metrics"), "api": (8081, "api")},
-             f"{where}: Service ports {svc_ports}")
-    for sm in find(docs, "ServiceMonitor"):
+    c.expect(svc_ports == SERVICE_PORTS, f"{where}: Service ports {svc_ports}, want {SERVICE_PORTS}")
+    return svc
+
+
+def check_apiservice(c, docs, where, svc):
+    """The aggregated API reaches the controller's secure port, verified by a CA bundle."""
+    api = find(docs, "APIService", APISERVICE)
+    c.expect(len(api) == 1, f"{where}: expected one APIService {APISERVICE}")
+    if not api:
+        return
+    api = api[0]
+    c.expect(api["apiVersion"] == "apiregistration.k8s.io/v1", f"{where}: APIService is {api['apiVersion']}")
+    s = api.get("spec") or {}
+    c.expect(s.get("group") == API_GROUP and s.get("version") == "v1alpha1",
+             f"{where}: APIService serves {s.get('group')}/{s.get('version')}, not {API_GROUP}/v1alpha1")
+    c.expect(s.get("groupPriorityMinimum") == 100 and s.get("versionPriority") == 100,
+             f"{where}: APIService priorities {s.get('groupPriorityMinimum')}/{s.get('versionPriority')}, want 100/100")
+    c.expect(s.get("insecureSkipTLSVerify") in (None, False),
+             f"{where}: APIService must verify the controller's certificate (insecureSkipTLSVerify)")
+    ref = s.get("service") or {}
+    c.expect(ref.get("name") == svc["metadata"]["name"] and ref.get("namespace") == svc["metadata"].get("namespace"),
+             f"{where}: APIService points at Service {ref.get('namespace')}/{ref.get('name')}, not "
+             f"{svc['metadata'].get('namespace')}/{svc['metadata']['name']}")
+    port = next((p for p in svc["spec"]["ports"] if p["port"] == ref.get("port", 443)), None)
+    c.expect(port is not None and port.get("name") == "https" and port.get("targetPort") == "https",
+             f"{where}: APIService port {ref.get('port', 443)} is not the Service's https port (→ 8443)")
+    if s.get("caBundle") is not None:
+        try:
+            pem = base64.b64decode(s["caBundle"], validate=True).decode()
+        except ValueError:
+            pem = ""
+        c.expect("-----BEGIN CERTIFICATE-----" in pem, f"{where}: APIService caBundle is not a PEM certificate")
+
+
+def check_service_monitor(c, docs, where, svc):
+    sms = find(docs, "ServiceMonitor")
+    c.expect(len(sms) == 1, f"{where}: expected one ServiceMonitor")
+    labels = svc["metadata"].get("labels") or {}
+    names = {svc["metadata"]["name"], f"{svc['metadata']['name']}.{svc['metadata'].get('namespace')}.svc"}
+    for sm in sms:
         match = ((sm.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-        labels = svc["metadata"].get("labels") or {}
         c.expect(match and all(labels.get(k) == v for k, v in match.items()),
                  f"{where}: ServiceMonitor selector {match} does not select the Service {labels}")
         eps = (sm.get("spec") or {}).get("endpoints") or []
-        c.expect(any(e.get("port") == "metrics" for e in eps),
-                 f"{where}: ServiceMonitor has no endpoint on port 'metrics'")
-        c.expect(all(e.get("path", "/metrics") == "/metrics" for e in eps),
-                 f"{where}: ServiceMonitor endpoints must scrape /metrics")
-    c.expect(len(find(docs, "ServiceMonitor")) == 1, f"{where}: expected one ServiceMonitor")
-    c.expect(len(find(docs, "PrometheusRule")) == 1, f"{where}: expected one PrometheusRule")
-    dashboards = [d for d in find(docs, "ConfigMap")
-                  if (d["metadata"].get("labels") or {}).get("grafana_dashboard") == "1"]
-    c.expect(len(dashboards) == 1, f"{where}: expected one ConfigMap labelled grafana_dashboard: \"1\"")
-    for d in dashboards:
-        for key, text in (d.get("data") or {}).items():
-            try:
-                json.loads(text)
-            except ValueError as e:
-                c.expect(False, f"{where}: dashboard {key} is not JSON: {e}")
-    return namespace
+        c.expect([e.get("port") for e in eps] == ["metrics"],
+                 f"{where}: ServiceMonitor needs one endpoint, on port 'metrics'")
+        for e in eps:
+            c.expect(e.get("path", "/metrics") == "/metrics", f"{where}: ServiceMonitor must scrape /metrics")
+            c.expect(e.get("scheme") == "https", f"{where}: ServiceMonitor must scrape over https")
+            c.expect(e.get("bearerTokenFile") == SA_TOKEN_FILE or e.get("authorization"),
+                     f"{where}: ServiceMonitor sends no token (bearerTokenFile/authorization)")
+            tls = e.get("tlsConfig") or {}
+            c.expect(not tls.get("insecureSkipVerify"), f"{where}: ServiceMonitor skips TLS verification")
+            c.expect(((tls.get("ca") or {}).get("secret") or {}) == {"name": SERVING_SECRET, "key": "ca.crt"},
+                     f"{where}: ServiceMonitor must trust ca.crt of {SERVING_SECRET}, got {tls.get('ca')}")
+            c.expect(tls.get("serverName") in names,
+                     f"{where}: ServiceMonitor serverName {tls.get('serverName')} is none of {sorted(names)}")
+
+
+def check_network_policy(c, docs, where, dep):
+    """Ingress 8443 from anywhere, 8080 from the monitoring namespace, 8081 (probes); egress
+    to the API server (443, 6443) and DNS. Nothing else."""
+    nps = find(docs, "NetworkPolicy")
+    c.expect(len(nps) == 1, f"{where}: expected one NetworkPolicy, got {len(nps)}")
+    pod_labels = dep["spec"]["template"]["metadata"].get("labels") or {}
+    for np in nps:
+        s = np.get("spec") or {}
+        sel = (s.get("podSelector") or {}).get("matchLabels") or {}
+        c.expect(sel and all(pod_labels.get(k) == v for k, v in sel.items()) and
+                 not (s.get("podSelector") or {}).get("matchExpressions"),
+                 f"{where}: NetworkPolicy podSelector {sel} does not select the pod {pod_labels}")
+        c.expect(sorted(s.get("policyTypes") or []) == ["Egress", "Ingress"],
+                 f"{where}: NetworkPolicy policyTypes {s.get('policyTypes')} must be Ingress and Egress")
+
+        def allowed(rules, peers_key):
+            got = set()
+            for i, r in enumerate(rules):
+                ports = r.get("ports") or []
+                c.expect(ports, f"{where}: NetworkPolicy {peers_key} rule {i} allows every port")
+                peers = json.dumps(r.get(peers_key) or "anywhere", sort_keys=True)
+                for p in ports:
+                    c.expect("endPort" not in p, f"{where}: NetworkPolicy {peers_key} rule {i} has a port range")
+                    got.add((p.get("port"), p.get("protocol", "TCP"), peers))
+            return got
+
+        monitoring = json.dumps([{"namespaceSelector": {"matchLabels": {NS_NAME_LABEL: MONITORING_NS}}}],
+                                sort_keys=True)
+        want_in = {(8443, "TCP", '"anywhere"'), (8080, "TCP", monitoring), (8081, "TCP", '"anywhere"')}
+        got_in = allowed(s.get("ingress") or [], "from")
+        c.expect(got_in == want_in, f"{where}: NetworkPolicy ingress allows {sorted(got_in)}, want {sorted(want_in)}")
+        want_out = {(443, "TCP", '"anywhere"'), (6443, "TCP", '"anywhere"'),
+                    (53, "UDP", '"anywhere"'), (53, "TCP", '"anywhere"')}
+        got_out = allowed(s.get("egress") or [], "to")
+        c.expect(got_out == want_out, f"{where}: NetworkPolicy egress allows {sorted(got_out)}, want {sorted(want_out)}")
 
 
 def check_stage_config(c, docs, where, mode, percent):
@@ -352,6 +594,397 @@ def check_stage_config(c, docs, where, mode, percent):
     c.expect(eb.get("mode") == mode, f"{where}: eventBuffer.mode is {eb.get('mode')!r}, want {mode!r}")
     c.expect(eb.get("rolloutPercent") == percent,
              f"{where}: eventBuffer.rolloutPercent is {eb.get('rolloutPercent')!r}, want {percent}")
+
+
+# ---- the policy checks can fail -------------------------------------------------------
+
+
+def _obj(docs, kind, name=None):
+    return one(docs, kind, name)
+
+
+def _ctr(docs):
+    return _obj(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+
+
+def _args(docs, fn):
+    ctr = _ctr(docs)
+    ctr["args"] = fn(ctr["args"])
+
+
+def _drop(docs, kind, name):
+    docs.remove(_obj(docs, kind, name))
+
+
+def _np(docs):
+    return _obj(docs, "NetworkPolicy")["spec"]
+
+
+def _reader_rule(docs):
+    return _obj(docs, "ClusterRole", AGGREGATED_READER)["rules"][0]
+
+
+def _sm_endpoint(docs):
+    return _obj(docs, "ServiceMonitor")["spec"]["endpoints"][0]
+
+
+def _svc_port(docs, name):
+    return next(p for p in _obj(docs, "Service")["spec"]["ports"] if p["name"] == name)
+
+
+def _secret_source(docs):
+    vol = next(v for v in _obj(docs, "Deployment")["spec"]["template"]["spec"]["volumes"] if "projected" in v)
+    return next(s["secret"] for s in vol["projected"]["sources"] if "secret" in s)
+
+
+# Each breaks one thing the policy guards; check_policy must report it.
+BREAKAGES = {
+    "apiservice-to-metrics-port": lambda d: _obj(d, "APIService")["spec"]["service"].update(port=8080),
+    "apiservice-skips-tls-verify": lambda d: _obj(d, "APIService")["spec"].update(insecureSkipTLSVerify=True),
+    "apiservice-other-service": lambda d: _obj(d, "APIService")["spec"]["service"].update(name="other"),
+    "apiservice-missing": lambda d: _drop(d, "APIService", APISERVICE),
+    "apiservice-bad-cabundle": lambda d: _obj(d, "APIService")["spec"].update(caBundle="bm90IGEgY2VydA=="),
+    "reader-can-watch": lambda d: _reader_rule(d)["verbs"].append("watch"),
+    "reader-can-delete": lambda d: _reader_rule(d).update(verbs=["get", "list", "delete"]),
+    "reader-every-resource": lambda d: _reader_rule(d).update(resources=["*"]),
+    "reader-core-group": lambda d: _reader_rule(d).update(apiGroups=[""]),
+    "reader-not-aggregated-to-view": lambda d: _obj(d, "ClusterRole", AGGREGATED_READER)["metadata"]["labels"]
+    .pop("rbac.authorization.k8s.io/aggregate-to-view"),
+    "reader-second-rule": lambda d: _obj(d, "ClusterRole", AGGREGATED_READER)["rules"].append(
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}),
+    "other-role-aggregated-to-view": lambda d: _obj(d, "ClusterRole", METRICS_READER)["metadata"]["labels"]
+    .update({"rbac.authorization.k8s.io/aggregate-to-view": "true"}),
+    "extra-clusterrole": lambda d: d.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                                             "metadata": {"name": "extra"}, "rules": []}),
+    "events-role-can-create": lambda d: _obj(d, "ClusterRole", EVENTS_ROLE)["rules"][0]["verbs"].append("create"),
+    "auth-delegator-missing": lambda d: _drop(d, "ClusterRoleBinding", AUTH_DELEGATOR_BINDING),
+    "auth-delegator-is-cluster-admin": lambda d: _obj(d, "ClusterRoleBinding", AUTH_DELEGATOR_BINDING)["roleRef"]
+    .update(name="cluster-admin"),
+    "auth-reader-missing": lambda d: _drop(d, "RoleBinding", AUTH_READER_BINDING),
+    "auth-reader-outside-kube-system": lambda d: _obj(d, "RoleBinding", AUTH_READER_BINDING)["metadata"]
+    .update(namespace="kube-eventbuffer"),
+    "auth-reader-other-sa": lambda d: _obj(d, "RoleBinding", AUTH_READER_BINDING)["subjects"][0]
+    .update(name="default"),
+    "metrics-reader-missing": lambda d: _drop(d, "ClusterRole", METRICS_READER),
+    "metrics-reader-every-url": lambda d: _obj(d, "ClusterRole", METRICS_READER)["rules"][0]
+    .update(nonResourceURLs=["*"]),
+    "metrics-insecure": lambda d: _args(d, lambda a: [x.replace("--metrics-secure=true", "--metrics-secure=false")
+                                                      for x in a]),
+    "metrics-secure-unset": lambda d: _args(d, lambda a: [x for x in a if not x.startswith("--metrics-secure")]),
+    "metrics-secure-twice": lambda d: _args(d, lambda a: a + ["--metrics-secure=false"]),
+    "no-tls-cert-file": lambda d: _args(d, lambda a: [x for x in a if not x.startswith("--tls-cert-file")]),
+    "tls-key-elsewhere": lambda d: _args(d, lambda a: [x.replace("/serving-cert/tls.key", "/tls.key") for x in a]),
+    "secret-not-projected": lambda d: _secret_source(d).update(name="other-secret"),
+    "secret-optional": lambda d: _secret_source(d).update(optional=True),
+    "nested-secret-mount": lambda d: _ctr(d)["volumeMounts"].append(
+        {"name": "cert", "mountPath": f"{CERT_DIR}", "readOnly": True}),
+    "liveness-healthz": lambda d: _ctr(d)["livenessProbe"]["httpGet"].update(path="/healthz"),
+    "liveness-on-https": lambda d: _ctr(d)["livenessProbe"]["httpGet"].update(port="https"),
+    "readiness-on-8080": lambda d: _ctr(d)["readinessProbe"]["httpGet"].update(port=8080),
+    "readiness-https-scheme": lambda d: _ctr(d)["readinessProbe"]["httpGet"].update(scheme="HTTPS"),
+    "no-https-container-port": lambda d: _ctr(d).update(ports=[p for p in _ctr(d)["ports"] if p["name"] != "https"]),
+    "service-https-to-probes": lambda d: _svc_port(d, "https").update(targetPort="probes"),
+    "service-exposes-probes": lambda d: _obj(d, "Service")["spec"]["ports"].append(
+        {"name": "probes", "port": 8081, "targetPort": "probes"}),
+    "servicemonitor-http": lambda d: _sm_endpoint(d).update(scheme="http"),
+    "servicemonitor-skips-verify": lambda d: _sm_endpoint(d)["tlsConfig"].update(insecureSkipVerify=True),
+    "servicemonitor-no-token": lambda d: _sm_endpoint(d).pop("bearerTokenFile"),
+    "servicemonitor-wrong-server-name": lambda d: _sm_endpoint(d)["tlsConfig"].update(serverName="example.com"),
+    "netpol-extra-port": lambda d: _np(d)["ingress"].append({"ports": [{"port": 9090}]}),
+    "netpol-metrics-from-anywhere": lambda d: _np(d)["ingress"][1].pop("from"),
+    "netpol-metrics-other-namespace": lambda d: _np(d)["ingress"][1]["from"][0]["namespaceSelector"]
+    .update(matchLabels={NS_NAME_LABEL: "default"}),
+    "netpol-ingress-all-ports": lambda d: _np(d)["ingress"].append({}),
+    "netpol-no-8443": lambda d: _np(d).update(ingress=_np(d)["ingress"][1:]),
+    "netpol-egress-anything": lambda d: _np(d)["egress"].append({}),
+    "netpol-ingress-only": lambda d: _np(d).update(policyTypes=["Ingress"]),
+    "netpol-other-pods": lambda d: _np(d)["podSelector"].update(matchLabels={"app": "other"}),
+}
+
+NAMESPACED_BREAKAGES = {
+    "namespaced-apiservice": lambda d: d.append({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+                                                 "metadata": {"name": APISERVICE}, "spec": {}}),
+    "namespaced-kube-system-binding": lambda d: d.append(
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": AUTH_READER_BINDING, "namespace": "kube-system"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                     "name": "extension-apiserver-authentication-reader"}, "subjects": []}),
+    "namespaced-metrics-insecure": BREAKAGES["metrics-insecure"],
+    "namespaced-netpol-extra-port": BREAKAGES["netpol-extra-port"],
+    "namespaced-liveness-healthz": BREAKAGES["liveness-healthz"],
+}
+
+
+def cmd_policy_catches_breakage(c, args):
+    for overlay, namespaced, breakages in (("shadow", False, BREAKAGES),
+                                           ("namespaced", True, NAMESPACED_BREAKAGES)):
+        _, docs = c.render(os.path.join(c.manifests, "overlays", overlay), f"breakage-{overlay}")
+        for name, breaker in {"(as shipped)": None, **breakages}.items():
+            broken = copy.deepcopy(docs)
+            if breaker:
+                breaker(broken)
+            saved, c.errors = c.errors, []
+            try:
+                check_policy(c, broken, f"{overlay}/{name}", namespaced)
+            except (Failure, KeyError, StopIteration) as e:
+                c.errors.append(f"raised {type(e).__name__}: {e}")
+            found, c.errors = c.errors, saved
+            if breaker is None:
+                c.expect(not found, f"{overlay} as shipped fails the policy: {found}")
+            else:
+                c.expect(bool(found), f"{overlay}: the policy does not catch the breakage {name!r}")
+                print(f"caught {overlay}/{name}: {found[0][:150]}")
+    c.finish(f"the policy checks catch {len(BREAKAGES) + len(NAMESPACED_BREAKAGES)} breakages")
+
+
+# ---- serving certificates ---------------------------------------------------------------
+
+CERT_MANAGER_ANNOTATION = "cert-manager.io/inject-ca-from"
+
+# An overlay of your own with the serving certificate from a component, as docs/deploy.md
+# shows it: the base, one rollout stage, and components/cert-manager or the folder
+# scripts/gen-serving-cert.sh --out wrote.
+CERT_OVERLAY = """\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - {base}
+components:
+  - {stage}
+  - {certs}
+"""
+
+
+def render_with_certs(c, stage, certs, name):
+    d = tempfile.mkdtemp(prefix=f"{name}-", dir=c.work_dir)
+    rel = lambda p: os.path.relpath(p, d)  # noqa: E731
+    with open(os.path.join(d, "kustomization.yaml"), "w") as f:
+        f.write(CERT_OVERLAY.format(base=rel(os.path.join(c.manifests, "base")),
+                                    stage=rel(os.path.join(c.manifests, "stages", stage)), certs=rel(certs)))
+    try:
+        return c.render(d, name)
+    finally:
+        shutil.rmtree(d)
+
+
+def check_cert_manager(c, docs, where):
+    """The self-signed CA chain ends in the Secret the Deployment mounts, for the names the
+    aggregator and the ServiceMonitor verify, and its CA is injected into the APIService."""
+    svc = one(docs, "Service")
+    ns = svc["metadata"].get("namespace")
+    name = svc["metadata"]["name"]
+    issuers = {d["metadata"]["name"]: d for d in find(docs, "Issuer")}
+    certs = {d["metadata"]["name"]: d for d in find(docs, "Certificate")}
+    for d in [*issuers.values(), *certs.values()]:
+        c.expect(d["apiVersion"] == "cert-manager.io/v1", f"{where}: {d['kind']} {d['metadata']['name']} "
+                 f"is {d['apiVersion']}, not cert-manager.io/v1")
+        c.expect(d["metadata"].get("namespace") == ns,
+                 f"{where}: {d['kind']} {d['metadata']['name']} is not in the Service's namespace {ns}")
+
+    def issuer_of(cert):
+        ref = (cert.get("spec") or {}).get("issuerRef") or {}
+        c.expect(ref.get("kind", "Issuer") == "Issuer" and ref.get("name") in issuers,
+                 f"{where}: Certificate {cert['metadata']['name']} names no Issuer of this folder: {ref}")
+        return issuers.get(ref.get("name"), {}).get("spec") or {}
+
+    serving = [d for d in certs.values() if (d.get("spec") or {}).get("secretName") == SERVING_SECRET]
+    c.expect(len(serving) == 1, f"{where}: expected one Certificate with secretName {SERVING_SECRET}")
+    for cert in serving:
+        s = cert["spec"]
+        c.expect(not s.get("isCA"), f"{where}: the serving Certificate must not be a CA")
+        dns = set(s.get("dnsNames") or [])
+        server_names = {((e.get("tlsConfig") or {}).get("serverName"))
+                        for sm in find(docs, "ServiceMonitor") for e in sm["spec"].get("endpoints") or []}
+        want = {f"{name}.{ns}.svc", f"{name}.{ns}.svc.cluster.local"} | (server_names - {None})
+        c.expect(want <= dns, f"{where}: the serving Certificate's dnsNames {sorted(dns)} lack {sorted(want - dns)}")
+        c.expect("server auth" in (s.get("usages") or ["server auth"]),
+                 f"{where}: the serving Certificate's usages {s.get('usages')} lack server auth")
+        ca_secret = (issuer_of(cert).get("ca") or {}).get("secretName")
+        c.expect(ca_secret, f"{where}: the serving Certificate's Issuer is not a CA Issuer")
+        ca_certs = [d for d in certs.values() if (d.get("spec") or {}).get("secretName") == ca_secret]
+        c.expect(len(ca_certs) == 1 and ca_certs[0]["spec"].get("isCA") is True,
+                 f"{where}: no CA Certificate (isCA) makes the CA Issuer's Secret {ca_secret}")
+        for ca in ca_certs:
+            c.expect("selfSigned" in issuer_of(ca), f"{where}: the CA Certificate's Issuer is not selfSigned")
+        api = find(docs, "APIService", APISERVICE)
+        for a in api:
+            got = (a["metadata"].get("annotations") or {}).get(CERT_MANAGER_ANNOTATION)
+            c.expect(got == f"{ns}/{cert['metadata']['name']}",
+                     f"{where}: APIService {CERT_MANAGER_ANNOTATION} is {got!r}, not {ns}/{cert['metadata']['name']}")
+            c.expect("caBundle" not in a["spec"], f"{where}: the cainjector owns the caBundle; leave it unset")
+        c.expect(len(api) == 1, f"{where}: no APIService {APISERVICE}")
+
+
+CERT_MANAGER_BREAKAGES = {
+    "annotation-other-certificate": lambda d: _obj(d, "APIService", APISERVICE)["metadata"]["annotations"]
+    .update({CERT_MANAGER_ANNOTATION: "kube-eventbuffer/kube-eventbuffer-ca"}),
+    "no-svc-dns-name": lambda d: _obj(d, "Certificate", SERVING_SECRET)["spec"]["dnsNames"]
+    .remove("kube-eventbuffer.kube-eventbuffer.svc"),
+    "no-server-name": lambda d: _obj(d, "Certificate", SERVING_SECRET)["spec"]["dnsNames"].remove("kube-eventbuffer"),
+    "other-secret": lambda d: _obj(d, "Certificate", SERVING_SECRET)["spec"].update(secretName="other"),
+    "signed-by-selfsigned": lambda d: _obj(d, "Certificate", SERVING_SECRET)["spec"]["issuerRef"]
+    .update(name="kube-eventbuffer-selfsigned"),
+    "ca-not-ca": lambda d: _obj(d, "Certificate", "kube-eventbuffer-ca")["spec"].pop("isCA"),
+    "other-namespace": lambda d: _obj(d, "Issuer", "kube-eventbuffer-ca")["metadata"].update(namespace="default"),
+}
+
+
+def cmd_cert_manager(c, args):
+    component = os.path.join(c.manifests, "components", "cert-manager")
+    paths = []
+    for stage, (mode, percent) in STAGES.items():
+        name = f"cert-manager-{stage}"
+        path, docs = render_with_certs(c, stage, component, name)
+        paths.append(path)
+        check_policy(c, docs, name, namespaced=False)
+        check_stage_config(c, docs, name, mode, percent)
+        check_cert_manager(c, docs, name)
+    for bname, breaker in CERT_MANAGER_BREAKAGES.items():
+        broken = copy.deepcopy(docs)
+        breaker(broken)
+        saved, c.errors = c.errors, []
+        check_cert_manager(c, broken, bname)
+        found, c.errors = c.errors, saved
+        c.expect(bool(found), f"the cert-manager checks do not catch the breakage {bname!r}")
+    c.yamllint(paths, "rendered cert-manager overlays")
+    c.validate(paths, "cert-manager overlays")
+    c.finish("components/cert-manager with every stage")
+
+
+def cmd_serving_cert(c, args):
+    """scripts/gen-serving-cert.sh, offline: the certificate verifies against the CA for the
+    Service's names, the Secret and the caBundle patch carry exactly those files, the
+    Component renders into a valid overlay, a renewal keeps the CA, and --apply calls kubectl
+    as documented."""
+    openssl = c.require("openssl", "openssl")
+    script = os.path.join(c.source_dir, "scripts", "gen-serving-cert.sh")
+    tmp = tempfile.mkdtemp(prefix="serving-cert-", dir=c.work_dir)
+
+    def gen(*argv, env=None, ok=True):
+        proc = subprocess.run(["bash", script, *argv], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, **(env or {})})
+        c.expect((proc.returncode == 0) == ok, f"gen-serving-cert.sh {' '.join(argv)} exited {proc.returncode}"
+                 f" (want {'0' if ok else 'non-zero'}): {proc.stderr.strip()}")
+        return proc
+
+    def read(d, f, mode="r"):
+        with open(os.path.join(d, f), mode) as fh:
+            return fh.read()
+
+    def verify(ca_dir, cert_dir):
+        return subprocess.run([openssl, "verify", "-CAfile", os.path.join(ca_dir, "ca.crt"),
+                               os.path.join(cert_dir, "tls.crt")], capture_output=True, text=True).returncode == 0
+
+    def text(d, f, *opts):
+        return c.run([openssl, "x509", "-in", os.path.join(d, f), "-noout", *opts], f"openssl x509 {f}")
+
+    def check_dir(d, ns, svc="kube-eventbuffer"):
+        c.expect(verify(d, d), f"openssl verify: {d}/tls.crt is not signed by {d}/ca.crt")
+        sans = text(d, "tls.crt", "-ext", "subjectAltName").split("\n", 1)[-1]
+        got = sorted(x.strip().removeprefix("DNS:") for x in sans.split(","))
+        want = sorted([svc, f"{svc}.{ns}", f"{svc}.{ns}.svc", f"{svc}.{ns}.svc.cluster.local"])
+        c.expect(got == want, f"{d}/tls.crt names {got}, want {want}")
+        c.expect("TLS Web Server Authentication" in text(d, "tls.crt", "-ext", "extendedKeyUsage"),
+                 f"{d}/tls.crt is not for server authentication")
+        c.expect("CA:TRUE" in text(d, "ca.crt", "-ext", "basicConstraints"), f"{d}/ca.crt is not a CA")
+        c.expect("CA:TRUE" not in text(d, "tls.crt", "-ext", "basicConstraints"), f"{d}/tls.crt is a CA")
+        pub = c.run([openssl, "pkey", "-in", os.path.join(d, "tls.key"), "-pubout"], "openssl pkey")
+        c.expect(pub == text(d, "tls.crt", "-pubkey"), f"{d}/tls.key does not belong to tls.crt")
+        for f in ("tls.key", "ca.key"):
+            mode = os.stat(os.path.join(d, f)).st_mode & 0o777
+            c.expect(mode & 0o077 == 0, f"{d}/{f} is readable by others (mode {mode:o})")
+        secret = yaml.safe_load(read(d, "secret.yaml"))
+        c.expect(secret.get("kind") == "Secret" and secret.get("type") == "kubernetes.io/tls" and
+                 secret["metadata"] .get("name") == SERVING_SECRET and secret["metadata"].get("namespace") == ns,
+                 f"{d}/secret.yaml is not the kubernetes.io/tls Secret {ns}/{SERVING_SECRET}")
+        for key in ("tls.crt", "tls.key", "ca.crt"):
+            c.expect(base64.b64decode((secret.get("data") or {}).get(key, "")) == read(d, key, "rb"),
+                     f"{d}/secret.yaml {key} is not {key}")
+        patch = yaml.safe_load(read(d, "apiservice-cabundle.yaml"))
+        c.expect(patch["metadata"]["name"] == APISERVICE and
+                 base64.b64decode(patch["spec"]["caBundle"]) == read(d, "ca.crt", "rb"),
+                 f"{d}/apiservice-cabundle.yaml does not set {APISERVICE}'s caBundle to ca.crt")
+
+    try:
+        one_dir, other_dir = os.path.join(tmp, "one"), os.path.join(tmp, "other")
+        gen("--out", one_dir)
+        check_dir(one_dir, "kube-eventbuffer")
+        first_ca, first_cert = read(one_dir, "ca.crt"), read(one_dir, "tls.crt")
+        # A renewal into the same folder keeps the CA (and so the caBundle).
+        gen("--out", one_dir, "--days", "30")
+        check_dir(one_dir, "kube-eventbuffer")
+        c.expect(read(one_dir, "ca.crt") == first_ca, "a renewal into the same --out folder replaced the CA")
+        c.expect(read(one_dir, "tls.crt") != first_cert, "a renewal did not issue a new certificate")
+        # Another folder has another CA, which must not verify this certificate.
+        gen("--out", other_dir, "--namespace", "team-a")
+        check_dir(other_dir, "team-a")
+        c.expect(not verify(other_dir, one_dir), "openssl verify accepts a certificate signed by another CA")
+        # A CA key that does not belong to the CA certificate is refused.
+        shutil.copy(os.path.join(other_dir, "ca.key"), os.path.join(one_dir, "ca.key"))
+        gen("--out", one_dir, ok=False)
+        shutil.rmtree(one_dir)
+        gen("--out", one_dir)
+        gen("--namespace", "Not_A_Label", "--out", os.path.join(tmp, "bad"), ok=False)
+        gen("--days", "0", "--out", os.path.join(tmp, "bad"), ok=False)
+        # Without --out and --apply: the Secret on stdout.
+        printed = yaml.safe_load(gen().stdout)
+        c.expect(printed.get("kind") == "Secret" and printed["metadata"]["name"] == SERVING_SECRET,
+                 "without --out/--apply the script does not print the Secret")
+
+        # The Component it writes, with a stage: the Secret and the APIService's caBundle.
+        path, docs = render_with_certs(c, "shadow", one_dir, "serving-cert-component")
+        check_policy(c, docs, "serving-cert-component", namespaced=False)
+        api = one(docs, "APIService", APISERVICE)
+        c.expect(base64.b64decode(api["spec"].get("caBundle", "")) == read(one_dir, "ca.crt", "rb"),
+                 "the rendered APIService's caBundle is not the generated CA")
+        secret = one(docs, "Secret", SERVING_SECRET)
+        c.expect(secret["metadata"].get("namespace") == one(docs, "Deployment")["metadata"].get("namespace"),
+                 "the generated Secret is not in the Deployment's namespace")
+        c.yamllint([path], "rendered serving-cert component")
+        c.validate([path], "serving-cert component")
+
+        # --apply: a stand-in kubectl records its calls; `get apiservice` fails once it is gone.
+        log = os.path.join(tmp, "kubectl.log")
+        fake = os.path.join(tmp, "kubectl")
+        with open(fake, "w") as f:
+            f.write("#!/bin/sh\nprintf '%s\\n' \"$*\" >>\"$FAKE_LOG\"\n"
+                    "[ \"$1 $2\" = 'get apiservice' ] && [ -n \"$FAKE_NO_APISERVICE\" ] && exit 1\nexit 0\n")
+        os.chmod(fake, 0o755)
+        applied = os.path.join(tmp, "applied")
+        gen("--apply", "--out", applied, env={"KUBECTL": fake, "FAKE_LOG": log})
+        ca_b64 = base64.b64encode(read(applied, "ca.crt", "rb")).decode()
+        calls = read(tmp, "kubectl.log").splitlines()
+        want = [
+            "get namespace kube-eventbuffer",
+            f"apply --server-side --force-conflicts --field-manager=gen-serving-cert -f {applied}/secret.yaml",
+            f"get apiservice {APISERVICE}",
+            f"patch apiservice {APISERVICE} --type=merge -p {json.dumps({'spec': {'caBundle': ca_b64}})}"
+            .replace(": ", ":"),
+        ]
+        c.expect(calls == want, f"--apply called kubectl with\n  {calls}\nwant\n  {want}")
+        os.remove(log)
+        proc = gen("--apply", env={"KUBECTL": fake, "FAKE_LOG": log, "FAKE_NO_APISERVICE": "1"})
+        calls = read(tmp, "kubectl.log").splitlines()
+        c.expect(not any(x.startswith("patch") for x in calls) and "kubectl patch" not in calls,
+                 f"--apply patched an APIService that does not exist: {calls}")
+        c.expect("patch apiservice" in proc.stderr, "--apply without the APIService does not say how to patch it")
+        # --no-apiservice (overlays/namespaced): the Secret only.
+        os.remove(log)
+        only = os.path.join(tmp, "secret-only")
+        gen("--apply", "--no-apiservice", "--namespace", "team-a", "--out", only,
+            env={"KUBECTL": fake, "FAKE_LOG": log})
+        calls = read(tmp, "kubectl.log").splitlines()
+        c.expect(len(calls) == 2 and calls[1].startswith("apply ") and not any("apiservice" in x for x in calls),
+                 f"--no-apiservice --apply called kubectl with {calls}")
+        c.expect(not os.path.exists(os.path.join(only, "apiservice-cabundle.yaml")) and
+                 "apiservice" not in read(only, "kustomization.yaml"),
+                 "--no-apiservice still writes the caBundle patch")
+        check_dir_secret_only = yaml.safe_load(read(only, "secret.yaml"))
+        c.expect(check_dir_secret_only["metadata"]["namespace"] == "team-a",
+                 "--namespace team-a does not put the Secret into team-a")
+    finally:
+        shutil.rmtree(tmp)
+    c.finish("scripts/gen-serving-cert.sh")
 
 
 # ---- subcommands -----------------------------------------------------------------------
@@ -515,6 +1148,9 @@ def main():
     sub.add_parser("stages-differ-only-in-config")
     sub.add_parser("lint-sources")
     sub.add_parser("rules")
+    sub.add_parser("policy-catches-breakage")
+    sub.add_parser("cert-manager")
+    sub.add_parser("serving-cert")
     cc = sub.add_parser("check-config")
     cc.add_argument("binary")
     args = p.parse_args()
@@ -526,6 +1162,9 @@ def main():
             "stages-differ-only-in-config": cmd_stages_differ_only_in_config,
             "lint-sources": cmd_lint_sources,
             "rules": cmd_rules,
+            "policy-catches-breakage": cmd_policy_catches_breakage,
+            "cert-manager": cmd_cert_manager,
+            "serving-cert": cmd_serving_cert,
             "check-config": cmd_check_config,
         }[args.cmd](c, args)
     except Failure as e:
