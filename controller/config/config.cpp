@@ -11,6 +11,7 @@
 #include <initializer_list>
 #include <sstream>
 
+#include "controller/file_text.h"
 #include "eventbuffer/gray_flag.h"
 
 namespace eventbuffer::controller {
@@ -207,15 +208,13 @@ ConfigResult ParseConfig(std::string_view yaml, std::string_view source) {
 }
 
 ConfigResult LoadConfigFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  std::string text;
+  if (!ReadFileText(path, &text)) {
     ConfigResult r;
     r.error = path + ": cannot read: " + std::strerror(errno);
     return r;
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return ParseConfig(text.str(), path);
+  return ParseConfig(text, path);
 }
 
 }  // namespace eventbuffer::controller

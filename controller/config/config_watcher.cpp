@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "controller/config/config.h"
+#include "controller/file_text.h"
 
 namespace eventbuffer::controller {
 
@@ -35,13 +36,8 @@ bool ConfigWatcher::ReloadNow() {
 
 void ConfigWatcher::Check(bool force) {
   std::lock_guard<std::mutex> lock(check_mu_);
-  std::ifstream in(path_, std::ios::binary);
   std::optional<std::string> content;
-  if (in) {
-    std::ostringstream text;
-    text << in.rdbuf();
-    content = text.str();
-  }
+  if (std::string text; ReadFileText(path_, &text)) content = std::move(text);
   if (!force && content == last_content_) return;  // unchanged (also: still unreadable)
   last_content_ = content;
   reloads_.fetch_add(1, std::memory_order_relaxed);

@@ -9,18 +9,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "controller/file_text.h"
+
 namespace eventbuffer::controller {
 
 namespace {
-
-bool ReadFile(const std::string& path, std::string* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream text;
-  text << in.rdbuf();
-  *out = text.str();
-  return !in.bad();
-}
 
 std::string TrimSpace(const std::string& s) {
   std::size_t b = s.find_first_not_of(" \t\r\n");
@@ -92,18 +85,18 @@ bool LoadInClusterConfig(const GetEnv& env, const std::string& sa_dir, KubeConfi
   const bool ipv6 = host->find(':') != std::string::npos;
   config.server = "https://" + (ipv6 ? "[" + *host + "]" : *host) + ":" + *port;
   const std::string ca_path = sa_dir + "/ca.crt";
-  if (!ReadFile(ca_path, &config.ca_pem) || config.ca_pem.empty()) {
+  if (!ReadFileText(ca_path, &config.ca_pem) || config.ca_pem.empty()) {
     *error = "in-cluster config: cannot read the cluster CA " + ca_path;
     return false;
   }
   config.token_file = sa_dir + "/token";
   std::string probe;
-  if (!ReadFile(config.token_file, &probe)) {
+  if (!ReadFileText(config.token_file, &probe)) {
     *error = "in-cluster config: cannot read the service-account token " + config.token_file;
     return false;
   }
   std::string ns;
-  if (ReadFile(sa_dir + "/namespace", &ns)) config.default_namespace = TrimSpace(ns);
+  if (ReadFileText(sa_dir + "/namespace", &ns)) config.default_namespace = TrimSpace(ns);
   config.source = "in-cluster";
   *out = std::move(config);
   return true;
@@ -151,7 +144,7 @@ bool LoadKubeconfig(const std::string& path, KubeConfig* out, std::string* error
       }
     } else if (!ca_file.empty()) {
       const std::string resolved = Resolve(base_dir, ca_file);
-      if (!ReadFile(resolved, &config.ca_pem)) {
+      if (!ReadFileText(resolved, &config.ca_pem)) {
         return fail("cannot read certificate-authority " + resolved);
       }
     }

@@ -4,6 +4,8 @@
 #include <memory>
 #include <sstream>
 
+#include "controller/file_text.h"
+
 namespace eventbuffer::controller {
 
 namespace {
@@ -60,12 +62,9 @@ int TokenSource::reads() const {
 }
 
 bool TokenSource::ReadFileLocked() {
-  std::ifstream in(path_, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return false;
-  std::string token = Trim(text.str());
+  std::string text;
+  if (!ReadFileText(path_, &text)) return false;
+  std::string token = Trim(text);
   if (token.empty()) return false;  // a file being rewritten: keep the last good token
   token_ = std::move(token);
   ++reads_;

@@ -34,6 +34,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "controller/file_text.h"
 #include "controller/serving/status.h"
 
 namespace eventbuffer::controller {
@@ -293,19 +294,9 @@ std::shared_ptr<ssl::context> MakeTlsContext(const std::string& cert_pem,
 }
 
 bool ReadWholeFile(const std::string& path, std::string* out, std::string* error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    *error = "cannot read '" + path + "'";
-    return false;
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) {
-    *error = "cannot read '" + path + "'";
-    return false;
-  }
-  *out = std::move(text).str();
-  return true;
+  if (ReadFileText(path, out)) return true;
+  *error = "cannot read '" + path + "'";
+  return false;
 }
 
 // The client's chain as presented, leaf first, DER. On the server side OpenSSL keeps the

@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "controller/rate_limiter.h"
+#include "controller/serving/auth/single_flight_cache.h"
 
 namespace eventbuffer::controller {
 
@@ -69,6 +70,18 @@ struct AuthCounters {
 
   static void Add(std::atomic<std::uint64_t>& counter) {
     counter.fetch_add(1, std::memory_order_relaxed);  // a counter, ordered with nothing
+  }
+  // Counts one cache lookup in the counter of its outcome.
+  static void AddLookup(CacheOutcome outcome, std::atomic<std::uint64_t>& hits,
+                        std::atomic<std::uint64_t>& coalesced, std::atomic<std::uint64_t>& misses) {
+    switch (outcome) {
+      case CacheOutcome::kHit:
+        return Add(hits);
+      case CacheOutcome::kCoalesced:
+        return Add(coalesced);
+      case CacheOutcome::kMiss:
+        return Add(misses);
+    }
   }
   AuthStats Snapshot() const;
 };

@@ -11,21 +11,13 @@
 #include <fstream>
 #include <sstream>
 
+#include "controller/file_text.h"
 #include "controller/json_text.h"
 #include "controller/serving/auth/request_info.h"
 
 namespace eventbuffer::controller {
 
 namespace {
-
-bool ReadFile(const std::string& path, std::string* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream text;
-  text << in.rdbuf();
-  *out = text.str();
-  return static_cast<bool>(in) || in.eof();
-}
 
 // A verifier for the bundle in `file` (preferred) or `pem`; null without error when
 // neither is set.
@@ -35,7 +27,7 @@ bool LoadBundle(const std::string& file, const std::string& pem, const char* wha
   std::string source = "the ConfigMap";
   if (!file.empty()) {
     source = file;
-    if (!ReadFile(file, &text)) {
+    if (!ReadFileText(file, &text)) {
       *error = std::string(what) + ": cannot read " + file;
       return false;
     }
@@ -249,17 +241,8 @@ bool Authenticator::FromToken(const HttpRequest& request, AuthnResult* result) {
         return error_ttl_;
       },
       &outcome);
-  switch (outcome) {
-    case SingleFlightCache<TokenAnswer>::Outcome::kHit:
-      AuthCounters::Add(counters_->token_cache_hits);
-      break;
-    case SingleFlightCache<TokenAnswer>::Outcome::kCoalesced:
-      AuthCounters::Add(counters_->token_cache_coalesced);
-      break;
-    case SingleFlightCache<TokenAnswer>::Outcome::kMiss:
-      AuthCounters::Add(counters_->token_cache_misses);
-      break;
-  }
+  AuthCounters::AddLookup(outcome, counters_->token_cache_hits, counters_->token_cache_coalesced,
+                          counters_->token_cache_misses);
   if (answer.state != TokenAnswer::State::kAuthenticated) {
     AuthCounters::Add(counters_->token_failure);
     result->review_error = answer.state == TokenAnswer::State::kError;

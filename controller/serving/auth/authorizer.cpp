@@ -184,17 +184,8 @@ AuthzResult Authorizer::Authorize(const UserInfo& user, const RequestAttributes&
         return error_ttl_;
       },
       &outcome);
-  switch (outcome) {
-    case SingleFlightCache<Answer>::Outcome::kHit:
-      AuthCounters::Add(counters_->sar_cache_hits);
-      break;
-    case SingleFlightCache<Answer>::Outcome::kCoalesced:
-      AuthCounters::Add(counters_->sar_cache_coalesced);
-      break;
-    case SingleFlightCache<Answer>::Outcome::kMiss:
-      AuthCounters::Add(counters_->sar_cache_misses);
-      break;
-  }
+  AuthCounters::AddLookup(outcome, counters_->sar_cache_hits, counters_->sar_cache_coalesced,
+                          counters_->sar_cache_misses);
   AuthzResult result;
   result.reason = answer.reason;
   if (answer.state == Answer::State::kAllowed) {

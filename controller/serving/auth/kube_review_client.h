@@ -20,8 +20,8 @@
 #include <string_view>
 
 #include "controller/kube/kube_config.h"
-#include "controller/serving/auth/review_client.h"
 #include "controller/kube/token_source.h"
+#include "controller/serving/auth/review_client.h"
 
 namespace eventbuffer::controller {
 

@@ -26,17 +26,19 @@
 
 namespace eventbuffer::controller {
 
+// How a lookup was answered.
+enum class CacheOutcome {
+  kHit,        // a stored, unexpired answer
+  kCoalesced,  // waited for the fetch another caller was running
+  kMiss,       // ran the fetch itself
+};
+
 template <class Value>
 class SingleFlightCache {
  public:
   using Clock = std::chrono::steady_clock;
   using NowFn = std::function<Clock::time_point()>;
-
-  enum class Outcome {
-    kHit,        // a stored, unexpired answer
-    kCoalesced,  // waited for the fetch another caller was running
-    kMiss,       // ran the fetch itself
-  };
+  using Outcome = CacheOutcome;
 
   // REQUIRES: max_entries >= 1.
   explicit SingleFlightCache(
