@@ -224,6 +224,13 @@ TEST(QueryIndexTest, MoreIsFalseExactlyWhenNothingElseMatches) {
   EXPECT_TRUE(index.List(Query("ns", 9)).more);
   EXPECT_FALSE(index.List(Query(std::nullopt, 10)).more);
   EXPECT_TRUE(index.List(Query(std::nullopt, 9)).more);
+  // The largest limit is no limit (and does not overflow).
+  page = index.List(Query("ns", SIZE_MAX));
+  EXPECT_EQ(page.items.size(), 10u);
+  EXPECT_FALSE(page.more);
+  page = index.List(Query(std::nullopt, SIZE_MAX));
+  EXPECT_EQ(page.items.size(), 10u);
+  EXPECT_FALSE(page.more);
   // After the last item: an empty page.
   EventQuery q = Query("ns", 3);
   q.after = PositionOf(*Ev("ns", "e", "u", "9", 9));
