@@ -461,8 +461,9 @@ void QueryIndex::DropIfEmpty(std::string_view ns) {
 EventPage QueryIndex::List(const EventQuery& query) const {
   EventPage page;
   // Collect one more than the limit to tell whether more follow.
-  const std::size_t want =
-      query.limit == 0 ? std::numeric_limits<std::size_t>::max() : query.limit + 1;
+  // (A limit of SIZE_MAX is as good as none: no overflow.)
+  constexpr std::size_t kAll = std::numeric_limits<std::size_t>::max();
+  const std::size_t want = query.limit == 0 || query.limit == kAll ? kAll : query.limit + 1;
   Cursor start;
   if (query.after) {
     start.set = true;
@@ -488,9 +489,8 @@ EventPage QueryIndex::List(const EventQuery& query) const {
     }
     if (spaces.empty()) return page;
     constexpr std::size_t kMinBatch = 8, kMaxBatch = 1024;
-    const std::size_t first_batch =
-        query.limit == 0 ? kMaxBatch
-                         : std::clamp<std::size_t>(2 * want / spaces.size(), kMinBatch, kMaxBatch);
+    const std::size_t first_batch = std::clamp<std::size_t>(
+        2 * std::min(want, kMaxBatch) / spaces.size(), kMinBatch, kMaxBatch);
     struct Stream {
       const Namespace* ns;
       Cursor cursor;
@@ -530,7 +530,7 @@ EventPage QueryIndex::List(const EventQuery& query) const {
     }
   }
 
-  if (query.limit != 0 && got.size() > query.limit) {
+  if (want != kAll && got.size() > query.limit) {
     page.more = true;
     got.resize(query.limit);
   }

@@ -224,6 +224,13 @@ TEST(QueryIndexTest, MoreIsFalseExactlyWhenNothingElseMatches) {
   EXPECT_TRUE(index.List(Query("ns", 9)).more);
   EXPECT_FALSE(index.List(Query(std::nullopt, 10)).more);
   EXPECT_TRUE(index.List(Query(std::nullopt, 9)).more);
+  // The largest limit is no limit (and does not overflow).
+  page = index.List(Query("ns", SIZE_MAX));
+  EXPECT_EQ(page.items.size(), 10u);
+  EXPECT_FALSE(page.more);
+  page = index.List(Query(std::nullopt, SIZE_MAX));
+  EXPECT_EQ(page.items.size(), 10u);
+  EXPECT_FALSE(page.more);
   // After the last item: an empty page.
   EventQuery q = Query("ns", 3);
   q.after = PositionOf(*Ev("ns", "e", "u", "9", 9));
@@ -380,6 +387,34 @@ TEST(QueryIndexTest, ScansLongerThanOneChunkResumeWithoutGapsOrRepeats) {
     EXPECT_EQ(page.items[i]->resource_version(), std::to_string(i * 1000));
   }
   EXPECT_EQ(index.List(Query(std::nullopt, 0, rare)).items.size(), 13u);
+}
+
+// Readers whose chunks overlap all the time must not keep a writer out: with a lock that
+// prefers readers this test would not finish (liveness, no timing asserted).
+TEST(QueryIndexTest, OverlappingReadersDoNotStarveTheWriter) {
+  QueryIndex index;
+  for (std::size_t i = 0; i < 2 * QueryIndex::kScanChunk; ++i) {
+    index.Add(Ev("ns", "e", "u", std::to_string(i), static_cast<std::int64_t>(i)));
+  }
+  std::atomic<bool> done{false};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&] {
+      // A slow filter: each chunk holds the namespace's shared lock for a while.
+      const auto slow = [](const EventRecord& r) {
+        volatile int spin = 0;
+        for (int k = 0; k < 200; ++k) spin = spin + 1;
+        return r.type() == "Warning";
+      };
+      while (!done.load()) index.List(Query("ns", 0, slow));
+    });
+  }
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_TRUE(index.Add(Ev("ns", "w", "w", std::to_string(i), 1'000'000 + i)));
+  }
+  done.store(true);
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(index.size(), 2 * QueryIndex::kScanChunk + 20);
 }
 
 // The property the API promises: while writers append and evict, a pagination returns
