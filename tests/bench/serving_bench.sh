@@ -11,7 +11,8 @@
 #
 # Environment: SERVING_PARTS (default "ingest read"), SERVING_EVENTS (stream length, default
 # 400000), SERVING_REPS (default 5), SERVING_READERS (default 16), SERVING_PREFILL (default
-# 200000), SERVING_PLACEMENT:
+# 200000), SERVING_SERVER_NICE (an experiment: the server threads at this nice value),
+# SERVING_PLACEMENT:
 #   split  (default) the emulator and the reader threads on CPU 0, the controller's side
 #          (watch, buffer, server threads) on CPU 1: the controller has one core of its own,
 #          the readers stand for clients elsewhere;
@@ -58,6 +59,7 @@ PY
   KEB_SERVING_KUBECONFIG=$WORK/kubeconfig KEB_SERVING_FIRST_RV=$FIRST KEB_SERVING_EVENTS=$COUNT \
     KEB_SERVING_REPS=${SERVING_REPS:-5} KEB_SERVING_READERS=${SERVING_READERS:-16} \
     KEB_SERVING_PREFILL=${SERVING_PREFILL:-200000} KEB_SERVING_READER_CPUS=$reader_cpus \
+    KEB_SERVING_SERVER_NICE=${SERVING_SERVER_NICE:-} \
     "${pin[@]}" "$BIN" --benchmark_filter='BM_IngestUnderReadLoad' --benchmark_counters_tabular=true
   kill "$emu_pid" 2>/dev/null && wait "$emu_pid" 2>/dev/null || true
   emu_pid=""
