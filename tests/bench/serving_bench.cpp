@@ -57,8 +57,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
-#include <fstream>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -130,8 +130,8 @@ std::string Rfc3339(std::int64_t ms) {
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
   return buf;
 }
 
@@ -411,7 +411,8 @@ class HttpsClient {
       if (line.empty()) break;
       std::string lower = line;
       for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      if (lower.rfind("content-length:", 0) == 0) length = std::strtoull(line.c_str() + 15, nullptr, 10);
+      if (lower.rfind("content-length:", 0) == 0)
+        length = std::strtoull(line.c_str() + 15, nullptr, 10);
       if (lower.rfind("transfer-encoding:", 0) == 0 && lower.find("chunked") != std::string::npos) {
         chunked = true;
       }
@@ -683,7 +684,8 @@ IngestRun RunIngest(SecureApi& api, const KubeConfig& kube, const std::string& f
   run.join();
   if (readers) readers->Stop();
   // A handler may still be returning after its client read the whole response.
-  while (api.stats().requests_inflight > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  while (api.stats().requests_inflight > 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   api.buffer.store(nullptr);
   if (sink.count() < expected) throw std::runtime_error("stream did not complete within 120 s");
 
@@ -717,7 +719,8 @@ void BM_IngestUnderReadLoad(benchmark::State& state) {
   }
   const int reps = std::atoi(Env("KEB_SERVING_REPS", "5").c_str());
   const int readers_n = std::atoi(Env("KEB_SERVING_READERS", "16").c_str());
-  const std::size_t prefill_n = std::strtoull(Env("KEB_SERVING_PREFILL", "200000").c_str(), nullptr, 10);
+  const std::size_t prefill_n =
+      std::strtoull(Env("KEB_SERVING_PREFILL", "200000").c_str(), nullptr, 10);
   const std::string reader_cpus = Env("KEB_SERVING_READER_CPUS");
   InitializeHttpThreads(2);
   KubeConfig kube;
@@ -743,19 +746,18 @@ void BM_IngestUnderReadLoad(benchmark::State& state) {
           l = RunIngest(api, kube, first_rv, expected, prefill, readers_n, reader_cpus);
         }
       }
-      std::fprintf(stderr,
-                   "rep %d: alone %.0f ev/s (watch thread %.0f%% of a CPU, waiting %.0f%%), with "
-                   "%d readers %.0f ev/s (watch thread %.0f%%, waiting %.0f%%; server threads "
-                   "%.0f%%): ratio %.2f; readers %.0f req/s %.0f items/s "
-                   "%.0f MiB/s, p50 %.1f ms p95 %.1f ms, 429s %llu, failed %llu\n",
-                   rep, a.events_per_second, 100 * a.watch_thread_cpu_share,
-                   100 * a.watch_wait_share, readers_n, l.events_per_second,
-                   100 * l.watch_thread_cpu_share, 100 * l.watch_wait_share,
-                   100 * l.server_cpu_share,
-                   l.events_per_second / a.events_per_second, l.requests_per_second,
-                   l.items_per_second, l.mib_per_second, Quantile(l.latencies_ms, 0.5),
-                   Quantile(l.latencies_ms, 0.95), static_cast<unsigned long long>(l.too_many),
-                   static_cast<unsigned long long>(l.failed));
+      std::fprintf(
+          stderr,
+          "rep %d: alone %.0f ev/s (watch thread %.0f%% of a CPU, waiting %.0f%%), with "
+          "%d readers %.0f ev/s (watch thread %.0f%%, waiting %.0f%%; server threads "
+          "%.0f%%): ratio %.2f; readers %.0f req/s %.0f items/s "
+          "%.0f MiB/s, p50 %.1f ms p95 %.1f ms, 429s %llu, failed %llu\n",
+          rep, a.events_per_second, 100 * a.watch_thread_cpu_share, 100 * a.watch_wait_share,
+          readers_n, l.events_per_second, 100 * l.watch_thread_cpu_share, 100 * l.watch_wait_share,
+          100 * l.server_cpu_share, l.events_per_second / a.events_per_second,
+          l.requests_per_second, l.items_per_second, l.mib_per_second,
+          Quantile(l.latencies_ms, 0.5), Quantile(l.latencies_ms, 0.95),
+          static_cast<unsigned long long>(l.too_many), static_cast<unsigned long long>(l.failed));
       alone.push_back(a.events_per_second);
       loaded.push_back(l.events_per_second);
       ratios.push_back(l.events_per_second / a.events_per_second);
@@ -832,7 +834,8 @@ class ReadWorld {
                  static_cast<unsigned long long>(written_.load()),
                  static_cast<double>(written_.load()) / Seconds(Clock::now() - writer_start_),
                  evicted_, retention_seconds_.size(), Quantile(retention_seconds_, 0.5),
-                 Quantile(retention_cpu_seconds_, 0.5), Quantile(retention_seconds_, 1.0), buffer_.Stats().backend[1].events);
+                 Quantile(retention_cpu_seconds_, 0.5), Quantile(retention_seconds_, 1.0),
+                 buffer_.Stats().backend[1].events);
   }
 
  private:
@@ -939,7 +942,8 @@ void BM_Page(benchmark::State& state, bool all_namespaces) {
   state.counters["p95_ms"] = Quantile(ms, 0.95);
   state.counters["p99_ms"] = Quantile(ms, 0.99);
   state.counters["items_per_page"] = static_cast<double>(items) / static_cast<double>(ms.size());
-  state.counters["KiB_per_page"] = static_cast<double>(bytes) / static_cast<double>(ms.size()) / 1024;
+  state.counters["KiB_per_page"] =
+      static_cast<double>(bytes) / static_cast<double>(ms.size()) / 1024;
   state.counters["reviews"] = static_cast<double>(world.api().reviews() - reviews_before);
   const SchedTimes server_after = world.api().ServerSched();
   // The server's own cost per page (authentication, List, JSON, TLS), and how long its
@@ -949,8 +953,12 @@ void BM_Page(benchmark::State& state, bool all_namespaces) {
   state.counters["server_wait_ms"] =
       1e3 * (server_after.waiting - server_before.waiting) / static_cast<double>(ms.size());
 }
-BENCHMARK_CAPTURE(BM_Page, namespaced_kind_pod, false)->Iterations(2000)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Page, all_namespaces_warning, true)->Iterations(1000)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Page, namespaced_kind_pod, false)
+    ->Iterations(2000)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Page, all_namespaces_warning, true)
+    ->Iterations(1000)
+    ->Unit(benchmark::kMillisecond);
 
 void BM_WalkNamespace(benchmark::State& state) {
   ReadWorld& world = ReadWorld::Get();
@@ -983,8 +991,10 @@ void BM_WalkNamespace(benchmark::State& state) {
   // Items per CPU-second of the server's threads: the rate with a core to itself.
   state.counters["items_per_server_cpu_s"] =
       static_cast<double>(items) / (server_after.on_cpu - server_before.on_cpu);
-  state.counters["items_per_walk"] = static_cast<double>(items) / static_cast<double>(state.iterations());
-  state.counters["pages_per_walk"] = static_cast<double>(pages) / static_cast<double>(state.iterations());
+  state.counters["items_per_walk"] =
+      static_cast<double>(items) / static_cast<double>(state.iterations());
+  state.counters["pages_per_walk"] =
+      static_cast<double>(pages) / static_cast<double>(state.iterations());
 }
 BENCHMARK(BM_WalkNamespace)->Iterations(100)->Unit(benchmark::kMillisecond);
 
