@@ -260,11 +260,13 @@ int main(int argc, char** argv) {
     o.tls = true;
     o.tls_cert_file = options.tls_cert_file;
     o.tls_private_key_file = options.tls_private_key_file;
+    o.thread_nice = options.serving_nice;
     secure = std::make_unique<ebc::Server>(o, ebc::SecureApiHandler(auth.get(), &api));
   }
   if (serve_metrics) {
     ebc::Server::Options o = ServingOptions(options, "metrics", options.metrics_bind_address);
     o.worker_threads = 1;
+    o.thread_nice = options.serving_nice;
     o.tls = options.metrics_secure;
     o.tls_cert_file = options.tls_cert_file;
     o.tls_private_key_file = options.tls_private_key_file;

@@ -44,6 +44,8 @@ Serving the eventbuffer.dev API (kubectl get events.eventbuffer.dev), as k8s.io/
   --header-timeout-seconds S         a request header must arrive within S (default 10)
   --idle-timeout-seconds S           keep-alive connections idle longer are closed (default 60)
   --max-connections N                concurrent connections per port (default 1024)
+  --serving-nice N                   nice value (0-19) of the API and metrics ports' threads, so
+                                     that reads yield the CPU to the watch (default 10)
 
   --config PATH                      YAML configuration file (gray-release flag, retention);
                                      reloaded when it changes and on SIGHUP
@@ -163,6 +165,7 @@ bool ParseOptions(const std::vector<std::string>& args, Options* options, std::s
       {"header-timeout-seconds", seconds(&options->header_timeout_seconds)},
       {"idle-timeout-seconds", seconds(&options->idle_timeout_seconds)},
       {"max-connections", integer(&options->max_connections, 1, 1000000)},
+      {"serving-nice", integer(&options->serving_nice, 0, 19)},
       {"kubeconfig", str(&options->kubeconfig)},
       {"namespace", str(&options->namespace_name)},
       {"metrics-bind-address", str(&options->metrics_bind_address)},

@@ -69,6 +69,8 @@ struct Options {
   double header_timeout_seconds = 10;  // a request's header must arrive within this
   double idle_timeout_seconds = 60;    // a keep-alive connection may idle this long
   int max_connections = 1024;          // concurrent connections per port
+  // Nice value of the secure and metrics ports' threads: reads yield the CPU to the watch.
+  int serving_nice = 10;
 };
 
 // Parses a Go duration ("300ms", "10s", "1m30s", "2h"). Returns false when it does not parse

@@ -9,6 +9,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
@@ -22,8 +25,10 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <condition_variable>
+#include <cstring>
 #include <ctime>
 #include <deque>
 #include <fstream>
@@ -433,13 +438,28 @@ bool IsHttpParseError(const boost::system::error_code& ec) {
   return ec.category() == boost::system::error_code(http::error::bad_method).category();
 }
 
+// Lowers the calling thread's scheduling priority to `nice` (Linux: a nice value is per
+// thread). Raising a nice value needs no privilege; a failure is logged and ignored.
+void SetThreadNice(int nice, const std::string& server_name) {
+  if (nice == 0) return;
+  if (setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), nice) != 0) {
+    spdlog::warn("{}: cannot set thread nice {}: {}", server_name, nice, std::strerror(errno));
+  }
+}
+
 // ---- Workers -------------------------------------------------------------------------------
 
 // A fixed pool of threads running tasks in FIFO order.
 class WorkerPool {
  public:
-  void Start(int threads) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
+  // Each thread first lowers its priority to `nice` (0: unchanged).
+  void Start(int threads, int nice, const std::string& name) {
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this, nice, name] {
+        SetThreadNice(nice, name);
+        Loop();
+      });
+    }
   }
   void Post(std::function<void()> task) {
     {
@@ -1294,7 +1314,7 @@ bool Server::Start(std::string* error) {
   const tcp::endpoint bound = s.acceptor->local_endpoint(ec);
   s.bound_port.store(ec ? 0 : bound.port(), std::memory_order_relaxed);
 
-  s.workers.Start(o.worker_threads);
+  s.workers.Start(o.worker_threads, o.thread_nice, o.name);
   s.work.emplace(s.ioc.get_executor());
   net::post(*s.accept_strand, [&s] {
     s.DoAccept();
@@ -1303,6 +1323,7 @@ bool Server::Start(std::string* error) {
   s.io_running = o.io_threads;
   for (int i = 0; i < o.io_threads; ++i) {
     s.io_threads.emplace_back([&s] {
+      SetThreadNice(s.options.thread_nice, s.options.name);
       for (;;) {
         try {
           s.ioc.run();

@@ -97,6 +97,9 @@ class Server {
     int io_threads = 1;
     int worker_threads = 4;
     int max_requests_inflight = 400;
+    // Nice value of this server's I/O and worker threads (0: the process's own). A port
+    // that must not take CPU from the watch (the read API) runs at a higher nice value.
+    int thread_nice = 0;
   };
 
   // Counters since Start(); connections_open and requests_inflight are gauges.

@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 
-
 namespace eventbuffer::controller {
 namespace {
 
@@ -108,6 +107,8 @@ TEST(OptionsTest, RejectsBadSecureServingValues) {
   EXPECT_FALSE(ParseOptions({"--authorization-webhook-cache-authorized-ttl=-1s"}, &o, &error));
   EXPECT_FALSE(ParseOptions({"--max-requests-inflight=0"}, &o, &error));
   EXPECT_FALSE(ParseOptions({"--header-timeout-seconds=0"}, &o, &error));
+  EXPECT_FALSE(ParseOptions({"--serving-nice=20"}, &o, &error)) << "nice values stop at 19";
+  EXPECT_FALSE(ParseOptions({"--serving-nice=-1"}, &o, &error)) << "raising priority: no";
 }
 
 }  // namespace

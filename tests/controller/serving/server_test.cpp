@@ -1,6 +1,8 @@
 // The hardened Server on loopback, spoken to with raw sockets (hostile clients) and an
 // OpenSSL client (TLS versions, client certificates, certificate reload).
 #include "controller/serving/server.h"
+#include <sys/resource.h>
+#include <sys/syscall.h>
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -451,6 +453,22 @@ TEST(ServerTest, ServesRequestsAndKeepsTheConnectionAlive) {
   EXPECT_EQ(seen[1].query, "");
   EXPECT_EQ(server->stats().responses_2xx, 2u);
   EXPECT_EQ(server->stats().connections_accepted, 1u);
+}
+
+TEST(ServerTest, HandlersRunAtTheConfiguredNiceValueOffTheCallersThread) {
+  auto options = TestOptions();
+  options.thread_nice = 7;
+  const int own = getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)));
+  auto server = StartServer(options, [](const HttpRequest&, ResponseWriter& w) {
+    w.Send(200, "text/plain",
+           std::to_string(getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)))));
+  });
+  auto response = Fetch(server->port());
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->body, std::to_string(std::max(own, 7)))
+      << "a worker lowers its own priority (a nice value only goes up without privilege)";
+  EXPECT_EQ(getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid))), own)
+      << "the starting thread keeps its priority";
 }
 
 TEST(ServerTest, ConnectionCloseRequestClosesAfterTheResponse) {
