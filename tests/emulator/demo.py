@@ -141,7 +141,9 @@ def check(workdir, emu_port, api, ca, kubeconfig, metrics_url):
         problems.append("field selector type=Warning in default: HTTP %d, %d items not matching" % (status, len(stray)))
 
     code_m, body_m = http_get(metrics_url, timeout=5)
-    print("check: /metrics HTTP %d (%d bytes)" % (code_m, len(body_m)), flush=True)
+    mode, mismatches = demo_access.metrics_summary(body_m.decode("utf-8", "replace"))
+    print("check: /metrics HTTP %d (%d bytes): mode %s, %g mismatches" % (code_m, len(body_m), mode, mismatches),
+          flush=True)
     if code_m != 200 or b"eventbuffer_" not in body_m:
         problems.append("/metrics: HTTP %d without eventbuffer_ metrics" % code_m)
 

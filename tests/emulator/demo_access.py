@@ -140,6 +140,22 @@ def summarize(items):
     return len(items), len(objects), len(namespaces)
 
 
+def metrics_summary(text):
+    """(the gray-release mode whose eventbuffer_gray_mode sample is 1, or "unknown"; the sum of
+    eventbuffer_mismatches_total) of a Prometheus text exposition."""
+    mode, mismatches = "unknown", 0.0
+    for line in text.splitlines():
+        name, _, rest = line.partition("{")
+        if name == "eventbuffer_gray_mode" and rest.endswith("} 1"):
+            mode = rest.split('mode="', 1)[-1].split('"', 1)[0]
+        elif line.startswith("eventbuffer_mismatches_total"):
+            try:
+                mismatches += float(line.rsplit(" ", 1)[1])
+            except (IndexError, ValueError):
+                pass
+    return mode, mismatches
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
