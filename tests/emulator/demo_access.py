@@ -8,8 +8,9 @@ openssl CLI only.
     python3 demo_access.py make-cert DIR
         DIR/ca.crt, ca.key (the CA), tls.crt, tls.key (EC P-256, SANs IP:127.0.0.1 and
         DNS:localhost, valid 30 days); the names the Deployment's Secret uses
-    python3 demo_access.py get URL [--token T] [--ca FILE] [--accept MEDIA]
-        prints the body; exit 0 on a 2xx answer, else 1 with the status on stderr
+    python3 demo_access.py get URL [--token T] [--ca FILE] [--accept MEDIA] [--expect CODE]
+        prints the body; exit 0 on a 2xx answer (with --expect: on status CODE), else 1
+        with the status on stderr
     python3 demo_access.py summary URL --token T --ca FILE
         lists events.eventbuffer.dev at URL (https://host:port) and prints
         "<occurrences> <objects> <namespaces>"; exit 1 when the list fails
@@ -166,6 +167,7 @@ def main():
     g.add_argument("--token")
     g.add_argument("--ca")
     g.add_argument("--accept")
+    g.add_argument("--expect", type=int, help="the status that counts as success (default: any 2xx)")
     s = sub.add_parser("summary")
     s.add_argument("url")
     s.add_argument("--token", required=True)
@@ -178,8 +180,9 @@ def main():
     if args.command == "get":
         status, body = https_get(args.url, args.token, args.ca, args.accept)
         sys.stdout.write(body.decode("utf-8", "replace"))
-        if not 200 <= status < 300:
-            sys.stderr.write("GET %s: %s\n" % (args.url, "HTTP %d" % status if status else "connection failed"))
+        if (status != args.expect) if args.expect else not 200 <= status < 300:
+            sys.stderr.write("GET %s: %s%s\n" % (args.url, "HTTP %d" % status if status else "connection failed",
+                                                  ", want %d" % args.expect if args.expect else ""))
             return 1
         return 0
     status, items = list_events(args.url.rstrip("/"), args.token, args.ca)
