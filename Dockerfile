@@ -42,5 +42,7 @@ COPY --from=build /out/usr/local/bin/eventbuffer-controller /usr/local/bin/event
 # Fail the build, not the pod, when a library is missing.
 RUN if ldd /usr/local/bin/eventbuffer-controller | grep 'not found'; then exit 1; fi
 USER 65532:65532
-EXPOSE 8080 8081
+# 8443: the eventbuffer.dev API (HTTPS, --secure-port); 8080: /metrics (HTTPS unless
+# --metrics-secure=false); 8081: /livez, /healthz, /readyz (plain HTTP).
+EXPOSE 8443 8080 8081
 ENTRYPOINT ["/usr/local/bin/eventbuffer-controller"]
