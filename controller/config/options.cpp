@@ -45,7 +45,7 @@ Serving the eventbuffer.dev API (kubectl get events.eventbuffer.dev), as k8s.io/
   --idle-timeout-seconds S           keep-alive connections idle longer are closed (default 60)
   --max-connections N                concurrent connections per port (default 1024)
   --serving-nice N                   nice value (0-19) of the API and metrics ports' threads, so
-                                     that reads yield the CPU to the watch (default 10)
+                                     that reads yield the CPU to the watch (default 19)
 
   --config PATH                      YAML configuration file (gray-release flag, retention);
                                      reloaded when it changes and on SIGHUP

@@ -70,7 +70,7 @@ struct Options {
   double idle_timeout_seconds = 60;    // a keep-alive connection may idle this long
   int max_connections = 1024;          // concurrent connections per port
   // Nice value of the secure and metrics ports' threads: reads yield the CPU to the watch.
-  int serving_nice = 10;
+  int serving_nice = 19;
 };
 
 // Parses a Go duration ("300ms", "10s", "1m30s", "2h"). Returns false when it does not parse

@@ -68,6 +68,7 @@
 #include <thread>
 #include <vector>
 
+#include "controller/config/options.h"
 #include "controller/kube/api_client.h"
 #include "controller/kube/kube_config.h"
 #include "controller/kube/token_source.h"
@@ -261,20 +262,18 @@ class SecureApi {
     o.name = "secure";
     o.bind_address = "127.0.0.1:0";
     o.tls = true;
+    // As the controller runs its secure port: at --serving-nice (default 19), unless
+    // KEB_SERVING_SERVER_NICE sets another value (0: equal priority with the watch).
+    o.thread_nice = Options{}.serving_nice;
+    if (const std::string nice = Env("KEB_SERVING_SERVER_NICE"); !nice.empty()) {
+      o.thread_nice = std::atoi(nice.c_str());
+    }
+    std::fprintf(stderr, "server: threads at nice %d\n", o.thread_nice);
     server_ = std::make_unique<Server>(o, SecureApiHandler(auth_.get(), api_.get()));
     const std::vector<pid_t> before = Tasks();
     if (!server_->Start(&error)) throw std::runtime_error("server: " + error);
     for (pid_t tid : Tasks()) {
       if (std::find(before.begin(), before.end(), tid) == before.end()) server_tids_.push_back(tid);
-    }
-    // An experiment, not what the controller does: KEB_SERVING_SERVER_NICE=N lowers the
-    // CPU priority of the threads Start() made (the server's I/O and worker threads).
-    if (const std::string nice = Env("KEB_SERVING_SERVER_NICE"); !nice.empty()) {
-      int n = 0;
-      for (pid_t tid : server_tids_) {
-        if (setpriority(PRIO_PROCESS, static_cast<id_t>(tid), std::atoi(nice.c_str())) == 0) ++n;
-      }
-      std::fprintf(stderr, "server: %d threads at nice %s\n", n, nice.c_str());
     }
   }
   ~SecureApi() { server_->Stop(); }

@@ -11,7 +11,8 @@
 #
 # Environment: SERVING_PARTS (default "ingest read"), SERVING_EVENTS (stream length, default
 # 400000), SERVING_REPS (default 5), SERVING_READERS (default 16), SERVING_PREFILL (default
-# 200000), SERVING_SERVER_NICE (an experiment: the server threads at this nice value),
+# 200000), SERVING_SERVER_NICE (the server threads at this nice value instead of the
+# controller's default --serving-nice 19; 0: equal priority with the watch),
 # SERVING_PLACEMENT:
 #   split  (default) the emulator and the reader threads on CPU 0, the controller's side
 #          (watch, buffer, server threads) on CPU 1: the controller has one core of its own,

@@ -64,6 +64,7 @@ TEST(OptionsTest, SecureServingDefaultsAreThoseOfTheKubernetesApiServer) {
   EXPECT_EQ(o.bind_address, "0.0.0.0");
   EXPECT_TRUE(o.metrics_secure);
   EXPECT_EQ(o.max_requests_inflight, 400);
+  EXPECT_EQ(o.serving_nice, 19) << "reads yield the CPU to the watch";
   EXPECT_EQ(o.authentication_token_webhook_cache_ttl, std::chrono::seconds(10));
   EXPECT_EQ(o.authorization_webhook_cache_authorized_ttl, std::chrono::seconds(10));
   EXPECT_EQ(o.authorization_webhook_cache_unauthorized_ttl, std::chrono::seconds(10));
