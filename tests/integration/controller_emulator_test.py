@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Integration tests: the eventbuffer-controller binary against the API-server emulator.
 
-Each test starts the emulator (TLS, bearer token file) and the controller on loopback,
-drives traffic and one fault through the emulator's control API, and then checks that the
-controller's read API holds exactly the occurrences the emulator emitted: none lost, none
-duplicated, same content, and that the controller did not storm the API server.
+Each test starts the emulator (TLS, bearer token file, tests/emulator/demo-policy.json for
+delegated authentication) and the controller on loopback, drives traffic and one fault
+through the emulator's control API, and then checks that what the controller serves on its
+eventbuffer.dev API (HTTPS, listed with a token allowed to read every namespace) holds
+exactly the occurrences the emulator emitted: none lost, none duplicated, same content, and
+that the controller did not storm the API server. Watch and buffer state come from /metrics.
 
 Environment: KEB_CONTROLLER (path of the binary), KEB_EMULATOR (path of kube_emulator.py).
 Run one test: python3 controller_emulator_test.py ControllerVsEmulator.test_mid_line_drop
@@ -14,136 +16,21 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
-import urllib.error
-import urllib.parse
-import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-CONTROLLER = os.environ.get("KEB_CONTROLLER", os.path.join(ROOT, "build", "controller", "eventbuffer-controller"))
-EMULATOR = os.environ.get("KEB_EMULATOR", os.path.join(ROOT, "tests", "emulator", "kube_emulator.py"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from keb_harness import (API, CONTROLLER, Controller, Emulator, group_by_object,  # noqa: E402
+                         make_serving_cert)
 
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_json(url, data=None, timeout=10):
-    body = None if data is None else json.dumps(data).encode()
-    req = urllib.request.Request(url, data=body, method="POST" if data is not None else "GET",
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.loads(resp.read().decode("utf-8"))
-
-
-def http_status(url, timeout=5):
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-    except (urllib.error.URLError, ConnectionError, socket.timeout):
-        return 0, b""
-
-
-class Emulator:
-    def __init__(self, workdir, *args):
-        self.workdir = workdir
-        self.log = open(os.path.join(workdir, "emulator.log"), "w")
-        self.proc = subprocess.Popen([sys.executable, EMULATOR, "--workdir", workdir, "--port", "0",
-                                      "--exit-with-parent", *args],
-                                     stdout=subprocess.PIPE, stderr=self.log, text=True)
-        deadline = time.time() + 20
-        line = ""
-        while time.time() < deadline:
-            line = self.proc.stdout.readline()
-            if "ready" in line or not line:
-                break
-        if "ready" not in line:
-            raise RuntimeError("emulator did not start: %r" % line)
-        with open(os.path.join(workdir, "port")) as f:
-            self.port = int(f.read().strip())
-        self.control = "http://127.0.0.1:%d/_emulator" % self.port
-        self.kubeconfig = os.path.join(workdir, "kubeconfig")
-
-    def post(self, path, data):
-        return http_json(self.control + path, data)
-
-    def events(self, **spec):
-        return self.post("/events", spec)
-
-    def fault(self, **spec):
-        return self.post("/faults", spec)
-
-    def stats(self):
-        return http_json(self.control + "/stats")
-
-    def snapshot(self):
-        return http_json(self.control + "/events-snapshot")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-        self.log.close()
-
-
-class Controller:
-    def __init__(self, workdir, kubeconfig, *args):
-        self.port = free_port()
-        self.base = "http://127.0.0.1:%d" % self.port
-        self.log_path = os.path.join(workdir, "controller.log")
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([CONTROLLER, "--kubeconfig", kubeconfig,
-                                      "--health-probe-bind-address", "127.0.0.1:%d" % self.port,
-                                      "--metrics-bind-address", "127.0.0.1:0", "--log-level", "debug", *args],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, timeout=20):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("controller exited with %s:\n%s" % (self.proc.returncode, self.logs()))
-            if http_status(self.base + "/readyz")[0] == 200:
-                return
-            time.sleep(0.1)
-        raise AssertionError("controller not ready after %ss:\n%s" % (timeout, self.logs()))
-
-    def get(self, path):
-        return http_json(self.base + path)
-
-    def events(self, key):
-        ns, kind, name = key.split("/", 2)
-        q = urllib.parse.urlencode({"namespace": ns, "kind": kind, "name": name})
-        return self.get("/v1/events?" + q)
-
-    def logs(self):
-        with open(self.log_path) as f:
-            return f.read()[-6000:]
-
-    def stop(self, sig=signal.SIGTERM, timeout=10):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
+# The reviews of the test's reads are cached for longer than any test runs, so that after
+# the first read the controller sends the emulator no TokenReview or SubjectAccessReview:
+# the emulator's request and status counts (e.g. the one 401 of a token rotation) stay
+# those of the list/watch client under test.
+READ_CACHE_TTL = "10m"
 
 
 class ControllerVsEmulator(unittest.TestCase):
@@ -155,6 +42,7 @@ class ControllerVsEmulator(unittest.TestCase):
         self.workdir = tempfile.mkdtemp(prefix="keb-it-")
         self.emu = None
         self.ctl = None
+        self.serving = None
         self._problems_before = self._problem_count()
 
     def _problem_count(self):
@@ -172,9 +60,15 @@ class ControllerVsEmulator(unittest.TestCase):
         if not os.environ.get("KEB_KEEP_WORKDIR"):
             shutil.rmtree(self.workdir, ignore_errors=True)
 
+    def controller(self, kubeconfig, *args):
+        """The controller against `kubeconfig`, its reads cached (READ_CACHE_TTL)."""
+        if self.serving is None:
+            self.serving = make_serving_cert(os.path.join(self.workdir, "serving"))
+        return Controller(self.workdir, kubeconfig, *args, serving=self.serving, cache_ttl=READ_CACHE_TTL)
+
     def start(self, emulator_args=None, controller_args=(), ready=True):
         self.emu = Emulator(self.workdir, *(emulator_args or self.emulator_args))
-        self.ctl = Controller(self.workdir, self.emu.kubeconfig, *controller_args)
+        self.ctl = self.controller(self.emu.kubeconfig, *controller_args)
         if ready:
             self.ctl.wait_ready()
 
@@ -190,8 +84,10 @@ class ControllerVsEmulator(unittest.TestCase):
             by_key.setdefault(occ["key"], []).append(occ)
         return by_key
 
-    def served(self, keys):
-        return {key: self.ctl.events(key)["events"] for key in keys}
+    def served(self):
+        """What the controller serves: every item of one list over all namespaces, grouped
+        by involved object (the emulator's key), in list order."""
+        return group_by_object(self.ctl.list_all())
 
     def assert_converges(self, timeout=30, namespace=None, check_content=True):
         """Waits until the controller serves exactly the emulator's occurrences."""
@@ -199,18 +95,20 @@ class ControllerVsEmulator(unittest.TestCase):
         last = None
         while True:
             expected = self.expected(namespace)
-            served = self.served(expected.keys())
+            served = self.served()
             problems = []
             for key, occs in expected.items():
                 want = [(o["uid"], o["resourceVersion"]) for o in occs]
-                got = [(e["uid"], e["resourceVersion"]) for e in served[key]]
+                got = [(e["metadata"]["uid"], e["metadata"]["resourceVersion"]) for e in served.get(key, [])]
                 if len(set(got)) != len(got):
                     problems.append("%s: duplicated occurrences %r" % (key, got))
                 if set(got) != set(want):
                     problems.append("%s: missing %r extra %r" % (key, sorted(set(want) - set(got))[:5],
                                                                  sorted(set(got) - set(want))[:5]))
-            objects = self.ctl.get("/v1/objects")["objects"]
-            total_served = sum(o["events"] for o in objects)
+            unexpected = sorted(set(served) - set(expected))
+            if unexpected:
+                problems.append("served objects the emulator emitted nothing for: %r" % unexpected[:5])
+            total_served = sum(len(v) for v in served.values())
             total_expected = sum(len(v) for v in expected.values())
             if total_served != total_expected:
                 problems.append("served %d occurrences in total, emulator emitted %d" % (total_served, total_expected))
@@ -222,14 +120,21 @@ class ControllerVsEmulator(unittest.TestCase):
             time.sleep(0.2)
         if check_content:
             for key, occs in expected.items():
-                by_id = {(e["uid"], e["resourceVersion"]): e for e in served[key]}
+                by_id = {(e["metadata"]["uid"], e["metadata"]["resourceVersion"]): e for e in served[key]}
                 for o in occs:
                     e = by_id[(o["uid"], o["resourceVersion"])]
+                    self.assertEqual(e["metadata"]["name"], "%s.%s" % (o["name"], o["resourceVersion"]), key)
+                    self.assertEqual(e["metadata"]["namespace"], o["namespace"], key)
+                    self.assertEqual(e["involvedObject"]["kind"], o["kind"], key)
+                    self.assertEqual(e["involvedObject"]["name"], o["object"], key)
                     self.assertEqual(e["message"], o["message"], key)
                     self.assertEqual(e["reason"], o["reason"], key)
                     self.assertEqual(e["type"], o["type"], key)
-                    self.assertEqual(e["count"], o["count"], key)
+                    self.assertEqual(e.get("count", 0), o["count"], key)
         return sum(len(v) for v in expected.values())
+
+    def metrics(self):
+        return self.ctl.metrics()
 
     def wait_for(self, predicate, timeout=30):
         deadline = time.time() + timeout
@@ -256,7 +161,7 @@ class ControllerVsEmulator(unittest.TestCase):
         self.assertEqual(self.list_requests(), 1)
         # Per-key order is the occurrence order.
         key = first[0]["key"]
-        rvs = [int(e["resourceVersion"]) for e in self.ctl.events(key)["events"]]
+        rvs = [int(e["metadata"]["resourceVersion"]) for e in self.served()[key]]
         self.assertEqual(rvs, sorted(rvs))
         self.assertEqual(len(rvs), 6)
 
@@ -347,7 +252,7 @@ class ControllerVsEmulator(unittest.TestCase):
         for _ in range(3):
             self.emu.events(count=400)
         self.emu.fault(kind="expire_continue", times=times)
-        self.ctl = Controller(self.workdir, self.emu.kubeconfig)
+        self.ctl = self.controller(self.emu.kubeconfig)
         self.ctl.wait_ready(timeout=timeout)
         total = self.assert_converges(timeout=timeout, check_content=False)
         self.assertEqual(total, 1200)
@@ -387,7 +292,7 @@ class ControllerVsEmulator(unittest.TestCase):
         self.assertEqual(stats["faults_fired"].get("poison_watch_line", 0), 1)
         self.assertEqual(stats["requests"]["list_first"], 2)  # the first list and one relist
         self.assertLessEqual(stats["requests"]["watch"], 4)
-        self.assertEqual(self.ctl.get("/v1/status")["watch"]["lists"], 2)
+        self.assertEqual(self.metrics().get("eventbuffer_watch_relists_total"), 2)
         self.assertIn("same watch line failed to decode again", self.ctl.logs())
 
     def assert_flows_past_poison(self):
@@ -409,9 +314,9 @@ class ControllerVsEmulator(unittest.TestCase):
         # carries it too, as a real API server's list would. The list skips that one item
         # and completes, and the watch resumes from the list's resourceVersion, past the line.
         self.poison_then_relist(in_list=True)
-        watch = self.ctl.get("/v1/status")["watch"]
-        self.assertEqual(watch["watchDecodeFailures"], 2)
-        self.assertEqual(watch["listDecodeFailures"], 1)
+        metrics = self.metrics()
+        self.assertEqual(metrics.get("eventbuffer_watch_decode_failures_total", source="watch"), 2)
+        self.assertEqual(metrics.get("eventbuffer_watch_decode_failures_total", source="list"), 1)
         self.assertIn("list item did not decode, skipped: items[0].count: expected an integer",
                       self.ctl.logs())
         self.assert_flows_past_poison()
@@ -424,13 +329,13 @@ class ControllerVsEmulator(unittest.TestCase):
         self.emu.fault(kind="poison_watch_line", in_list=True)
         self.emu.events(count=1, namespace="poison")  # an ADDED that does not decode
         self.emu.events(count=2, namespace="poison")
-        self.ctl = Controller(self.workdir, self.emu.kubeconfig)
+        self.ctl = self.controller(self.emu.kubeconfig)
         self.ctl.wait_ready(timeout=10)
         self.assertEqual(self.assert_converges(timeout=10), 5)
-        watch = self.ctl.get("/v1/status")["watch"]
-        self.assertEqual(watch["lists"], 1)
-        self.assertEqual(watch["listDecodeFailures"], 1)
-        self.assertEqual(watch["watchDecodeFailures"], 0)
+        metrics = self.metrics()
+        self.assertEqual(metrics.get("eventbuffer_watch_relists_total"), 1)
+        self.assertEqual(metrics.get("eventbuffer_watch_decode_failures_total", source="list"), 1)
+        self.assertEqual(metrics.get("eventbuffer_watch_decode_failures_total", source="watch"), 0)
         self.assertIn("list item did not decode, skipped: items[", self.ctl.logs())
         self.emu.events(count=2, namespace="poison", repeat=1)
         self.assertEqual(self.assert_converges(), 9)
@@ -487,10 +392,10 @@ class ControllerVsEmulator(unittest.TestCase):
         bad = os.path.join(other, "kubeconfig")
         with open(bad, "w") as f:
             f.write(text)
-        self.ctl = Controller(self.workdir, bad)
+        self.ctl = self.controller(bad)
         time.sleep(3)
         self.assertIsNone(self.ctl.proc.poll(), "controller must keep retrying, not exit")
-        self.assertEqual(http_status(self.ctl.base + "/readyz")[0], 503)
+        self.assertEqual(self.ctl.probe("/readyz")[0], 503)
         stats = self.emu.stats()
         self.assertEqual(stats["requests"]["list"], 0)  # no HTTP request got through TLS
         self.assertIn("network", self.ctl.logs())
@@ -508,27 +413,33 @@ class ControllerVsEmulator(unittest.TestCase):
 
     def test_namespace_filter(self):
         self.emu = Emulator(self.workdir, *self.emulator_args)
-        self.ctl = Controller(self.workdir, self.emu.kubeconfig, "--namespace", "team-a")
+        self.ctl = self.controller(self.emu.kubeconfig, "--namespace", "team-a")
         self.ctl.wait_ready()
         self.emu.events(count=4, namespace="team-a")
         self.emu.events(count=4, namespace="team-b")
         self.assert_converges(namespace="team-a")
-        objects = self.ctl.get("/v1/objects")["objects"]
-        self.assertTrue(objects)
-        self.assertEqual({o["namespace"] for o in objects}, {"team-a"})
+        items = self.ctl.list_all()
+        self.assertTrue(items)
+        self.assertEqual({i["metadata"]["namespace"] for i in items}, {"team-a"})
+        self.assertEqual({i["involvedObject"]["namespace"] for i in items}, {"team-a"})
+        self.assertEqual(self.ctl.list_all(namespace="team-b"), [])
 
     def test_sigterm_shutdown(self):
         self.start()
         self.emu.events(count=10)
         self.assert_converges()
-        self.assertEqual(http_status(self.ctl.base + "/healthz")[0], 200)
-        code, body = http_status(self.ctl.base + "/v1/events?kind=Pod")
+        self.assertEqual(self.ctl.probe("/healthz")[0], 200)
+        # A query the API cannot answer is a 400 Status, not an empty list.
+        code, _, body = self.ctl.api(API + "/events?fieldSelector=spec.bogus%3Dx")
         self.assertEqual(code, 400)
-        self.assertIn(b"error", body)
-        self.assertEqual(http_status(self.ctl.base + "/nope")[0], 404)
-        status = self.ctl.get("/v1/status")
-        self.assertTrue(status["watch"]["synced"])
-        self.assertEqual(status["buffer"]["mismatches"]["total"], 0)
+        status = json.loads(body)
+        self.assertEqual((status["kind"], status["reason"], status["code"]), ("Status", "BadRequest", 400))
+        # The probe port serves the probes only: the old read API is gone.
+        self.assertEqual(self.ctl.probe("/nope")[0], 404)
+        for old in ("/v1/objects", "/v1/events?kind=Pod", "/v1/status"):
+            self.assertEqual(self.ctl.probe(old)[0], 404, old)
+        self.assertEqual(self.ctl.probe("/readyz")[0], 200)  # synced
+        self.assertEqual(self.metrics().total("eventbuffer_mismatches_total"), 0)
         started = time.time()
         code = self.ctl.stop(signal.SIGTERM, timeout=10)
         self.assertEqual(code, 0)
@@ -544,12 +455,12 @@ class ControllerVsEmulator(unittest.TestCase):
         self.start(controller_args=("--config", config))
         self.emu.events(count=5, repeat=1)
         self.assert_converges()
-        self.assertEqual(self.ctl.get("/v1/status")["buffer"]["mode"], "shadow")
+        self.assertEqual(self.metrics().mode(), "shadow")
         # A new file content is picked up by polling; nothing is lost across the switch.
         with open(config + ".tmp", "w") as f:
             f.write("eventBuffer:\n  mode: canary\n  rolloutPercent: 50\n")
         os.replace(config + ".tmp", config)
-        self.wait_for(lambda: self.ctl.get("/v1/status")["buffer"]["mode"] == "canary", timeout=20)
+        self.wait_for(lambda: self.metrics().mode() == "canary", timeout=20)
         self.emu.events(count=5, repeat=1)
         self.assert_converges()
         # An invalid file is rejected and the last good configuration stays.
@@ -557,16 +468,16 @@ class ControllerVsEmulator(unittest.TestCase):
             f.write("eventBuffer:\n  mode: atomc\n")
         os.replace(config + ".tmp", config)
         self.wait_for(lambda: "configuration rejected" in self.ctl.logs(), timeout=20)
-        self.assertEqual(self.ctl.get("/v1/status")["buffer"]["mode"], "canary")
+        self.assertEqual(self.metrics().mode(), "canary")
         # SIGHUP reloads at once.
         with open(config, "w") as f:
             f.write("eventBuffer:\n  mode: atomic\n")
         self.ctl.proc.send_signal(signal.SIGHUP)
-        self.wait_for(lambda: self.ctl.get("/v1/status")["buffer"]["mode"] == "atomic", timeout=20)
+        self.wait_for(lambda: self.metrics().mode() == "atomic", timeout=20)
         self.emu.events(count=5, repeat=1)
         total = self.assert_converges()
         self.assertEqual(total, 30)
-        self.assertEqual(self.ctl.get("/v1/status")["buffer"]["mismatches"]["total"], 0)
+        self.assertEqual(self.metrics().total("eventbuffer_mismatches_total"), 0)
 
     def test_command_line_errors(self):
         def run(*args):
@@ -589,7 +500,7 @@ class ControllerVsEmulator(unittest.TestCase):
         self.assertEqual(code, 1)
         self.assertIn("rolloutPercent", out)
         code, out = run("--kubeconfig", os.path.join(self.workdir, "absent"), "--metrics-bind-address", "0",
-                        "--health-probe-bind-address", "127.0.0.1:0")
+                        "--health-probe-bind-address", "127.0.0.1:0", "--secure-port", "0")
         self.assertEqual(code, 1)
         self.assertIn("cannot read", out)
 

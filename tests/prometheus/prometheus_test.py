@@ -15,6 +15,8 @@ Subcommands (each exits 0 on success, 1 on failure, 77 when a needed program is 
                                 expression and every operand of every alert expression through
                                 /api/v1/query, asserting each returns data; every rule's
                                 health must be "ok" and `promtool check metrics` clean.
+                                The controller serves /metrics over plain HTTP there
+                                (--metrics-secure=false), its secure API port on loopback.
 """
 
 import argparse
@@ -416,9 +418,14 @@ def start_controller(procs, binary, deadline):
     config = os.path.join(procs.workdir, "config.yaml")
     with open(config, "w") as f:
         f.write("eventBuffer:\n  mode: shadow\n  rolloutPercent: 0\n  verify:\n    sampleRate: 1\n")
-    metrics_port, health_port = free_port(), free_port()
+    # Metrics over plain HTTP (--metrics-secure=false: Prometheus scrapes without TLS or a
+    # token here); the secure API port on loopback, so that the serving and delegated-auth
+    # families are in the exposition too.
+    metrics_port, health_port, secure_port = free_port(), free_port(), free_port()
     procs.start("controller", [binary, "--kubeconfig", kubeconfig,
                                "--metrics-bind-address", f"127.0.0.1:{metrics_port}",
+                               "--metrics-secure=false",
+                               "--secure-port", str(secure_port), "--bind-address", "127.0.0.1",
                                "--health-probe-bind-address", f"127.0.0.1:{health_port}",
                                "--config", config])
     def serving():
@@ -518,7 +525,15 @@ def cmd_server(args):
             time.sleep(0.5)
 
         # promtool check metrics on the live exposition, as Prometheus scrapes it.
-        promtool_check_metrics(http_get(f"http://127.0.0.1:{target_port}/metrics"))
+        exposition = http_get(f"http://127.0.0.1:{target_port}/metrics")
+        promtool_check_metrics(exposition)
+        if args.controller:
+            for family in ("eventbuffer_http_responses_total", "eventbuffer_http_connections_open",
+                           "eventbuffer_http_rejected_total", "eventbuffer_authentication_total",
+                           "eventbuffer_authorization_total", "eventbuffer_auth_cache_total",
+                           "eventbuffer_auth_review_errors_total"):
+                if f"# TYPE {family} " not in exposition:
+                    raise Failure(f"{family} missing from the controller's exposition")
 
         with open(DASHBOARD) as f:
             dashboard = json.load(f)
