@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -331,6 +332,41 @@ TEST_F(EventStoreTest, DatabaseHeldByAnotherProcessFailsOpenWithoutMovingIt) {
   auto again = OpenStore();
   EXPECT_EQ(again->Stats().corrupt_moved_aside, 0u);
   EXPECT_EQ(RestoreAll(again.get()).size(), 1u);  // still there, not moved aside
+}
+
+// A real full file system: a 1 MiB tmpfs (needs root; skipped otherwise). A filler file
+// takes most of it; the store writes until a commit fails with SQLITE_FULL, keeps serving
+// what it committed, and writes the kept batch once the filler is gone.
+TEST_F(EventStoreTest, FullTmpfsKeepsTheBatchAndRecoversWhenSpaceReturns) {
+  fs::create_directories(dir_);
+  const std::string mount = "mount -t tmpfs -o size=1m tmpfs " + dir_.string() + " 2>/dev/null";
+  if (std::system(mount.c_str()) != 0) GTEST_SKIP() << "cannot mount a tmpfs (not root?)";
+  struct Unmount {
+    std::string dir;
+    ~Unmount() { std::system(("umount " + dir).c_str()); }
+  } unmount{dir_.string()};
+  {
+    std::ofstream filler(dir_ / "filler", std::ios::binary);
+    filler << std::string(600 * 1024, 'f');
+  }
+  EventStoreOptions o;
+  o.max_bytes = 0;
+  auto store = OpenStore(o);
+  ASSERT_NE(store, nullptr);
+  int appended = 0, committed = 0;
+  for (int batch = 0; batch < 200 && store->Stats().disk_full == 0; ++batch) {
+    for (int i = 0; i < 20; ++i) store->Append(FullEvent("u" + std::to_string(appended++), "1", i));
+    if (store->Flush()) committed = appended;
+  }
+  ASSERT_GE(store->Stats().disk_full, 1u);
+  EXPECT_GT(committed, 0);
+  EXPECT_GT(store->Stats().queued, 0u);
+  EXPECT_EQ(RestoreAll(store.get()).size(), static_cast<std::size_t>(committed));
+  fs::remove(dir_ / "filler");
+  EXPECT_TRUE(store->Flush());
+  EXPECT_EQ(store->Stats().queued, 0u);
+  EXPECT_EQ(RestoreAll(store.get()).size(), static_cast<std::size_t>(appended));
+  store.reset();
 }
 
 }  // namespace
