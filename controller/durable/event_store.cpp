@@ -125,7 +125,9 @@ bool EventStore::OpenDatabase(std::string* error, bool* corrupt) {
       return false;
     }
   }
-  if (!Exec("PRAGMA synchronous=NORMAL", error) ||
+  // 32 MiB of page cache: inserts land at random places of the (uid, resourceVersion)
+  // index; a small cache rereads its pages from the OS for every batch.
+  if (!Exec("PRAGMA synchronous=NORMAL", error) || !Exec("PRAGMA cache_size=-32768", error) ||
       !Exec("PRAGMA journal_size_limit=67108864", error) ||
       !Exec("CREATE TABLE IF NOT EXISTS occurrences ("
             " uid TEXT NOT NULL, resource_version TEXT NOT NULL, namespace TEXT NOT NULL,"
@@ -192,35 +194,46 @@ std::int64_t EventStore::PragmaInt(const char* sql) {
 
 std::size_t EventStore::Restore(const std::function<void(EventRef)>& fn) {
   std::lock_guard<std::mutex> lock(db_mu_);
+  // One sequential scan of the table, sorted in memory: much faster than walking the time
+  // index, which visits the table in random order.
   sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db_, "SELECT record FROM occurrences ORDER BY time_ms, rowid", -1, &stmt,
+  if (sqlite3_prepare_v2(db_, "SELECT time_ms, rowid, record FROM occurrences", -1, &stmt,
                          nullptr) != SQLITE_OK) {
     spdlog::error("durable store: restore: {}", sqlite3_errmsg(db_));
     return 0;
   }
-  std::size_t n = 0, skipped = 0;
+  struct Row {
+    std::int64_t time_ms, rowid;
+    EventRef record;
+  };
+  std::vector<Row> rows;
+  std::size_t skipped = 0;
   int rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    const void* blob = sqlite3_column_blob(stmt, 0);
-    const int size = sqlite3_column_bytes(stmt, 0);
+    const void* blob = sqlite3_column_blob(stmt, 2);
+    const int size = sqlite3_column_bytes(stmt, 2);
     EventRecord record;
     if (blob == nullptr ||
         !DecodeRecord(std::string_view(static_cast<const char*>(blob), size), &record)) {
       ++skipped;
       continue;
     }
-    fn(std::make_shared<const EventRecord>(std::move(record)));
-    ++n;
+    rows.push_back(Row{sqlite3_column_int64(stmt, 0), sqlite3_column_int64(stmt, 1),
+                       std::make_shared<const EventRecord>(std::move(record))});
   }
   if (rc != SQLITE_DONE) {
-    spdlog::error("durable store: restore stopped after {} occurrences: {}", n,
+    spdlog::error("durable store: restore stopped after {} occurrences: {}", rows.size(),
                   sqlite3_errmsg(db_));
   }
   sqlite3_finalize(stmt);
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
+    return a.time_ms != b.time_ms ? a.time_ms < b.time_ms : a.rowid < b.rowid;
+  });
+  for (Row& row : rows) fn(std::move(row.record));
   if (skipped > 0) spdlog::error("durable store: {} stored rows did not decode: skipped", skipped);
-  restored_.fetch_add(n, std::memory_order_relaxed);
+  restored_.fetch_add(rows.size(), std::memory_order_relaxed);
   restore_skipped_.fetch_add(skipped, std::memory_order_relaxed);
-  return n;
+  return rows.size();
 }
 
 void EventStore::Start() {

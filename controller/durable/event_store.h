@@ -103,7 +103,8 @@ class EventStore {
   EventStore(const EventStore&) = delete;
   EventStore& operator=(const EventStore&) = delete;
 
-  // Calls fn with every stored occurrence, oldest first (time_ms, then write order).
+  // Calls fn with every stored occurrence, oldest first (time_ms, then write order); reads
+  // the table in one scan and sorts in memory (the records go to the buffer anyway).
   // Returns the number read. REQUIRES: before Start.
   std::size_t Restore(const std::function<void(EventRef)>& fn);
 
