@@ -185,17 +185,21 @@ int main(int argc, char** argv) {
       spdlog::critical("durable store: {}", error);
       return 1;
     }
+    buffer.SetEvictionSink([&store](std::vector<eventbuffer::EventRef>&& evicted) {
+      store->Remove(std::move(evicted));
+    });
     const auto restore_start = std::chrono::steady_clock::now();
     std::size_t kept = 0;
     const std::size_t read = store->Restore([&buffer, &kept](eventbuffer::EventRef r) {
       if (buffer.Append(r) == EventBuffer::AppendResult::kStored) ++kept;
     });
-    spdlog::info("durable store {}: restored {} occurrences ({} new to the buffer) in {:.3f}s",
-                 store->path(), read, kept,
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - restore_start)
-                     .count());
-    buffer.SetEvictionSink(
-        [&store](std::vector<eventbuffer::EventRef>&& evicted) { store->Remove(std::move(evicted)); });
+    spdlog::info(
+        "durable store {}: restored {} occurrences ({} new to the buffer) in {:.3f}s",
+        store->path(), read, kept,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - restore_start).count());
+    // Within the retention limits before anything is served; what goes is deleted on disk.
+    const std::size_t evicted = buffer.EnforceRetention(NowUnixMs());
+    if (evicted > 0) spdlog::info("durable store: {} restored occurrences past retention", evicted);
     store->Start();
   }
   std::unique_ptr<ebc::ConfigWatcher> config_watcher;
