@@ -18,6 +18,7 @@
 #include "controller/config/config_watcher.h"
 #include "controller/config/options.h"
 #include "controller/durable/event_store.h"
+#include "controller/durable/store_metrics.h"
 #include "controller/kube/api_client.h"
 #include "controller/kube/kube_config.h"
 #include "controller/kube/token_source.h"
@@ -309,6 +310,9 @@ int main(int argc, char** argv) {
         {{"probe", &probe_server}, {"secure", secure.get()}, {"metrics", metrics_server.get()}});
     if (auth) {
       for (auto& f : ebc::CollectAuthMetrics(auth->Stats())) families.push_back(std::move(f));
+    }
+    if (store) {
+      for (auto& f : ebc::CollectStoreMetrics(store->Stats())) families.push_back(std::move(f));
     }
     return families;
   });
