@@ -1,6 +1,7 @@
 // BufferSink: the Watcher's EventSink into the EventBuffer. Every decoded occurrence goes to
-// EventBuffer::Append (which drops duplicates); the first completed list makes the buffer
-// ready (readiness waits for it).
+// EventBuffer::Append (which drops duplicates); with a durable store (--data-dir), each one
+// the buffer stored (kStored) is also queued for the store. The first completed list makes
+// the buffer ready (readiness waits for it).
 //
 // Thread safety: Append and OnSynced come from the watch thread; synced() from any thread.
 #pragma once
@@ -9,6 +10,7 @@
 
 #include <atomic>
 
+#include "controller/durable/event_store.h"
 #include "controller/kube/watcher.h"
 #include "eventbuffer/event_buffer.h"
 
@@ -16,9 +18,14 @@ namespace eventbuffer::controller {
 
 class BufferSink final : public EventSink {
  public:
-  // REQUIRES: buffer outlives the sink.
-  explicit BufferSink(EventBuffer* buffer) : buffer_(buffer) {}
-  void Append(EventRef record) override { buffer_->Append(record); }
+  // REQUIRES: buffer (and store, unless null) outlive the sink.
+  explicit BufferSink(EventBuffer* buffer, EventStore* store = nullptr)
+      : buffer_(buffer), store_(store) {}
+  void Append(EventRef record) override {
+    if (buffer_->Append(record) == EventBuffer::AppendResult::kStored && store_ != nullptr) {
+      store_->Append(std::move(record));
+    }
+  }
   void OnSynced() override {
     if (!synced_.exchange(true, std::memory_order_acq_rel)) {
       spdlog::info("first list is in the buffer: ready");
@@ -28,6 +35,7 @@ class BufferSink final : public EventSink {
 
  private:
   EventBuffer* buffer_;
+  EventStore* store_;
   std::atomic<bool> synced_{false};
 };
 

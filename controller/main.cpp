@@ -17,6 +17,8 @@
 #include "controller/config/config.h"
 #include "controller/config/config_watcher.h"
 #include "controller/config/options.h"
+#include "controller/durable/event_store.h"
+#include "controller/durable/store_metrics.h"
 #include "controller/kube/api_client.h"
 #include "controller/kube/kube_config.h"
 #include "controller/kube/token_source.h"
@@ -170,6 +172,37 @@ int main(int argc, char** argv) {
   ebc::MismatchLogger mismatch_logger;
   buffer.SetMismatchSink(
       [&mismatch_logger](const eventbuffer::MismatchReport& r) { mismatch_logger.Log(r); });
+  // The durable store (--data-dir): its history goes into the buffer through the normal
+  // Append before the watch starts, so the first list's overlap is refused as duplicates and
+  // readiness (after the first list) comes after the restore.
+  std::unique_ptr<ebc::EventStore> store;
+  if (!options.data_dir.empty()) {
+    ebc::EventStoreOptions store_options;
+    store_options.dir = options.data_dir;
+    store_options.sync_interval = options.sync_interval;
+    store_options.max_bytes = options.data_max_bytes;
+    store = ebc::EventStore::Open(store_options, &error);
+    if (!store) {
+      spdlog::critical("durable store: {}", error);
+      return 1;
+    }
+    buffer.SetEvictionSink([&store](std::vector<eventbuffer::EventRef>&& evicted) {
+      store->Remove(std::move(evicted));
+    });
+    const auto restore_start = std::chrono::steady_clock::now();
+    std::size_t kept = 0;
+    const std::size_t read = store->Restore([&buffer, &kept](eventbuffer::EventRef r) {
+      if (buffer.Append(r) == EventBuffer::AppendResult::kStored) ++kept;
+    });
+    spdlog::info(
+        "durable store {}: restored {} occurrences ({} new to the buffer) in {:.3f}s",
+        store->path(), read, kept,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - restore_start).count());
+    // Within the retention limits before anything is served; what goes is deleted on disk.
+    const std::size_t evicted = buffer.EnforceRetention(NowUnixMs());
+    if (evicted > 0) spdlog::info("durable store: {} restored occurrences past retention", evicted);
+    store->Start();
+  }
   std::unique_ptr<ebc::ConfigWatcher> config_watcher;
   if (!options.config_path.empty()) {
     ebc::ConfigWatcher::Options watch_options;
@@ -201,7 +234,7 @@ int main(int argc, char** argv) {
   client_options.namespace_name = options.namespace_name;
   client_options.user_agent = std::string("kube-eventbuffer/") + KEB_VERSION;
   ebc::ApiClient client(kube, token.get(), client_options);
-  ebc::BufferSink sink(&buffer);
+  ebc::BufferSink sink(&buffer, store.get());
   ebc::WatchMetrics watch_metrics(metrics.registry());
   ebc::Watcher::Options watcher_options;
   watcher_options.watch_timeout_margin_seconds = client_options.watch_timeout_margin_seconds;
@@ -280,6 +313,9 @@ int main(int argc, char** argv) {
     if (auth) {
       for (auto& f : ebc::CollectAuthMetrics(auth->Stats())) families.push_back(std::move(f));
     }
+    if (store) {
+      for (auto& f : ebc::CollectStoreMetrics(store->Stats())) families.push_back(std::move(f));
+    }
     return families;
   });
   for (ebc::Server* server : {&probe_server, secure.get(), metrics_server.get()}) {
@@ -327,6 +363,15 @@ int main(int argc, char** argv) {
   watcher.Stop();
   watch_thread.join();
   maintenance.Stop();
+  if (store) {
+    store->Stop();  // the watch has stopped: this writes everything it delivered
+    const ebc::EventStoreStats ss = store->Stats();
+    spdlog::info(
+        "durable store flushed: written={} deleted={} budgetDeleted={} droppedQueueFull={} "
+        "diskFull={} writeErrors={} bytes={}",
+        ss.written, ss.deleted, ss.budget_deleted, ss.dropped_queue_full, ss.disk_full,
+        ss.write_errors, ss.database_bytes);
+  }
   if (config_watcher) config_watcher->Stop();
   mismatch_logger.Flush();
   for (ebc::Server* server : {secure.get(), metrics_server.get(), &probe_server}) {

@@ -321,7 +321,8 @@ void EventBuffer::Transition(GrayMode from, const GrayFlag& to) {
 }
 
 std::size_t EventBuffer::DropLocked(Stripe& s, std::string_view key,
-                                    FunctionRef<bool(const EventRef&)> pred) {
+                                    FunctionRef<bool(const EventRef&)> pred,
+                                    std::vector<EventRef>* dropped_out) {
   const Backend primary = s.flag.Primary();
   thread_local std::vector<EventRef> dropped;
   dropped.clear();
@@ -344,9 +345,18 @@ std::size_t EventBuffer::DropLocked(Stripe& s, std::string_view key,
     s.dedup.Evict(IdOf(*r));
     index_.Remove(*r);
   }
+  if (dropped_out != nullptr) {
+    dropped_out->insert(dropped_out->end(), std::make_move_iterator(dropped.begin()),
+                        std::make_move_iterator(dropped.end()));
+  }
   dropped.clear();
   record_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
   return n;
+}
+
+void EventBuffer::SetEvictionSink(std::function<void(std::vector<EventRef>&&)> sink) {
+  std::lock_guard<std::mutex> serial(retention_mu_);
+  eviction_sink_ = std::move(sink);
 }
 
 std::size_t EventBuffer::EnforceRetention(std::int64_t now_unix_ms) {
@@ -357,17 +367,32 @@ std::size_t EventBuffer::EnforceRetention(std::int64_t now_unix_ms) {
 
   std::size_t evicted = 0;
   std::size_t remaining = 0;
+  // The evicted occurrences for eviction_sink_, handed over in batches outside stripe locks.
+  std::vector<EventRef> gone;
+  std::vector<EventRef>* const gone_out = eviction_sink_ ? &gone : nullptr;
+  const auto hand_over = [&](std::size_t at_least) {
+    if (gone_out != nullptr && gone.size() >= at_least && !gone.empty()) {
+      eviction_sink_(std::move(gone));
+      gone.clear();
+    }
+  };
+  constexpr std::size_t kSinkBatch = 4096;
   const std::vector<std::string> keys = AllKeys();
   for (const std::string& key : keys) {
     Stripe& s = StripeOf(key);
-    std::lock_guard<std::mutex> lock(s.mu);
-    evicted += DropLocked(s, key, [&](const EventRef& e) { return RecordTimeMs(*e) < cutoff; });
-    const std::size_t count = backend(s.flag.Primary()).Count(key);
-    if (count > r.max_events_per_object) {
-      std::size_t budget = count - r.max_events_per_object;
-      evicted += DropLocked(s, key, [&](const EventRef&) { return budget > 0 && budget-- > 0; });
+    {
+      std::lock_guard<std::mutex> lock(s.mu);
+      evicted += DropLocked(
+          s, key, [&](const EventRef& e) { return RecordTimeMs(*e) < cutoff; }, gone_out);
+      const std::size_t count = backend(s.flag.Primary()).Count(key);
+      if (count > r.max_events_per_object) {
+        std::size_t budget = count - r.max_events_per_object;
+        evicted += DropLocked(
+            s, key, [&](const EventRef&) { return budget > 0 && budget-- > 0; }, gone_out);
+      }
+      remaining += std::min(count, r.max_events_per_object);
     }
-    remaining += std::min(count, r.max_events_per_object);
+    hand_over(kSinkBatch);
   }
 
   if (remaining > r.max_events) {
@@ -394,16 +419,22 @@ std::size_t EventBuffer::EnforceRetention(std::int64_t now_unix_ms) {
                                                           [t](std::int64_t x) { return x < t; }));
       for (const std::string& key : keys) {
         Stripe& s = StripeOf(key);
-        std::lock_guard<std::mutex> lock(s.mu);
-        evicted += DropLocked(s, key, [&](const EventRef& e) {
-          const std::int64_t x = RecordTimeMs(*e);
-          if (x < t) return true;
-          if (x == t && ties > 0) {
-            --ties;
-            return true;
-          }
-          return false;
-        });
+        {
+          std::lock_guard<std::mutex> lock(s.mu);
+          evicted += DropLocked(
+              s, key,
+              [&](const EventRef& e) {
+                const std::int64_t x = RecordTimeMs(*e);
+                if (x < t) return true;
+                if (x == t && ties > 0) {
+                  --ties;
+                  return true;
+                }
+                return false;
+              },
+              gone_out);
+        }
+        hand_over(kSinkBatch);
       }
     }
   }
@@ -416,6 +447,7 @@ std::size_t EventBuffer::EnforceRetention(std::int64_t now_unix_ms) {
     stripes_[i].dedup.PruneTombstones(cutoff, cap);
   }
 
+  hand_over(1);
   if (evicted > 0) {
     evictions_.fetch_add(evicted, std::memory_order_relaxed);
     if (observer_ != nullptr) observer_->OnEvictions(evicted);

@@ -169,6 +169,12 @@ class EventBuffer {
   // removes it.
   void SetMismatchSink(std::function<void(const MismatchReport&)> sink);
 
+  // Receives the occurrences EnforceRetention evicts (e.g. to delete them from a durable
+  // copy), in batches, on the thread running EnforceRetention, with no stripe lock held
+  // (only retention's own serialisation). Replaces the previous sink; an empty function
+  // removes it.
+  void SetEvictionSink(std::function<void(std::vector<EventRef>&&)> sink);
+
   // Tests only: called during a backfilling transition after the source's keys are listed
   // and before any stripe switches (appends from the hook race the switch deterministically).
   void SetTransitionHookForTesting(std::function<void()> hook) {
@@ -203,8 +209,10 @@ class EventBuffer {
   void SetFlags(const GrayFlag& flag);
   void ClearBackend(Backend b);
   std::vector<std::string> AllKeys() const;
-  // Drops from the written backends of key; pred sees the primary's front. REQUIRES: s.mu.
-  std::size_t DropLocked(Stripe& s, std::string_view key, FunctionRef<bool(const EventRef&)> pred);
+  // Drops from the written backends of key; pred sees the primary's front. Appends what it
+  // drops to *dropped_out unless null. REQUIRES: s.mu.
+  std::size_t DropLocked(Stripe& s, std::string_view key, FunctionRef<bool(const EventRef&)> pred,
+                         std::vector<EventRef>* dropped_out);
 
   std::unique_ptr<SliceBackend> backends_[kBackendCount];
   // Every stored occurrence, whichever backends hold it: added in Append's critical
@@ -229,7 +237,8 @@ class EventBuffer {
   std::vector<std::string> sweep_keys_;
   std::size_t sweep_next_ = 0;
 
-  std::mutex retention_mu_;                // serialises EnforceRetention
+  std::mutex retention_mu_;                // serialises EnforceRetention, guards eviction_sink_
+  std::function<void(std::vector<EventRef>&&)> eviction_sink_;
   std::function<void()> transition_hook_;  // tests only
 
   mutable std::atomic<std::uint64_t> appended_{0}, dedup_hits_{0}, evictions_{0}, expired_{0};

@@ -14,6 +14,7 @@ core_build_pkgs=(
   prometheus-cpp-dev libcurl4-openssl-dev             # metrics (its CMake config wants CURL)
   libspdlog-dev libfmt-dev                            # logging
   libsimdjson-dev                                     # event decoding
+  libsqlite3-dev                                      # durable store (--data-dir)
 )
 build_pkgs=(
   "${core_build_pkgs[@]}"

@@ -47,6 +47,14 @@ Serving the eventbuffer.dev API (kubectl get events.eventbuffer.dev), as k8s.io/
   --serving-nice N                   nice value (0-19) of the API and metrics ports' threads, so
                                      that reads yield the CPU to the watch (default 19)
 
+Durable history:
+  --data-dir DIR                     keep the buffered occurrences in DIR/eventbuffer.db (SQLite)
+                                     and restore them on start (default: memory only)
+  --sync-interval D                  commit queued occurrences to disk every D (default 1s): a
+                                     killed process loses at most this much
+  --data-max-bytes N                 disk budget of --data-dir; beyond it the oldest are deleted
+                                     from disk (default 1Gi; suffixes Ki Mi Gi Ti k M G T)
+
   --config PATH                      YAML configuration file (gray-release flag, retention);
                                      reloaded when it changes and on SIGHUP
   --log-format json|text             log line format (default "json")
@@ -95,6 +103,22 @@ bool ParseGoDuration(const std::string& text, std::chrono::milliseconds* out) {
   }
   if (!(total_ms >= 0) || total_ms > 1e15) return false;
   *out = std::chrono::milliseconds(static_cast<std::int64_t>(total_ms));
+  return true;
+}
+
+bool ParseByteSize(const std::string& text, std::uint64_t* out) {
+  std::uint64_t n = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || end == text.data()) return false;
+  const std::string suffix(end, text.data() + text.size());
+  static const std::map<std::string, std::uint64_t> kUnits = {
+      {"", 1},           {"k", 1000},          {"M", 1000'000},     {"G", 1000'000'000},
+      {"T", 1000'000'000'000}, {"Ki", 1ULL << 10}, {"Mi", 1ULL << 20},
+      {"Gi", 1ULL << 30}, {"Ti", 1ULL << 40}};
+  const auto unit = kUnits.find(suffix);
+  if (unit == kUnits.end()) return false;
+  if (n > UINT64_MAX / unit->second) return false;
+  *out = n * unit->second;
   return true;
 }
 
@@ -171,6 +195,18 @@ bool ParseOptions(const std::vector<std::string>& args, Options* options, std::s
       {"metrics-bind-address", str(&options->metrics_bind_address)},
       {"health-probe-bind-address", str(&options->health_probe_bind_address)},
       {"config", str(&options->config_path)},
+      {"data-dir",
+       [options](const std::string& v) {
+         options->data_dir = v;
+         return !v.empty();
+       }},
+      {"sync-interval",
+       [options](const std::string& v) {
+         return ParseGoDuration(v, &options->sync_interval) &&
+                options->sync_interval.count() > 0;
+       }},
+      {"data-max-bytes",
+       [options](const std::string& v) { return ParseByteSize(v, &options->data_max_bytes); }},
       {"check-config", str(&options->check_config)},
       {"log-format",
        [options](const std::string& v) {

@@ -9,6 +9,9 @@
 //   --authentication-*, --authorization-*, --max-requests-inflight
 //                                     the eventbuffer.dev API, named as k8s.io/apiserver names
 //                                     them (see Usage())
+//   --data-dir DIR                    keep the history on disk (SQLite) across restarts
+//   --sync-interval D                 commit to disk every D (default 1s)
+//   --data-max-bytes N                disk budget of --data-dir (default 1Gi)
 //   --config PATH                     YAML configuration (gray flag, retention); hot-reloaded
 //   --log-format json|text            (default json)
 //   --log-level trace|debug|info|warn|error|off   (default info)
@@ -20,6 +23,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -40,6 +44,11 @@ struct Options {
   double maintenance_interval_seconds = 5;
   // Threads of cpprestsdk's shared pool (the Kubernetes API client).
   int http_threads = 4;
+
+  // The durable store (controller/durable/event_store.h); empty data_dir: memory only.
+  std::string data_dir;
+  std::chrono::milliseconds sync_interval{1000};
+  std::uint64_t data_max_bytes = std::uint64_t{1} << 30;
 
   // Metrics over HTTPS with the same authentication and authorization as the API
   // (non-resource "get /metrics"); false serves plain HTTP without them (local demo).
@@ -76,6 +85,10 @@ struct Options {
 // Parses a Go duration ("300ms", "10s", "1m30s", "2h"). Returns false when it does not parse
 // or is negative.
 bool ParseGoDuration(const std::string& text, std::chrono::milliseconds* out);
+
+// Parses a byte count: digits with an optional suffix Ki, Mi, Gi, Ti (powers of 1024) or
+// k, M, G, T (powers of 1000). Returns false when it does not parse or overflows.
+bool ParseByteSize(const std::string& text, std::uint64_t* out);
 
 // Parses argv[1..]. Returns false and sets *error (naming the flag) on an unknown flag, a
 // missing value or a bad value.

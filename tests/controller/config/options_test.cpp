@@ -112,5 +112,31 @@ TEST(OptionsTest, RejectsBadSecureServingValues) {
   EXPECT_FALSE(ParseOptions({"--serving-nice=-1"}, &o, &error)) << "raising priority: no";
 }
 
+TEST(OptionsTest, DurableStoreFlags) {
+  Options o;
+  std::string error;
+  ASSERT_TRUE(ParseOptions({}, &o, &error)) << error;
+  EXPECT_TRUE(o.data_dir.empty());  // memory only by default
+  EXPECT_EQ(o.sync_interval, std::chrono::milliseconds(1000));
+  EXPECT_EQ(o.data_max_bytes, std::uint64_t{1} << 30);
+  ASSERT_TRUE(ParseOptions({"--data-dir", "/var/lib/eb", "--sync-interval=250ms",
+                            "--data-max-bytes=512Mi"},
+                           &o, &error))
+      << error;
+  EXPECT_EQ(o.data_dir, "/var/lib/eb");
+  EXPECT_EQ(o.sync_interval, std::chrono::milliseconds(250));
+  EXPECT_EQ(o.data_max_bytes, std::uint64_t{512} << 20);
+  EXPECT_FALSE(ParseOptions({"--sync-interval=0"}, &o, &error));
+  EXPECT_FALSE(ParseOptions({"--sync-interval=1"}, &o, &error));
+  EXPECT_FALSE(ParseOptions({"--data-max-bytes=12XB"}, &o, &error));
+  EXPECT_FALSE(ParseOptions({"--data-max-bytes=99999999999Ti"}, &o, &error));
+  EXPECT_FALSE(ParseOptions({"--data-dir="}, &o, &error));
+  std::uint64_t n = 0;
+  EXPECT_TRUE(ParseByteSize("3G", &n));
+  EXPECT_EQ(n, 3'000'000'000u);
+  EXPECT_TRUE(ParseByteSize("100", &n));
+  EXPECT_EQ(n, 100u);
+}
+
 }  // namespace
 }  // namespace eventbuffer::controller
