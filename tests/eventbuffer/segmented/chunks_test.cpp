@@ -299,29 +299,36 @@ TEST(ChunkReserveTest, AMissDoublesTheTargetSteadyTakesLowerItAndIdleTrimsIt) {
   reserve.Prime();
   DropKeptChunks(reserve);
   ASSERT_EQ(reserve.GetStats().target, 1u);
-  // Appenders faster than the filler: take until one finds none ready. Each such miss
-  // doubles the target, up to kMaxTarget. (Chunks are held until the end: a chunk freed
-  // now would be kept and handed out again, which never lowers the target and, taken in
-  // quick succession, raises it.)
   std::vector<void*> taken;
-  std::size_t expected = 1;
-  for (int round = 0; expected < ChunkReserve::kMaxTarget || round < 6; ++round) {
+  ChunkReserve::Stats full;
+  {
+    // The raising and lowering below must not count as idle: on a loaded machine (or under a
+    // sanitizer) filling 16 chunks can take longer than the default keep_freed (5 s), and
+    // an idle trim would then reset the target in the middle.
+    KeepFreedFor busy(reserve, 600s);
+    // Appenders faster than the filler: take until one finds none ready. Each such miss
+    // doubles the target, up to kMaxTarget. (Chunks are held until the end: a chunk freed
+    // now would be kept and handed out again, which never lowers the target and, taken in
+    // quick succession, raises it.)
+    std::size_t expected = 1;
+    for (int round = 0; expected < ChunkReserve::kMaxTarget || round < 6; ++round) {
+      ASSERT_TRUE(reserve.WaitUntilFull(60s));
+      EXPECT_GE(reserve.GetStats().ready, expected);
+      const auto misses0 = reserve.GetStats().misses;
+      while (void* c = reserve.TryTake()) taken.push_back(c);
+      const auto raised = reserve.GetStats();
+      EXPECT_EQ(raised.misses, misses0 + 1);
+      expected = std::min(expected * 2, ChunkReserve::kMaxTarget);
+      ASSERT_EQ(raised.target, expected) << "after miss " << round + 1;
+    }
+    // Appenders the filler keeps up with: kTakesToLower takes that each find one ready lower
+    // the target by one.
+    ASSERT_NO_FATAL_FAILURE(TakeEachWhenReady(reserve, ChunkReserve::kTakesToLower, taken));
+    EXPECT_EQ(reserve.GetStats().target, ChunkReserve::kMaxTarget - 1);
     ASSERT_TRUE(reserve.WaitUntilFull(60s));
-    EXPECT_GE(reserve.GetStats().ready, expected);
-    const auto misses0 = reserve.GetStats().misses;
-    while (void* c = reserve.TryTake()) taken.push_back(c);
-    const auto raised = reserve.GetStats();
-    EXPECT_EQ(raised.misses, misses0 + 1);
-    expected = std::min(expected * 2, ChunkReserve::kMaxTarget);
-    ASSERT_EQ(raised.target, expected) << "after miss " << round + 1;
+    full = reserve.GetStats();
+    EXPECT_GE(full.ready, ChunkReserve::kMaxTarget - 1);
   }
-  // Appenders the filler keeps up with: kTakesToLower takes that each find one ready lower
-  // the target by one.
-  ASSERT_NO_FATAL_FAILURE(TakeEachWhenReady(reserve, ChunkReserve::kTakesToLower, taken));
-  EXPECT_EQ(reserve.GetStats().target, ChunkReserve::kMaxTarget - 1);
-  ASSERT_TRUE(reserve.WaitUntilFull(60s));
-  const auto full = reserve.GetStats();
-  EXPECT_GE(full.ready, ChunkReserve::kMaxTarget - 1);
 
   // Idle for keep_freed: the kept chunks and every ready one but one are unmapped, and the
   // target is one again.
