@@ -51,6 +51,12 @@ BufferMetrics::BufferMetrics(prometheus::Registry& registry) {
                     .Help("Event occurrences removed by retention (age or count).")
                     .Register(registry)
                     .Add({});
+  truncated_messages_ = &prometheus::BuildCounter()
+                            .Name("eventbuffer_truncated_messages_total")
+                            .Help("Event occurrences stored with their message truncated to "
+                                  "retention.maxMessageBytes.")
+                            .Register(registry)
+                            .Add({});
   dedup_hits_ = &prometheus::BuildCounter()
                      .Name("eventbuffer_dedup_hits_total")
                      .Help("Appends dropped because the buffer already held that occurrence.")
@@ -121,6 +127,8 @@ void BufferMetrics::OnEvictions(std::size_t count) {
 }
 
 void BufferMetrics::OnDedupHit() { dedup_hits_->Increment(); }
+
+void BufferMetrics::OnMessageTruncated() { truncated_messages_->Increment(); }
 
 void BufferMetrics::OnModeChange(GrayMode mode, double rollout_percent) {
   for (std::size_t i = 0; i < kGrayModeCount; ++i) {

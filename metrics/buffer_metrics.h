@@ -9,7 +9,8 @@
 //   eventbuffer_write_pause_seconds{backend}              histogram of stalls > 0
 //   eventbuffer_write_pause_max_seconds{backend}          gauge, longest stall in 60 s
 //   eventbuffer_verifications_total{result}, eventbuffer_mismatches_total{kind}
-//   eventbuffer_evictions_total, eventbuffer_dedup_hits_total
+//   eventbuffer_evictions_total, eventbuffer_dedup_hits_total,
+//   eventbuffer_truncated_messages_total
 //   eventbuffer_gray_mode{mode}, eventbuffer_rollout_percent
 //   eventbuffer_config_reloads_total{result}, eventbuffer_config_last_reload_successful,
 //   eventbuffer_config_last_reload_success_timestamp_seconds
@@ -79,6 +80,7 @@ class BufferMetrics final : public BufferObserver {
   void OnMismatch(MismatchKind kind) override;
   void OnEvictions(std::size_t count) override;
   void OnDedupHit() override;
+  void OnMessageTruncated() override;
   // Sets eventbuffer_gray_mode{mode} to 1 for `mode`, 0 for the others, and the rollout percent.
   void OnModeChange(GrayMode mode, double rollout_percent) override;
 
@@ -115,6 +117,7 @@ class BufferMetrics final : public BufferObserver {
   std::array<prometheus::Gauge*, kGrayModeCount> mode_{};
   prometheus::Counter* evictions_ = nullptr;
   prometheus::Counter* dedup_hits_ = nullptr;
+  prometheus::Counter* truncated_messages_ = nullptr;
   prometheus::Gauge* rollout_percent_ = nullptr;
   prometheus::Counter* reload_success_ = nullptr;
   prometheus::Counter* reload_failure_ = nullptr;

@@ -59,6 +59,7 @@ TEST_F(BufferMetricsTest, EveryKnownLabelCombinationStartsAtZero) {
   EXPECT_EQ(Sample(t, "eventbuffer_rollout_percent"), 0);
   EXPECT_EQ(Sample(t, "eventbuffer_evictions_total"), 0);
   EXPECT_EQ(Sample(t, "eventbuffer_dedup_hits_total"), 0);
+  EXPECT_EQ(Sample(t, "eventbuffer_truncated_messages_total"), 0);
   EXPECT_EQ(Sample(t, "eventbuffer_record_memory_bytes"), 0);
   EXPECT_EQ(Sample(t, "eventbuffer_config_last_reload_successful"), 1);
 }
@@ -116,6 +117,8 @@ TEST_F(BufferMetricsTest, CountersFollowTheObserverCalls) {
   m_.OnEvictions(7);
   m_.OnEvictions(3);
   m_.OnDedupHit();
+  m_.OnMessageTruncated();
+  m_.OnMessageTruncated();
   const std::string t = Render(registry_, m_);
   EXPECT_EQ(Sample(t, "eventbuffer_verifications_total{result=\"match\"}"), 2);
   EXPECT_EQ(Sample(t, "eventbuffer_verifications_total{result=\"mismatch\"}"), 1);
@@ -124,6 +127,7 @@ TEST_F(BufferMetricsTest, CountersFollowTheObserverCalls) {
   EXPECT_EQ(Sample(t, "eventbuffer_mismatches_total{kind=\"missing\"}"), 0);
   EXPECT_EQ(Sample(t, "eventbuffer_evictions_total"), 10);
   EXPECT_EQ(Sample(t, "eventbuffer_dedup_hits_total"), 1);
+  EXPECT_EQ(Sample(t, "eventbuffer_truncated_messages_total"), 2);
 }
 
 TEST_F(BufferMetricsTest, ModeChangeMarksExactlyOneModeActive) {
