@@ -265,7 +265,6 @@ std::string Authenticator::TokenReviewBody(std::string_view token) {
 
 Authenticator::TokenAnswer Authenticator::ReviewToken(std::string_view token) {
   TokenAnswer answer;
-  const ReviewResponse response = client_->Post(kTokenReviewPath, TokenReviewBody(token));
   auto fail = [&](std::string message) {
     AuthCounters::Add(counters_->token_review_errors);
     error_log_.Warn("TokenReview failed: " + message);
@@ -273,16 +272,12 @@ Authenticator::TokenAnswer Authenticator::ReviewToken(std::string_view token) {
     answer.message = "TokenReview failed: " + message;
     return answer;
   };
-  if (response.http_status == 0) return fail(response.error.empty() ? "no answer" : response.error);
-  if (response.http_status < 200 || response.http_status > 299) {
-    return fail("HTTP " + std::to_string(response.http_status));
-  }
   simdjson::dom::parser parser;
-  simdjson::dom::element root;
   simdjson::dom::object status;
-  if (parser.parse(simdjson::padded_string(response.body)).get(root) != simdjson::SUCCESS ||
-      root["status"].get(status) != simdjson::SUCCESS) {
-    return fail("unparsable answer");
+  if (std::string error =
+          PostReview(client_, kTokenReviewPath, TokenReviewBody(token), &parser, &status);
+      !error.empty()) {
+    return fail(std::move(error));
   }
   bool authenticated = false;
   simdjson::dom::element value;

@@ -203,8 +203,6 @@ AuthzResult Authorizer::Authorize(const UserInfo& user, const RequestAttributes&
 
 Authorizer::Answer Authorizer::Review(const UserInfo& user, const RequestAttributes& attributes) {
   Answer answer;
-  const ReviewResponse response =
-      client_->Post(kSubjectAccessReviewPath, SubjectAccessReviewBody(user, attributes));
   auto fail = [&](std::string message) {
     AuthCounters::Add(counters_->sar_errors);
     error_log_.Warn("SubjectAccessReview failed: " + message);
@@ -212,16 +210,12 @@ Authorizer::Answer Authorizer::Review(const UserInfo& user, const RequestAttribu
     answer.reason = "SubjectAccessReview failed: " + message;
     return answer;
   };
-  if (response.http_status == 0) return fail(response.error.empty() ? "no answer" : response.error);
-  if (response.http_status < 200 || response.http_status > 299) {
-    return fail("HTTP " + std::to_string(response.http_status));
-  }
   simdjson::dom::parser parser;
-  simdjson::dom::element root;
   simdjson::dom::object status;
-  if (parser.parse(simdjson::padded_string(response.body)).get(root) != simdjson::SUCCESS ||
-      root["status"].get(status) != simdjson::SUCCESS) {
-    return fail("unparsable answer");
+  if (std::string error = PostReview(client_, kSubjectAccessReviewPath,
+                                     SubjectAccessReviewBody(user, attributes), &parser, &status);
+      !error.empty()) {
+    return fail(std::move(error));
   }
   bool allowed = false;
   bool denied = false;

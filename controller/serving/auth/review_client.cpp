@@ -101,4 +101,19 @@ ReviewResponse DeadlineReviewClient::Run(bool post, std::string_view path,
   return std::move(call->response);
 }
 
+std::string PostReview(ReviewClient* client, std::string_view path, const std::string& body,
+                       simdjson::dom::parser* parser, simdjson::dom::object* status) {
+  const ReviewResponse response = client->Post(path, body);
+  if (response.http_status == 0) return response.error.empty() ? "no answer" : response.error;
+  if (response.http_status < 200 || response.http_status > 299) {
+    return "HTTP " + std::to_string(response.http_status);
+  }
+  simdjson::dom::element root;
+  if (parser->parse(simdjson::padded_string(response.body)).get(root) != simdjson::SUCCESS ||
+      root["status"].get(*status) != simdjson::SUCCESS) {
+    return "unparsable answer";
+  }
+  return "";
+}
+
 }  // namespace eventbuffer::controller

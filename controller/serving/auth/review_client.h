@@ -17,6 +17,8 @@
 #include <string>
 #include <string_view>
 
+#include <simdjson.h>
+
 namespace eventbuffer::controller {
 
 struct ReviewResponse {
@@ -64,5 +66,12 @@ class DeadlineReviewClient final : public ReviewClient {
   const std::size_t max_in_flight_;
   std::shared_ptr<Shared> shared_;
 };
+
+// Posts a review (TokenReview, SubjectAccessReview) and checks its envelope: an answer, a
+// 2xx status, a JSON body with a `status` object. Returns "" with *status pointing into
+// *parser's document, else what went wrong ("no answer" or the client's error, "HTTP 500",
+// "unparsable answer").
+std::string PostReview(ReviewClient* client, std::string_view path, const std::string& body,
+                       simdjson::dom::parser* parser, simdjson::dom::object* status);
 
 }  // namespace eventbuffer::controller
