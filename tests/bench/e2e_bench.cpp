@@ -45,11 +45,13 @@
 #include "controller/kube/watcher.h"
 #include "eventbuffer/event_buffer.h"
 #include "metrics/metrics.h"
+#include "tests/bench/from_stream_start.h"
 
 namespace {
 
 using namespace eventbuffer;
 using namespace eventbuffer::controller;
+using bench::FromStreamStart;
 
 std::int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -74,30 +76,6 @@ std::string Env(const char* name) {
   const char* v = std::getenv(name);
   return v == nullptr ? "" : v;
 }
-
-// The fast stream is watch-only: a list reports the resourceVersion after it. This
-// decorator turns the first watch into a watch from the stream's start; everything else is
-// the real client.
-class FromStreamStart final : public ListerWatcher {
- public:
-  FromStreamStart(ListerWatcher* inner, std::string first_rv)
-      : inner_(inner), first_rv_(std::move(first_rv)) {}
-  ApiResponse List(const ListRequest& r) override { return inner_->List(r); }
-  ApiResponse Watch(const WatchRequest& r, const LineHandler& on_line) override {
-    WatchRequest request = r;
-    if (!used_) {
-      used_ = true;
-      request.resource_version = first_rv_;
-    }
-    return inner_->Watch(request, on_line);
-  }
-  void Cancel() override { inner_->Cancel(); }
-
- private:
-  ListerWatcher* inner_;
-  std::string first_rv_;
-  bool used_ = false;
-};
 
 // Appends to the buffer and records each occurrence's event-to-buffer latency.
 class TimingSink final : public EventSink {

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "eventbuffer/query_index.h"
+#include "tests/bench/bench_support.h"
 
 namespace eventbuffer {
 namespace {
@@ -45,15 +46,7 @@ constexpr std::size_t kObjects = 100'000;
 constexpr std::size_t kNamespaces = 200;
 constexpr std::int64_t kStartMs = 1'714'557'600'000;  // 2024-05-01T10:00:00Z
 
-std::string Rfc3339(std::int64_t ms) {
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  return buf;
-}
+using bench::Rfc3339;
 
 // Occurrence i: object i % kObjects, namespace object % kNamespaces, at about 1 ms apart.
 EventRef MakeOccurrence(std::uint64_t i, std::mt19937_64& rng) {

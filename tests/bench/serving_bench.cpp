@@ -82,11 +82,14 @@
 #include "controller/serving/server.h"
 #include "eventbuffer/event_buffer.h"
 #include "metrics/metrics.h"
+#include "tests/bench/bench_support.h"
+#include "tests/bench/from_stream_start.h"
 
 namespace {
 
 using namespace eventbuffer;
 using namespace eventbuffer::controller;
+using bench::FromStreamStart;
 using F = EventRecord::Field;
 using Clock = std::chrono::steady_clock;
 
@@ -126,15 +129,7 @@ constexpr std::size_t kObjects = 100'000;
 constexpr std::size_t kNamespaces = 200;
 constexpr std::int64_t kStartMs = 1'714'557'600'000;  // 2024-05-01T10:00:00Z
 
-std::string Rfc3339(std::int64_t ms) {
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  return buf;
-}
+using bench::Rfc3339;
 
 // Occurrence i: object i % kObjects in namespace team-(object % 200), 1 s apart (1 % of
 // them up to 10 s late), a quarter type=Warning, 80 % of involved objects Pods.
@@ -487,29 +482,6 @@ bool PinThisThread(const std::string& cpus) {
 }
 
 // ---- BM_IngestUnderReadLoad -------------------------------------------------------------
-
-// The fast stream is watch-only: this turns the first watch into a watch from the stream's
-// start (as e2e_bench does); everything else is the real client.
-class FromStreamStart final : public ListerWatcher {
- public:
-  FromStreamStart(ListerWatcher* inner, std::string first_rv)
-      : inner_(inner), first_rv_(std::move(first_rv)) {}
-  ApiResponse List(const ListRequest& r) override { return inner_->List(r); }
-  ApiResponse Watch(const WatchRequest& r, const LineHandler& on_line) override {
-    WatchRequest request = r;
-    if (!used_) {
-      used_ = true;
-      request.resource_version = first_rv_;
-    }
-    return inner_->Watch(request, on_line);
-  }
-  void Cancel() override { inner_->Cancel(); }
-
- private:
-  ListerWatcher* inner_;
-  std::string first_rv_;
-  bool used_ = false;
-};
 
 class CountingSink final : public EventSink {
  public:
