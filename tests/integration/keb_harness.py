@@ -40,6 +40,11 @@ EMULATOR = os.environ.get("KEB_EMULATOR", os.path.join(ROOT, "tests", "emulator"
 POLICY = os.path.join(os.path.dirname(EMULATOR), "demo-policy.json")
 KUBECTL = os.environ.get("KEB_KUBECTL") or shutil.which("kubectl")
 
+# The serving CA and certificate for 127.0.0.1 come from the demo's helper, so the tests and
+# the demo run the controller with certificates made the same way.
+sys.path.insert(0, os.path.join(ROOT, "tests", "emulator"))
+from demo_access import make_serving_cert  # noqa: E402  (after the path is set)
+
 VIEWER_TOKEN = "demo-viewer-token"
 NS_READER_TOKEN = "demo-ns-reader-token"
 NOBODY_TOKEN = "demo-nobody-token"
@@ -71,27 +76,6 @@ def http_status(url, timeout=5):
         return e.code, e.read()
     except (urllib.error.URLError, ConnectionError, socket.timeout):
         return 0, b""
-
-
-def make_serving_cert(directory):
-    """A CA and a certificate for 127.0.0.1/localhost signed by it (EC P-256, two openssl
-    runs). Returns (ca_file, cert_file, key_file)."""
-    os.makedirs(directory, exist_ok=True)
-    ca, ca_key = os.path.join(directory, "serving-ca.crt"), os.path.join(directory, "serving-ca.key")
-    cert, key = os.path.join(directory, "serving.crt"), os.path.join(directory, "serving.key")
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2"]
-    subprocess.run(["openssl", "req", "-x509", *ec, "-subj", "/CN=keb-test-serving-ca",
-                    "-keyout", ca_key, "-out", ca,
-                    "-addext", "basicConstraints=critical,CA:TRUE",
-                    "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
-                   check=True, capture_output=True)
-    subprocess.run(["openssl", "req", "-x509", *ec, "-subj", "/CN=eventbuffer-controller",
-                    "-CA", ca, "-CAkey", ca_key, "-keyout", key, "-out", cert,
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-                    "-addext", "basicConstraints=critical,CA:FALSE",
-                    "-addext", "extendedKeyUsage=serverAuth"],
-                   check=True, capture_output=True)
-    return ca, cert, key
 
 
 # -- Prometheus text exposition ---------------------------------------------------------------
