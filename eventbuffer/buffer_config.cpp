@@ -1,5 +1,7 @@
 #include "eventbuffer/buffer_config.h"
 
+#include "eventbuffer/message_limit.h"
+
 #include <cmath>
 #include <sstream>
 
@@ -19,6 +21,14 @@ std::string ValidateBufferConfig(const BufferConfig& c) {
     out << "eventBuffer.retention.maxEvents: must be positive";
   } else if (c.retention.max_events_per_object == 0) {
     out << "eventBuffer.retention.maxEventsPerObject: must be positive";
+  } else if (c.retention.max_message_bytes < kMinMessageBytes) {
+    out << "eventBuffer.retention.maxMessageBytes: must be at least " << kMinMessageBytes
+        << ", got " << c.retention.max_message_bytes;
+  } else if (c.retention.max_bytes == 0) {
+    out << "eventBuffer.retention.maxBytes: must be positive";
+  } else if (c.retention.max_clock_skew.count() < 0) {
+    out << "eventBuffer.retention.maxClockSkew: must not be negative, got "
+        << c.retention.max_clock_skew.count() << "ms";
   } else if (static_cast<std::size_t>(c.mode) >= kGrayModeCount) {
     out << "eventBuffer.mode: unknown mode " << static_cast<int>(c.mode);
   }

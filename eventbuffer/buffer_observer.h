@@ -13,6 +13,29 @@
 
 namespace eventbuffer {
 
+// Why occurrences were evicted.
+enum class EvictionReason : std::uint8_t {
+  kAge,             // older than retention.maxAge
+  kPerObject,       // beyond retention.maxEventsPerObject for their object
+  kBudget,          // over maxBytes or maxEvents, no namespace beyond its fair share: oldest
+  kNamespaceShare,  // over maxBytes or maxEvents, from the namespace holding the most
+};
+inline constexpr std::size_t kEvictionReasonCount = 4;
+// "age", "per_object", "budget", "namespace_share" (the metrics' label values).
+constexpr std::string_view EvictionReasonName(EvictionReason r) {
+  switch (r) {
+    case EvictionReason::kAge:
+      return "age";
+    case EvictionReason::kPerObject:
+      return "per_object";
+    case EvictionReason::kBudget:
+      return "budget";
+    case EvictionReason::kNamespaceShare:
+      return "namespace_share";
+  }
+  return "unknown";
+}
+
 class BufferObserver {
  public:
   virtual ~BufferObserver() = default;
@@ -24,8 +47,16 @@ class BufferObserver {
   virtual void OnVerification(VerifyResult result) = 0;
   virtual void OnMismatch(MismatchKind kind) = 0;
   virtual void OnEvictions(std::size_t count) = 0;
+  // count occurrences evicted for reason (the buffer calls this one; by default it forwards
+  // to OnEvictions(count)).
+  virtual void OnEvictionsByReason(EvictionReason reason, std::size_t count) {
+    (void)reason;
+    OnEvictions(count);
+  }
   virtual void OnDedupHit() = 0;
   virtual void OnModeChange(GrayMode mode, double rollout_percent) = 0;
+  // An occurrence was stored with its message truncated (RetentionConfig::max_message_bytes).
+  virtual void OnMessageTruncated() {}
 };
 
 }  // namespace eventbuffer

@@ -3,6 +3,7 @@
 #include <functional>
 #include <string_view>
 
+#include "eventbuffer/event_query.h"
 #include "eventbuffer/gray_flag.h"
 
 namespace eventbuffer {
@@ -38,10 +39,7 @@ OccurrenceId IdOf(const EventRecord& record) {
   return OccurrenceId{h1, h2};
 }
 
-std::int64_t RecordTimeMs(const EventRecord& record) {
-  const auto& n = record.numbers();
-  return n.last_seen_unix_ms != 0 ? n.last_seen_unix_ms : n.receive_unix_ns / 1'000'000;
-}
+std::int64_t RecordTimeMs(const EventRecord& record) { return OccurrenceTimeMs(record); }
 
 std::size_t DedupIndex::Find(OccurrenceId id) const {
   const std::size_t mask = slots_.size() - 1;

@@ -36,8 +36,8 @@ struct OccurrenceId {
 // The fingerprint of record's (uid, resourceVersion).
 OccurrenceId IdOf(const EventRecord& record);
 
-// The time retention uses for a record, in ms since the Unix epoch: last_seen_unix_ms, or
-// receive_unix_ns / 1e6 when that is 0.
+// The time retention uses for a record, in ms since the Unix epoch: OccurrenceTimeMs
+// (event_query.h), the same clamped time the list order uses.
 std::int64_t RecordTimeMs(const EventRecord& record);
 
 class DedupIndex {

@@ -5,6 +5,8 @@
 #include <thread>
 #include <utility>
 
+#include "eventbuffer/message_limit.h"
+
 namespace eventbuffer {
 
 namespace {
@@ -62,6 +64,9 @@ EventBuffer::EventBuffer(BufferConfig config, std::unique_ptr<SliceBackend> lega
   verify_all_.store(rate >= 1, std::memory_order_relaxed);
   verify_threshold_.store(rate >= 1 ? ~0ULL : static_cast<std::uint64_t>(rate * 0x1p64),
                           std::memory_order_relaxed);
+  max_message_bytes_.store(config.retention.max_message_bytes, std::memory_order_relaxed);
+  max_bytes_.store(config.retention.max_bytes, std::memory_order_relaxed);
+  SetMaxClockSkewMs(config.retention.max_clock_skew.count());
   config_ = std::move(config);
   if (observer_ != nullptr) observer_->OnModeChange(config_.mode, config_.rollout_percent);
 }
@@ -93,7 +98,15 @@ void EventBuffer::AppendTo(Backend b, std::string_view key, const EventRef& reco
   }
 }
 
-EventBuffer::AppendResult EventBuffer::Append(const EventRef& record) {
+EventBuffer::AppendResult EventBuffer::Append(const EventRef& original) {
+  // Truncation happens here rather than in the decoder: every producer of records is
+  // covered, the limit follows Reconfigure, and the common case costs one comparison. An
+  // oversized message (rare) costs one extra copy of the record at its limited size.
+  const std::size_t max_message = max_message_bytes_.load(std::memory_order_relaxed);
+  const bool truncate = original->message().size() > max_message;
+  EventRef limited;
+  if (truncate) limited = WithMessageLimit(original, max_message);
+  const EventRef& record = truncate ? limited : original;
   thread_local std::string key;
   key.clear();
   record->AppendKey(&key);
@@ -132,6 +145,25 @@ EventBuffer::AppendResult EventBuffer::Append(const EventRef& record) {
   }
   appended_.fetch_add(1, std::memory_order_relaxed);
   record_bytes_.fetch_add(record->MemoryBytes(), std::memory_order_relaxed);
+  if (truncate) {
+    truncated_.fetch_add(1, std::memory_order_relaxed);
+    if (observer_ != nullptr) observer_->OnMessageTruncated();
+  }
+  // The byte budget, enforced now rather than at the next retention pass. Over it, evict
+  // down to 63/64 of it: the next ~1.5 % of the budget appends without evicting, so the
+  // cost is a batch now and then, amortised to about one eviction per append.
+  if (const std::size_t max_bytes = max_bytes_.load(std::memory_order_relaxed);
+      record_bytes_.load(std::memory_order_relaxed) > max_bytes) {
+    std::size_t by_reason[kEvictionReasonCount] = {};
+    std::vector<EventRef> gone;
+    {
+      std::lock_guard<std::mutex> budget(budget_mu_);
+      EvictOverBudgetLocked(max_bytes - max_bytes / 64, SIZE_MAX, by_reason,
+                            HasEvictionSink() ? &gone : nullptr);
+    }
+    HandOverEvicted(std::move(gone));
+    PublishEvictions(by_reason);
+  }
   if (verified) Publish(std::move(verification));
   return AppendResult::kStored;
 }
@@ -206,6 +238,10 @@ BufferStats EventBuffer::Stats() const {
   st.evictions = evictions_.load(std::memory_order_relaxed);
   st.appended = appended_.load(std::memory_order_relaxed);
   st.expired = expired_.load(std::memory_order_relaxed);
+  for (std::size_t r = 0; r < kEvictionReasonCount; ++r) {
+    st.evictions_by_reason[r] = evictions_by_reason_[r].load(std::memory_order_relaxed);
+  }
+  st.truncated_messages = truncated_.load(std::memory_order_relaxed);
   for (std::size_t k = 0; k < kMismatchKindCount; ++k) {
     st.mismatches[k] = mismatches_[k].load(std::memory_order_relaxed);
   }
@@ -231,10 +267,18 @@ void EventBuffer::Reconfigure(const BufferConfig& config) {
   }
   std::lock_guard<std::mutex> serial(reconfigure_mu_);
   const BufferConfig old = this->config();
+  if (config.retention.max_clock_skew != old.retention.max_clock_skew) {
+    // Held occurrences' positions and ages were computed with the old skew: changing it
+    // would move them in the query index. Applied at the next start instead.
+    throw std::invalid_argument(
+        "eventBuffer.retention.maxClockSkew: cannot change while running (restart to apply)");
+  }
   const double rate = config.verify.sample_rate;
   verify_all_.store(rate >= 1, std::memory_order_relaxed);
   verify_threshold_.store(rate >= 1 ? ~0ULL : static_cast<std::uint64_t>(rate * 0x1p64),
                           std::memory_order_relaxed);
+  max_message_bytes_.store(config.retention.max_message_bytes, std::memory_order_relaxed);
+  max_bytes_.store(config.retention.max_bytes, std::memory_order_relaxed);
   const GrayFlag flag(config.mode, config.rollout_percent);
   if (old.mode != config.mode) {
     Transition(old.mode, flag);
@@ -322,7 +366,8 @@ void EventBuffer::Transition(GrayMode from, const GrayFlag& to) {
 
 std::size_t EventBuffer::DropLocked(Stripe& s, std::string_view key,
                                     FunctionRef<bool(const EventRef&)> pred,
-                                    std::vector<EventRef>* dropped_out) {
+                                    std::vector<EventRef>* dropped_out,
+                                    std::size_t* bytes_out) {
   const Backend primary = s.flag.Primary();
   thread_local std::vector<EventRef> dropped;
   dropped.clear();
@@ -351,12 +396,99 @@ std::size_t EventBuffer::DropLocked(Stripe& s, std::string_view key,
   }
   dropped.clear();
   record_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+  if (bytes_out != nullptr) *bytes_out += bytes;
   return n;
 }
 
 void EventBuffer::SetEvictionSink(std::function<void(std::vector<EventRef>&&)> sink) {
-  std::lock_guard<std::mutex> serial(retention_mu_);
+  std::lock_guard<std::mutex> lock(eviction_sink_mu_);
+  has_eviction_sink_.store(static_cast<bool>(sink), std::memory_order_release);
   eviction_sink_ = std::move(sink);
+}
+
+void EventBuffer::HandOverEvicted(std::vector<EventRef>&& gone) {
+  if (gone.empty()) return;
+  std::lock_guard<std::mutex> lock(eviction_sink_mu_);
+  if (eviction_sink_) eviction_sink_(std::move(gone));
+}
+
+void EventBuffer::EvictOverBudgetLocked(std::size_t max_bytes, std::size_t max_events,
+                                        std::size_t (&by_reason)[kEvictionReasonCount],
+                                        std::vector<EventRef>* gone) {
+  // Each round looks at the namespaces once (O(namespaces)), then evicts one occurrence at
+  // a time (the front of the key of the oldest occurrence) until the round's goal is met.
+  constexpr std::size_t kMaxRound = 4096;
+  std::string key;
+  int idle = 0;  // consecutive attempts that evicted nothing (a racing eviction won)
+  while (idle < 8) {
+    const bool over_bytes = record_bytes_.load(std::memory_order_relaxed) > max_bytes;
+    const bool over_events = index_.size() > max_events;
+    if (!over_bytes && !over_events) return;
+    const std::vector<QueryIndex::NamespaceUsage> usage = index_.Usage();
+    if (usage.empty()) return;
+    const auto measure = [&](const QueryIndex::NamespaceUsage& u) {
+      return over_bytes ? u.bytes : u.events;
+    };
+    std::size_t top = 0, second = 0;
+    for (std::size_t i = 1; i < usage.size(); ++i) {
+      if (measure(usage[i]) > measure(usage[top])) top = i;
+    }
+    for (std::size_t i = 0; i < usage.size(); ++i) {
+      if (i != top) second = std::max(second, measure(usage[i]));
+    }
+    const std::size_t fair = (over_bytes ? max_bytes : max_events) / usage.size();
+    // One namespace alone has no one to be fair to: its oldest go by the plain budget.
+    const bool share = usage.size() > 1 && measure(usage[top]) > fair;
+    // namespace_share: take the top namespace down to max(fair share, next largest), at
+    // least one unit; budget: the oldest overall until under the budget.
+    const std::size_t floor = std::max(fair, second);
+    std::size_t room = share ? measure(usage[top]) - std::min(floor, measure(usage[top]) - 1)
+                             : SIZE_MAX;
+    const EvictionReason reason = share ? EvictionReason::kNamespaceShare : EvictionReason::kBudget;
+    for (std::size_t step = 0; step < kMaxRound && room > 0; ++step) {
+      if (record_bytes_.load(std::memory_order_relaxed) <= max_bytes &&
+          index_.size() <= max_events) {
+        return;
+      }
+      const EventRef victim = share ? index_.Oldest(usage[top].ns) : index_.Oldest();
+      if (victim == nullptr) break;
+      key.clear();
+      victim->AppendKey(&key);
+      Stripe& s = StripeOf(key);
+      std::size_t bytes = 0, n;
+      {
+        std::lock_guard<std::mutex> lock(s.mu);
+        bool first = true;
+        n = DropLocked(
+            s, key,
+            [&](const EventRef&) {
+              const bool take = first;
+              first = false;
+              return take;
+            },
+            gone, &bytes);
+      }
+      if (n == 0) {
+        ++idle;
+        break;
+      }
+      idle = 0;
+      by_reason[static_cast<std::size_t>(reason)] += n;
+      const std::size_t used = over_bytes ? bytes : n;
+      room = used >= room ? 0 : room - used;
+    }
+  }
+}
+
+void EventBuffer::PublishEvictions(const std::size_t (&by_reason)[kEvictionReasonCount]) {
+  std::size_t total = 0;
+  for (std::size_t r = 0; r < kEvictionReasonCount; ++r) {
+    if (by_reason[r] == 0) continue;
+    total += by_reason[r];
+    evictions_by_reason_[r].fetch_add(by_reason[r], std::memory_order_relaxed);
+    if (observer_ != nullptr) observer_->OnEvictionsByReason(EvictionReason(r), by_reason[r]);
+  }
+  if (total > 0) evictions_.fetch_add(total, std::memory_order_relaxed);
 }
 
 std::size_t EventBuffer::EnforceRetention(std::int64_t now_unix_ms) {
@@ -365,79 +497,38 @@ std::size_t EventBuffer::EnforceRetention(std::int64_t now_unix_ms) {
   const std::int64_t cutoff = now_unix_ms - static_cast<std::int64_t>(r.max_age.count());
   age_cutoff_ms_.store(cutoff, std::memory_order_relaxed);
 
-  std::size_t evicted = 0;
-  std::size_t remaining = 0;
-  // The evicted occurrences for eviction_sink_, handed over in batches outside stripe locks.
+  std::size_t by_reason[kEvictionReasonCount] = {};
+  // The evicted occurrences for the eviction sink, handed over in batches outside stripe locks.
   std::vector<EventRef> gone;
-  std::vector<EventRef>* const gone_out = eviction_sink_ ? &gone : nullptr;
+  std::vector<EventRef>* const gone_out = HasEvictionSink() ? &gone : nullptr;
+  constexpr std::size_t kSinkBatch = 4096;
   const auto hand_over = [&](std::size_t at_least) {
-    if (gone_out != nullptr && gone.size() >= at_least && !gone.empty()) {
-      eviction_sink_(std::move(gone));
+    if (gone.size() >= at_least) {
+      HandOverEvicted(std::move(gone));
       gone.clear();
     }
   };
-  constexpr std::size_t kSinkBatch = 4096;
   const std::vector<std::string> keys = AllKeys();
   for (const std::string& key : keys) {
     Stripe& s = StripeOf(key);
     {
       std::lock_guard<std::mutex> lock(s.mu);
-      evicted += DropLocked(
+      by_reason[static_cast<std::size_t>(EvictionReason::kAge)] += DropLocked(
           s, key, [&](const EventRef& e) { return RecordTimeMs(*e) < cutoff; }, gone_out);
       const std::size_t count = backend(s.flag.Primary()).Count(key);
       if (count > r.max_events_per_object) {
         std::size_t budget = count - r.max_events_per_object;
-        evicted += DropLocked(
+        by_reason[static_cast<std::size_t>(EvictionReason::kPerObject)] += DropLocked(
             s, key, [&](const EventRef&) { return budget > 0 && budget-- > 0; }, gone_out);
       }
-      remaining += std::min(count, r.max_events_per_object);
     }
     hand_over(kSinkBatch);
   }
-
-  if (remaining > r.max_events) {
-    // Global limit: find the time T of the excess-th oldest occurrence and drop, from the
-    // front of each key, what is older than T (and as many as needed of those at T).
-    // Occurrences older than T behind a newer one in their key stay: the bound may be
-    // exceeded slightly until the next pass, never by more than such out-of-order ones.
-    const std::size_t excess = remaining - r.max_events;
-    std::vector<std::int64_t> times;
-    times.reserve(remaining);
-    for (const std::string& key : keys) {
-      Stripe& s = StripeOf(key);
-      std::lock_guard<std::mutex> lock(s.mu);
-      backend(s.flag.Primary()).ForEach(key, [&](const EventRef& e) {
-        times.push_back(RecordTimeMs(*e));
-      });
-    }
-    if (times.size() > excess) {
-      std::nth_element(times.begin(), times.begin() + static_cast<std::ptrdiff_t>(excess - 1),
-                       times.end());
-      const std::int64_t t = times[excess - 1];
-      std::size_t ties =
-          excess - static_cast<std::size_t>(std::count_if(times.begin(), times.end(),
-                                                          [t](std::int64_t x) { return x < t; }));
-      for (const std::string& key : keys) {
-        Stripe& s = StripeOf(key);
-        {
-          std::lock_guard<std::mutex> lock(s.mu);
-          evicted += DropLocked(
-              s, key,
-              [&](const EventRef& e) {
-                const std::int64_t x = RecordTimeMs(*e);
-                if (x < t) return true;
-                if (x == t && ties > 0) {
-                  --ties;
-                  return true;
-                }
-                return false;
-              },
-              gone_out);
-        }
-        hand_over(kSinkBatch);
-      }
-    }
+  {
+    std::lock_guard<std::mutex> budget(budget_mu_);
+    EvictOverBudgetLocked(r.max_bytes, r.max_events, by_reason, gone_out);
   }
+  hand_over(1);
 
   // Dedup tombstones: forget those past the age cutoff and those beyond the per-stripe cap
   // (the global event limit spread over the stripes).
@@ -447,11 +538,9 @@ std::size_t EventBuffer::EnforceRetention(std::int64_t now_unix_ms) {
     stripes_[i].dedup.PruneTombstones(cutoff, cap);
   }
 
-  hand_over(1);
-  if (evicted > 0) {
-    evictions_.fetch_add(evicted, std::memory_order_relaxed);
-    if (observer_ != nullptr) observer_->OnEvictions(evicted);
-  }
+  std::size_t evicted = 0;
+  for (const std::size_t n : by_reason) evicted += n;
+  PublishEvictions(by_reason);
   return evicted;
 }
 

@@ -80,12 +80,14 @@ struct BufferStats {
   BackendStats backend[kBackendCount];                // indexed by Backend
   std::uint64_t dedup_hits = 0;                       // appends refused as duplicates
   std::uint64_t evictions = 0;                        // occurrences evicted by retention
+  std::uint64_t evictions_by_reason[kEvictionReasonCount] = {};  // indexed by EvictionReason
   std::uint64_t appended = 0;                         // occurrences stored
   std::uint64_t expired = 0;                          // appends refused as older than the age limit
   std::uint64_t mismatches[kMismatchKindCount] = {};  // indexed by MismatchKind
   std::uint64_t verifications[kVerifyResultCount] = {};  // indexed by VerifyResult
   std::size_t record_bytes = 0;   // EventRecord::MemoryBytes of the stored occurrences (shared)
   std::size_t dedup_entries = 0;  // live entries plus tombstones
+  std::uint64_t truncated_messages = 0;  // occurrences stored with a truncated message
 };
 
 struct MismatchReport {
@@ -107,6 +109,8 @@ class EventBuffer {
   };
 
   // Builds a buffer over the production backends (MutexSliceMap, SegmentedSliceMap).
+  // Sets the process-wide clock skew (SetMaxClockSkewMs) to config.retention.max_clock_skew:
+  // one buffer per process, or all with the same skew.
   // observer may be null; otherwise it must outlive the buffer.
   // REQUIRES: ValidateBufferConfig(config) is "" (throws std::invalid_argument otherwise).
   explicit EventBuffer(BufferConfig config, BufferObserver* observer = nullptr);
@@ -119,7 +123,9 @@ class EventBuffer {
 
   // Stores record under record->Key() in the backends the key's mode writes, unless its
   // identity is already known (kDuplicate) or it is older than the age cutoff of the last
-  // EnforceRetention (kExpired). REQUIRES: record != nullptr.
+  // EnforceRetention (kExpired). A message longer than retention.max_message_bytes is
+  // stored truncated (message_limit.h): what is stored is then a copy of record with the
+  // shorter message. REQUIRES: record != nullptr.
   AppendResult Append(const EventRef& record);
 
   // The occurrences of key, in the order they were stored, from the backend the flag routes
@@ -142,8 +148,9 @@ class EventBuffer {
   // Applies a new configuration: mode and rollout switch (with backfill where the new mode
   // writes a backend the old one did not), sampling rate and retention limits. Appends
   // and reads may run concurrently and none is lost. Retention limits apply from the next
-  // EnforceRetention. REQUIRES: ValidateBufferConfig(config) is "" (else throws
-  // std::invalid_argument and nothing changes).
+  // EnforceRetention. REQUIRES: ValidateBufferConfig(config) is "" and
+  // config.retention.max_clock_skew is the one in force (else throws std::invalid_argument
+  // and nothing changes).
   void Reconfigure(const BufferConfig& config);
 
   // The configuration in force.
@@ -151,8 +158,19 @@ class EventBuffer {
 
   // Evicts, identically from every written backend: occurrences older than
   // now - max_age (from the front of each key while the front is older), the oldest
-  // beyond max_events_per_object per key, then the oldest beyond max_events overall.
-  // Also forgets dedup tombstones past the age limit. Returns occurrences evicted.
+  // beyond max_events_per_object per key, then, while over max_events or max_bytes, by the
+  // budget rule below. Also forgets dedup tombstones past the age limit. Returns
+  // occurrences evicted.
+  //
+  // Budget rule (here and in Append, which enforces max_bytes as soon as an append goes
+  // over it, evicting down to 63/64 of it): the namespace (of the Event) holding the most
+  // — bytes when over max_bytes, else occurrences — loses its oldest occurrences (list
+  // order) while it holds more than its fair share (the budget over the namespaces held)
+  // and more than the next largest (reason namespace_share); when no namespace is beyond
+  // its fair share, the oldest occurrences overall go (reason budget). So a namespace
+  // flooding the buffer evicts its own occurrences, not those of a namespace within its
+  // share. An eviction takes the front of the oldest occurrence's key (DropLocked), so
+  // both backends stay identical.
   std::size_t EnforceRetention(std::int64_t now_unix_ms);
 
   // One step of the background verification: verifies up to max_keys keys, continuing
@@ -169,10 +187,10 @@ class EventBuffer {
   // removes it.
   void SetMismatchSink(std::function<void(const MismatchReport&)> sink);
 
-  // Receives the occurrences EnforceRetention evicts (e.g. to delete them from a durable
-  // copy), in batches, on the thread running EnforceRetention, with no stripe lock held
-  // (only retention's own serialisation). Replaces the previous sink; an empty function
-  // removes it.
+  // Receives every occurrence the buffer evicts, by retention or by the byte budget (e.g. to
+  // delete them from a durable copy), in batches, on the thread that evicted them
+  // (EnforceRetention's, or an appending one), with no stripe lock held; calls are
+  // serialised. Replaces the previous sink; an empty function removes it.
   void SetEvictionSink(std::function<void(std::vector<EventRef>&&)> sink);
 
   // Tests only: called during a backfilling transition after the source's keys are listed
@@ -210,9 +228,20 @@ class EventBuffer {
   void ClearBackend(Backend b);
   std::vector<std::string> AllKeys() const;
   // Drops from the written backends of key; pred sees the primary's front. Appends what it
-  // drops to *dropped_out unless null. REQUIRES: s.mu.
+  // drops to *dropped_out and adds the dropped records' bytes to *bytes_out, each unless
+  // null. REQUIRES: s.mu.
   std::size_t DropLocked(Stripe& s, std::string_view key, FunctionRef<bool(const EventRef&)> pred,
-                         std::vector<EventRef>* dropped_out);
+                         std::vector<EventRef>* dropped_out, std::size_t* bytes_out = nullptr);
+  // Evicts by the budget rule until record bytes <= max_bytes and occurrences <= max_events
+  // (or nothing is left). Adds counts to by_reason; appends the evicted to *gone unless null.
+  // REQUIRES: budget_mu_ held, no stripe lock.
+  void EvictOverBudgetLocked(std::size_t max_bytes, std::size_t max_events,
+                             std::size_t (&by_reason)[kEvictionReasonCount],
+                             std::vector<EventRef>* gone);
+  void PublishEvictions(const std::size_t (&by_reason)[kEvictionReasonCount]);
+  // Hands evicted occurrences to the eviction sink, if any (no stripe lock held).
+  void HandOverEvicted(std::vector<EventRef>&& gone);
+  bool HasEvictionSink() const { return has_eviction_sink_.load(std::memory_order_acquire); }
 
   std::unique_ptr<SliceBackend> backends_[kBackendCount];
   // Every stored occurrence, whichever backends hold it: added in Append's critical
@@ -229,6 +258,8 @@ class EventBuffer {
   std::atomic<std::uint64_t> verify_threshold_{0};  // verify iff random64 < this
   std::atomic<bool> verify_all_{false};             // sample_rate == 1
   std::atomic<std::int64_t> age_cutoff_ms_{INT64_MIN};
+  std::atomic<std::size_t> max_message_bytes_{SIZE_MAX};
+  std::atomic<std::size_t> max_bytes_{SIZE_MAX};
 
   mutable std::mutex sink_mu_;  // guards sink_ and serialises its calls
   std::function<void(const MismatchReport&)> sink_;
@@ -237,11 +268,16 @@ class EventBuffer {
   std::vector<std::string> sweep_keys_;
   std::size_t sweep_next_ = 0;
 
-  std::mutex retention_mu_;                // serialises EnforceRetention, guards eviction_sink_
+  std::mutex retention_mu_;                // serialises EnforceRetention
+  std::mutex budget_mu_;                   // serialises budget evictions (after retention_mu_)
+  std::mutex eviction_sink_mu_;            // guards eviction_sink_ (innermost)
   std::function<void(std::vector<EventRef>&&)> eviction_sink_;
+  std::atomic<bool> has_eviction_sink_{false};
   std::function<void()> transition_hook_;  // tests only
 
   mutable std::atomic<std::uint64_t> appended_{0}, dedup_hits_{0}, evictions_{0}, expired_{0};
+  mutable std::atomic<std::uint64_t> truncated_{0};
+  mutable std::atomic<std::uint64_t> evictions_by_reason_[kEvictionReasonCount] = {};
   mutable std::atomic<std::size_t> record_bytes_{0};
   mutable std::atomic<std::uint64_t> mismatches_[kMismatchKindCount] = {};
   mutable std::atomic<std::uint64_t> verifications_[kVerifyResultCount] = {};

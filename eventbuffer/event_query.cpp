@@ -1,5 +1,7 @@
 #include "eventbuffer/event_query.h"
 
+#include <atomic>
+
 namespace eventbuffer {
 
 namespace {
@@ -22,7 +24,15 @@ std::int64_t FloorMillis(std::int64_t ns) {
   return ms;
 }
 
+std::atomic<std::int64_t> max_clock_skew_ms{kDefaultMaxClockSkewMs};
+
 }  // namespace
+
+void SetMaxClockSkewMs(std::int64_t skew_ms) {
+  max_clock_skew_ms.store(skew_ms, std::memory_order_relaxed);
+}
+
+std::int64_t MaxClockSkewMs() { return max_clock_skew_ms.load(std::memory_order_relaxed); }
 
 int ComparePositions(std::int64_t a_time_ms, std::string_view a_uid, std::string_view a_rv,
                      std::int64_t b_time_ms, std::string_view b_uid, std::string_view b_rv) {
@@ -40,12 +50,23 @@ std::int64_t OccurrenceTimeMs(const EventRecord& record) {
   using F = EventRecord::Field;
   static constexpr F kOrder[] = {F::kSeriesLastObservedTime, F::kLastTimestamp, F::kEventTime,
                                  F::kFirstTimestamp};
+  const std::int64_t receive_ns = record.numbers().receive_unix_ns;
+  const std::int64_t received_ms = FloorMillis(receive_ns);
+  const auto clamped = [&](std::int64_t ms) {
+    if (receive_ns == 0) return ms;
+    const std::int64_t skew = max_clock_skew_ms.load(std::memory_order_relaxed);
+    const std::int64_t bound = received_ms > INT64_MAX - skew ? INT64_MAX : received_ms + skew;
+    return ms < bound ? ms : bound;
+  };
   for (const F field : kOrder) {
     const std::string_view text = record.Get(field);
     std::int64_t ms;
-    if (!text.empty() && ParseRfc3339Millis(text, &ms)) return ms;
+    if (!text.empty() && ParseRfc3339Millis(text, &ms)) return clamped(ms);
   }
-  return FloorMillis(record.numbers().receive_unix_ns);
+  // No timestamp text: a record built without it (e.g. by a test or an older store) may
+  // still carry the decoder's parsed time.
+  if (const std::int64_t ms = record.numbers().last_seen_unix_ms; ms != 0) return clamped(ms);
+  return received_ms;
 }
 
 OccurrencePosition PositionOf(const EventRecord& record) {

@@ -40,14 +40,29 @@ bool PositionLess(const OccurrencePosition& a, const OccurrencePosition& b);
 int ComparePositions(std::int64_t a_time_ms, std::string_view a_uid, std::string_view a_rv,
                      std::int64_t b_time_ms, std::string_view b_uid, std::string_view b_rv);
 
-// The time an occurrence is listed at, in milliseconds since the Unix epoch: the first of
-// series.lastObservedTime, lastTimestamp, eventTime, firstTimestamp that is set and parses
-// (ParseRfc3339Millis; sub-millisecond digits are dropped), else the time it was received
-// (numbers().receive_unix_ns / 1e6, rounded down). A pure function of the record: the
-// same record always gets the same time, so a position never changes while it is held.
+// The time an occurrence is listed at and aged by, in milliseconds since the Unix epoch:
+// the first of series.lastObservedTime, lastTimestamp, eventTime, firstTimestamp that is
+// set and parses (ParseRfc3339Millis; sub-millisecond digits are dropped), else
+// numbers().last_seen_unix_ms when not 0, else the time it was received
+// (numbers().receive_unix_ns / 1e6, rounded down). A time later than receive
+// time + MaxClockSkewMs() is clamped to that bound (a reporter's clock can be wrong, a
+// year-9999 timestamp must not keep an occurrence forever nor list it last forever); a
+// record with no receive time (0) is not clamped. The record's own timestamps are not
+// changed: the API shows them as sent. Retention (RecordTimeMs), the dedup tombstones and
+// the query index all use this one time.
+// A pure function of the record while MaxClockSkewMs() stays the same: the same record
+// always gets the same time, so a position never changes while it is held.
 // Cost: usually one timestamp parse (tens of ns); the QueryIndex computes it once per
 // occurrence at Add and keeps it in its entry.
 std::int64_t OccurrenceTimeMs(const EventRecord& record);
+
+// The clock skew allowed by OccurrenceTimeMs, process-wide (RetentionConfig::max_clock_skew).
+// The EventBuffer sets it when it is built; it must not change while occurrences are held
+// (their positions would move), so EventBuffer::Reconfigure refuses to change it.
+// Default kDefaultMaxClockSkewMs. Thread-safe (a relaxed atomic).
+inline constexpr std::int64_t kDefaultMaxClockSkewMs = 5 * 60 * 1000;
+void SetMaxClockSkewMs(std::int64_t skew_ms);
+std::int64_t MaxClockSkewMs();
 
 // The list position of an occurrence.
 OccurrencePosition PositionOf(const EventRecord& record);

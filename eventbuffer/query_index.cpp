@@ -226,6 +226,7 @@ struct QueryIndex::Namespace {
   std::vector<std::unique_ptr<Block>> blocks;
   NameTable names;
   std::size_t count = 0;
+  std::size_t bytes = 0;  // EventRecord::MemoryBytes of the entries' records
 
   // The first entry at or after p (strict = false) or after p (strict = true), as (block,
   // slot); (blocks.size(), 0) when there is none.
@@ -299,6 +300,7 @@ struct QueryIndex::Namespace {
     }
     names.Insert(record, hash);
     ++count;
+    bytes += record->MemoryBytes();
     return true;
   }
 
@@ -313,6 +315,7 @@ struct QueryIndex::Namespace {
     Block& b = *blocks[bi];
     names.Erase(b.v[i].ref.get(), NameTable::Hash(*b.v[i].ref));
     --count;
+    bytes -= b.v[i].ref->MemoryBytes();
     if (i == b.head) {
       b.v[i] = Entry{};
       ++b.head;
@@ -550,6 +553,48 @@ EventRef QueryIndex::Find(std::string_view ns, std::string_view event_name,
   const auto [bi, i] = n->Seek(Pos{OccurrenceTimeMs(*r), r->uid(), r->resource_version()}, false);
   if (bi == n->blocks.size() || n->blocks[bi]->v[i].ref.get() != r) return nullptr;
   return n->blocks[bi]->v[i].ref;
+}
+
+std::vector<QueryIndex::NamespaceUsage> QueryIndex::Usage() const {
+  std::vector<std::pair<std::string, std::shared_ptr<Namespace>>> spaces;
+  {
+    std::shared_lock<std::shared_mutex> lock(map_mu_);
+    spaces.reserve(map_.size());
+    for (const auto& [name, n] : map_) spaces.emplace_back(name, n);
+  }
+  std::vector<NamespaceUsage> out;
+  out.reserve(spaces.size());
+  for (auto& [name, n] : spaces) {
+    std::shared_lock<WriterFirstMutex> lock(n->mu);
+    if (n->count == 0) continue;
+    out.push_back(NamespaceUsage{std::move(name), n->count, n->bytes});
+  }
+  return out;
+}
+
+EventRef QueryIndex::Oldest(std::string_view ns) const {
+  const std::shared_ptr<Namespace> n = Lookup(ns);
+  if (n == nullptr) return nullptr;
+  std::shared_lock<WriterFirstMutex> lock(n->mu);
+  if (n->blocks.empty()) return nullptr;
+  return n->blocks.front()->front().ref;
+}
+
+EventRef QueryIndex::Oldest() const {
+  std::vector<std::shared_ptr<Namespace>> spaces;
+  {
+    std::shared_lock<std::shared_mutex> lock(map_mu_);
+    spaces.reserve(map_.size());
+    for (const auto& [name, n] : map_) spaces.push_back(n);
+  }
+  Entry best;
+  for (const auto& n : spaces) {
+    std::shared_lock<WriterFirstMutex> lock(n->mu);
+    if (n->blocks.empty()) continue;
+    const Entry& e = n->blocks.front()->front();
+    if (best.ref == nullptr || EntryLess(e, best)) best = e;
+  }
+  return best.ref;
 }
 
 std::size_t QueryIndex::NamespaceCount() const {

@@ -97,6 +97,22 @@ class QueryIndex {
   EventRef Find(std::string_view ns, std::string_view event_name,
                 std::string_view resource_version) const;
 
+  // How much one namespace holds: occurrences and EventRecord::MemoryBytes of their records.
+  struct NamespaceUsage {
+    std::string ns;
+    std::size_t events = 0;
+    std::size_t bytes = 0;
+  };
+  // Every namespace with its usage. No order. O(namespaces); each namespace's lock is held
+  // shared for one read.
+  std::vector<NamespaceUsage> Usage() const;
+
+  // The first occurrence in list order (the oldest) of namespace ns, or null when it holds
+  // none. O(1) under the namespace's shared lock.
+  EventRef Oldest(std::string_view ns) const;
+  // The first occurrence in list order over all namespaces, or null. O(namespaces).
+  EventRef Oldest() const;
+
   // Occurrences indexed.
   std::size_t size() const { return size_.load(std::memory_order_relaxed); }
   // Namespaces with at least one occurrence.

@@ -46,11 +46,21 @@ BufferMetrics::BufferMetrics(prometheus::Registry& registry) {
     mismatches_[i] =
         &mismatches.Add({{"kind", Str(MismatchKindName(static_cast<MismatchKind>(i)))}});
   }
-  evictions_ = &prometheus::BuildCounter()
-                    .Name("eventbuffer_evictions_total")
-                    .Help("Event occurrences removed by retention (age or count).")
-                    .Register(registry)
-                    .Add({});
+  auto& evictions = prometheus::BuildCounter()
+                        .Name("eventbuffer_evictions_total")
+                        .Help("Event occurrences removed by retention, by reason: age, "
+                              "per_object, budget, namespace_share.")
+                        .Register(registry);
+  for (std::size_t i = 0; i < kEvictionReasonCount; ++i) {
+    evictions_[i] =
+        &evictions.Add({{"reason", Str(EvictionReasonName(static_cast<EvictionReason>(i)))}});
+  }
+  truncated_messages_ = &prometheus::BuildCounter()
+                            .Name("eventbuffer_truncated_messages_total")
+                            .Help("Event occurrences stored with their message truncated to "
+                                  "retention.maxMessageBytes.")
+                            .Register(registry)
+                            .Add({});
   dedup_hits_ = &prometheus::BuildCounter()
                      .Name("eventbuffer_dedup_hits_total")
                      .Help("Appends dropped because the buffer already held that occurrence.")
@@ -117,10 +127,16 @@ void BufferMetrics::OnMismatch(MismatchKind kind) {
 }
 
 void BufferMetrics::OnEvictions(std::size_t count) {
-  evictions_->Increment(static_cast<double>(count));
+  OnEvictionsByReason(EvictionReason::kBudget, count);
+}
+
+void BufferMetrics::OnEvictionsByReason(EvictionReason reason, std::size_t count) {
+  evictions_[static_cast<std::size_t>(reason)]->Increment(static_cast<double>(count));
 }
 
 void BufferMetrics::OnDedupHit() { dedup_hits_->Increment(); }
+
+void BufferMetrics::OnMessageTruncated() { truncated_messages_->Increment(); }
 
 void BufferMetrics::OnModeChange(GrayMode mode, double rollout_percent) {
   for (std::size_t i = 0; i < kGrayModeCount; ++i) {

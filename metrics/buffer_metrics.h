@@ -9,7 +9,8 @@
 //   eventbuffer_write_pause_seconds{backend}              histogram of stalls > 0
 //   eventbuffer_write_pause_max_seconds{backend}          gauge, longest stall in 60 s
 //   eventbuffer_verifications_total{result}, eventbuffer_mismatches_total{kind}
-//   eventbuffer_evictions_total, eventbuffer_dedup_hits_total
+//   eventbuffer_evictions_total{reason}, eventbuffer_dedup_hits_total,
+//   eventbuffer_truncated_messages_total
 //   eventbuffer_gray_mode{mode}, eventbuffer_rollout_percent
 //   eventbuffer_config_reloads_total{result}, eventbuffer_config_last_reload_successful,
 //   eventbuffer_config_last_reload_success_timestamp_seconds
@@ -77,8 +78,11 @@ class BufferMetrics final : public BufferObserver {
   void OnStall(Backend backend, std::int64_t stall_ns) override;
   void OnVerification(VerifyResult result) override;
   void OnMismatch(MismatchKind kind) override;
+  // Without a reason (callers that predate the reasons): counted as reason "budget".
   void OnEvictions(std::size_t count) override;
+  void OnEvictionsByReason(EvictionReason reason, std::size_t count) override;
   void OnDedupHit() override;
+  void OnMessageTruncated() override;
   // Sets eventbuffer_gray_mode{mode} to 1 for `mode`, 0 for the others, and the rollout percent.
   void OnModeChange(GrayMode mode, double rollout_percent) override;
 
@@ -113,8 +117,9 @@ class BufferMetrics final : public BufferObserver {
   std::array<prometheus::Counter*, kVerifyResultCount> verifications_{};
   std::array<prometheus::Counter*, kMismatchKindCount> mismatches_{};
   std::array<prometheus::Gauge*, kGrayModeCount> mode_{};
-  prometheus::Counter* evictions_ = nullptr;
+  std::array<prometheus::Counter*, kEvictionReasonCount> evictions_{};
   prometheus::Counter* dedup_hits_ = nullptr;
+  prometheus::Counter* truncated_messages_ = nullptr;
   prometheus::Gauge* rollout_percent_ = nullptr;
   prometheus::Counter* reload_success_ = nullptr;
   prometheus::Counter* reload_failure_ = nullptr;

@@ -11,12 +11,17 @@
 #include <initializer_list>
 #include <sstream>
 
+#include "controller/config/memory_limit.h"
 #include "controller/file_text.h"
 #include "eventbuffer/gray_flag.h"
+#include "eventbuffer/message_limit.h"
 
 namespace eventbuffer::controller {
 
 namespace {
+
+// The smallest eventBuffer.retention.maxBytes accepted.
+constexpr std::size_t kMinMaxBytes = std::size_t{1} << 20;
 
 // Thrown inside the parser only, caught in ParseConfig.
 struct FieldError {
@@ -95,6 +100,39 @@ std::size_t CountOf(const std::string& field, const YAML::Node& node) {
   return static_cast<std::size_t>(v);
 }
 
+// A byte size: a non-negative integer, optionally followed by Ki, Mi, Gi or Ti (powers of
+// 1024, as Kubernetes quantities spell them).
+bool ParseByteSize(std::string_view text, std::size_t* out) {
+  std::uint64_t n = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || ptr == text.data()) return false;
+  const std::string_view unit(ptr, static_cast<std::size_t>(text.data() + text.size() - ptr));
+  int shift = 0;
+  if (unit == "Ki") {
+    shift = 10;
+  } else if (unit == "Mi") {
+    shift = 20;
+  } else if (unit == "Gi") {
+    shift = 30;
+  } else if (unit == "Ti") {
+    shift = 40;
+  } else if (!unit.empty()) {
+    return false;
+  }
+  if (shift > 0 && n > (UINT64_MAX >> shift)) return false;
+  *out = static_cast<std::size_t>(n << shift);
+  return true;
+}
+
+std::size_t BytesOf(const std::string& field, const YAML::Node& node) {
+  const std::string s = ScalarOf(field, node, "a byte size");
+  std::size_t v = 0;
+  if (!ParseByteSize(s, &v)) {
+    Fail(field, node, "expected a byte size such as 16384, 64Ki, 512Mi or 2Gi, got \"" + s + "\"");
+  }
+  return v;
+}
+
 void ParseInto(const YAML::Node& root, BufferConfig* c) {
   if (!root.IsDefined() || root.IsNull()) {
     throw FieldError{"eventBuffer", 1, "missing (the file is empty)"};
@@ -126,8 +164,11 @@ void ParseInto(const YAML::Node& root, BufferConfig* c) {
       }
     }
   }
+  bool max_bytes_set = false;
   if (const YAML::Node r = eb["retention"]) {
-    CheckMap("eventBuffer.retention", r, {"maxAge", "maxEvents", "maxEventsPerObject"});
+    CheckMap("eventBuffer.retention", r,
+             {"maxAge", "maxEvents", "maxEventsPerObject", "maxMessageBytes", "maxClockSkew",
+              "maxBytes"});
     if (const YAML::Node a = r["maxAge"]) {
       const std::string s = ScalarOf("eventBuffer.retention.maxAge", a, "a duration");
       if (!ParseDuration(s, &c->retention.max_age) || c->retention.max_age.count() == 0) {
@@ -141,7 +182,31 @@ void ParseInto(const YAML::Node& root, BufferConfig* c) {
     if (const YAML::Node n = r["maxEventsPerObject"]) {
       c->retention.max_events_per_object = CountOf("eventBuffer.retention.maxEventsPerObject", n);
     }
+    if (const YAML::Node n = r["maxMessageBytes"]) {
+      c->retention.max_message_bytes = BytesOf("eventBuffer.retention.maxMessageBytes", n);
+      if (c->retention.max_message_bytes < kMinMessageBytes) {
+        Fail("eventBuffer.retention.maxMessageBytes", n,
+             "must be at least " + std::to_string(kMinMessageBytes) + " bytes, got " + n.Scalar());
+      }
+    }
+    if (const YAML::Node k = r["maxClockSkew"]) {
+      const std::string s = ScalarOf("eventBuffer.retention.maxClockSkew", k, "a duration");
+      if (!ParseDuration(s, &c->retention.max_clock_skew)) {
+        Fail("eventBuffer.retention.maxClockSkew", k,
+             "expected a duration such as 30s, 5m or 1h, got \"" + s + "\"");
+      }
+    }
+    if (const YAML::Node n = r["maxBytes"]) {
+      c->retention.max_bytes = BytesOf("eventBuffer.retention.maxBytes", n);
+      if (c->retention.max_bytes < kMinMaxBytes) {
+        Fail("eventBuffer.retention.maxBytes", n,
+             "must be at least 1Mi (" + std::to_string(kMinMaxBytes) + " bytes), got " +
+                 n.Scalar());
+      }
+      max_bytes_set = true;
+    }
   }
+  if (!max_bytes_set) c->retention.max_bytes = DefaultMaxBytes(ContainerMemoryLimit());
 }
 
 }  // namespace

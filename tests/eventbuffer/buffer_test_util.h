@@ -53,6 +53,7 @@ class CountingObserver : public BufferObserver {
   void OnMismatch(MismatchKind k) override { mismatches[static_cast<int>(k)].fetch_add(1); }
   void OnEvictions(std::size_t n) override { evictions.fetch_add(n); }
   void OnDedupHit() override { dedup_hits.fetch_add(1); }
+  void OnMessageTruncated() override { truncated.fetch_add(1); }
   void OnModeChange(GrayMode m, double p) override {
     mode_changes.fetch_add(1);
     last_mode.store(static_cast<int>(m));
@@ -63,6 +64,7 @@ class CountingObserver : public BufferObserver {
   std::atomic<std::uint64_t> verifications[kVerifyResultCount] = {};
   std::atomic<std::uint64_t> mismatches[kMismatchKindCount] = {};
   std::atomic<std::uint64_t> evictions{0}, dedup_hits{0}, mode_changes{0}, negative_durations{0};
+  std::atomic<std::uint64_t> truncated{0};
   std::atomic<int> last_mode{-1};
   std::atomic<double> last_percent{-1};
 };

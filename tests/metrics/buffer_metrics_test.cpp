@@ -57,8 +57,11 @@ TEST_F(BufferMetricsTest, EveryKnownLabelCombinationStartsAtZero) {
     EXPECT_EQ(Sample(t, std::string("eventbuffer_gray_mode{mode=\"") + mode + "\"}"), 0);
   }
   EXPECT_EQ(Sample(t, "eventbuffer_rollout_percent"), 0);
-  EXPECT_EQ(Sample(t, "eventbuffer_evictions_total"), 0);
+  for (const char* r : {"age", "per_object", "budget", "namespace_share"}) {
+    EXPECT_EQ(Sample(t, std::string("eventbuffer_evictions_total{reason=\"") + r + "\"}"), 0);
+  }
   EXPECT_EQ(Sample(t, "eventbuffer_dedup_hits_total"), 0);
+  EXPECT_EQ(Sample(t, "eventbuffer_truncated_messages_total"), 0);
   EXPECT_EQ(Sample(t, "eventbuffer_record_memory_bytes"), 0);
   EXPECT_EQ(Sample(t, "eventbuffer_config_last_reload_successful"), 1);
 }
@@ -114,16 +117,23 @@ TEST_F(BufferMetricsTest, CountersFollowTheObserverCalls) {
   m_.OnVerification(VerifyResult::kMismatch);
   m_.OnMismatch(MismatchKind::kCorrupt);
   m_.OnEvictions(7);
-  m_.OnEvictions(3);
+  m_.OnEvictionsByReason(EvictionReason::kAge, 3);
+  m_.OnEvictionsByReason(EvictionReason::kNamespaceShare, 4);
   m_.OnDedupHit();
+  m_.OnMessageTruncated();
+  m_.OnMessageTruncated();
   const std::string t = Render(registry_, m_);
   EXPECT_EQ(Sample(t, "eventbuffer_verifications_total{result=\"match\"}"), 2);
   EXPECT_EQ(Sample(t, "eventbuffer_verifications_total{result=\"mismatch\"}"), 1);
   EXPECT_EQ(Sample(t, "eventbuffer_verifications_total{result=\"skipped\"}"), 0);
   EXPECT_EQ(Sample(t, "eventbuffer_mismatches_total{kind=\"corrupt\"}"), 1);
   EXPECT_EQ(Sample(t, "eventbuffer_mismatches_total{kind=\"missing\"}"), 0);
-  EXPECT_EQ(Sample(t, "eventbuffer_evictions_total"), 10);
+  EXPECT_EQ(Sample(t, "eventbuffer_evictions_total{reason=\"budget\"}"), 7);
+  EXPECT_EQ(Sample(t, "eventbuffer_evictions_total{reason=\"age\"}"), 3);
+  EXPECT_EQ(Sample(t, "eventbuffer_evictions_total{reason=\"namespace_share\"}"), 4);
+  EXPECT_EQ(Sample(t, "eventbuffer_evictions_total{reason=\"per_object\"}"), 0);
   EXPECT_EQ(Sample(t, "eventbuffer_dedup_hits_total"), 1);
+  EXPECT_EQ(Sample(t, "eventbuffer_truncated_messages_total"), 2);
 }
 
 TEST_F(BufferMetricsTest, ModeChangeMarksExactlyOneModeActive) {

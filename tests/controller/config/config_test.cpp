@@ -1,5 +1,7 @@
 #include "controller/config/config.h"
 
+#include "controller/config/memory_limit.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -28,6 +30,30 @@ TEST(ConfigTest, ParsesTheDocumentedExample) {
   EXPECT_EQ(r.config.retention.max_age, 90min);
   EXPECT_EQ(r.config.retention.max_events, 200000u);
   EXPECT_EQ(r.config.retention.max_events_per_object, 500u);
+}
+
+TEST(ConfigTest, ParsesTheBoundedRetentionKeys) {
+  const auto r = ParseConfig(R"(eventBuffer:
+  mode: shadow
+  retention:
+    maxMessageBytes: 8Ki
+    maxClockSkew: 90s
+    maxBytes: 256Mi
+)");
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.config.retention.max_message_bytes, 8192u);
+  EXPECT_EQ(r.config.retention.max_clock_skew, 90s);
+  EXPECT_EQ(r.config.retention.max_bytes, std::size_t{256} << 20);
+  const auto plain = ParseConfig("eventBuffer:\n  mode: shadow\n  retention:\n    maxBytes: 2097152\n    maxClockSkew: 0s\n");
+  ASSERT_TRUE(plain.ok()) << plain.error;
+  EXPECT_EQ(plain.config.retention.max_bytes, 2097152u);
+  EXPECT_EQ(plain.config.retention.max_clock_skew, 0s);
+  // Unset: 16 KiB, 5 minutes, and the budget derived from this container's memory limit.
+  const auto defaults = ParseConfig("eventBuffer:\n  mode: shadow\n");
+  ASSERT_TRUE(defaults.ok()) << defaults.error;
+  EXPECT_EQ(defaults.config.retention.max_message_bytes, 16384u);
+  EXPECT_EQ(defaults.config.retention.max_clock_skew, 5min);
+  EXPECT_EQ(defaults.config.retention.max_bytes, DefaultMaxBytes(ContainerMemoryLimit()));
 }
 
 TEST(ConfigTest, OmittedFieldsTakeDefaultsButModeIsRequired) {
@@ -123,7 +149,23 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"eventBuffer:\n  mode: [shadow]\n", "eventBuffer.mode", 2, "got a list"},
         BadCase{"eventbuffer:\n  mode: shadow\n", "eventbuffer", 1, "unknown field"},
         BadCase{"", "eventBuffer", 1, "missing"},
-        BadCase{"# only a comment\n", "eventBuffer", 1, "missing"}),
+        BadCase{"# only a comment\n", "eventBuffer", 1, "missing"},
+        BadCase{"eventBuffer:\n  mode: shadow\n  retention:\n    maxMessageBytes: 64\n",
+                "eventBuffer.retention.maxMessageBytes", 4, "at least 128"},
+        BadCase{"eventBuffer:\n  mode: shadow\n  retention:\n    maxMessageBytes: 16KB\n",
+                "eventBuffer.retention.maxMessageBytes", 4, "expected a byte size"},
+        BadCase{"eventBuffer:\n  mode: shadow\n  retention:\n    maxClockSkew: -5m\n",
+                "eventBuffer.retention.maxClockSkew", 4, "expected a duration"},
+        BadCase{"eventBuffer:\n  mode: shadow\n  retention:\n    maxClockSkew: soon\n",
+                "eventBuffer.retention.maxClockSkew", 4, "expected a duration"},
+        BadCase{"eventBuffer:\n  mode: shadow\n  retention:\n    maxBytes: 1000\n",
+                "eventBuffer.retention.maxBytes", 4, "at least 1Mi"},
+        BadCase{"eventBuffer:\n  mode: shadow\n  retention:\n    maxBytes: 2GB\n",
+                "eventBuffer.retention.maxBytes", 4, "expected a byte size"},
+        BadCase{"eventBuffer:\n  mode: shadow\n  retention:\n    maxBytes: 99999999999Ti\n",
+                "eventBuffer.retention.maxBytes", 4, "expected a byte size"},
+        BadCase{"eventBuffer:\n  mode: shadow\n  retention:\n    maxBytes: [1]\n",
+                "eventBuffer.retention.maxBytes", 4, "got a list"}),
     [](const auto& info) { return "Case" + std::to_string(info.index); });
 
 TEST(ConfigTest, YamlSyntaxErrorsCarryTheLine) {

@@ -61,8 +61,9 @@ TEST(OccurrencePositionTest, TimeIsSeriesThenLastThenEventTimeThenFirstThenRecei
   spec.event_time = "2024-05-01T10:00:01.000000Z";
   spec.last_timestamp = "2024-05-01T10:00:02Z";
   spec.series_last_observed = "2024-05-01T10:00:03.000000Z";
-  spec.receive_unix_ns = 5'000'000;
   const std::int64_t base = 1714557600000;  // 2024-05-01T10:00:00Z
+  // Received after the timestamps: none is clamped to receive time + maxClockSkew.
+  spec.receive_unix_ns = (base + 10'000) * 1'000'000 + 5;
   EXPECT_EQ(OccurrenceTimeMs(*spec.Build()), base + 3000);
   spec.series_last_observed = "";
   EXPECT_EQ(OccurrenceTimeMs(*spec.Build()), base + 2000);
@@ -71,7 +72,7 @@ TEST(OccurrencePositionTest, TimeIsSeriesThenLastThenEventTimeThenFirstThenRecei
   spec.event_time = "";
   EXPECT_EQ(OccurrenceTimeMs(*spec.Build()), base);
   spec.first_timestamp = "";
-  EXPECT_EQ(OccurrenceTimeMs(*spec.Build()), 5);
+  EXPECT_EQ(OccurrenceTimeMs(*spec.Build()), base + 10'000);
   const OccurrencePosition pos = PositionOf(*spec.Build());
   EXPECT_EQ(pos.uid, spec.uid);
   EXPECT_EQ(pos.resource_version, spec.rv);
