@@ -8,8 +8,9 @@ The emulator runs the demo traffic; the controller keeps its history in --data-d
     during the delay, and /livez stays 200 (shutting down is not dead);
   - the process exits 0 after the delay and within the delay plus a few seconds, having
     logged each step;
-  - a restart on the same --data-dir holds every occurrence served before the exit (zero
-    loss), read back from the disk (eventbuffer_store_occurrences_total{op="restored"}).
+  - a restart on the same --data-dir becomes ready only after its restore and its first
+    list, and holds every occurrence served before the exit (zero loss), read back from
+    the disk (eventbuffer_store_occurrences_total{op="restored"}).
 A second SIGTERM during a long delay cuts it short, and the exit is still clean.
 
 Environment: KEB_CONTROLLER (the binary), KEB_EMULATOR (kube_emulator.py).
@@ -160,7 +161,20 @@ class SigtermShutdown(unittest.TestCase):
         self.assertEqual(positions, sorted(positions), "steps out of order:\n%s" % logs)
 
         # Restart on the same directory: everything held before is held again, from disk.
-        again = self.controller("second", "--shutdown-delay", "0s")
+        # /readyz is 200 only once the restore is done and the first list is in.
+        again = Controller(self.workdir, self.emu.kubeconfig, "--data-dir", self.data_dir, "--shutdown-delay", "0s",
+                           serving=self.serving, name="second", cache_ttl="10m")
+        self.ctls.append(again)
+        deadline = time.monotonic() + 30
+        while again.probe("/readyz", timeout=1)[0] != 200:
+            self.assertIsNone(again.proc.poll(), again.logs())
+            self.assertLess(time.monotonic(), deadline, "not ready after 30 s:\n" + again.logs())
+            time.sleep(0.01)
+        logs = again.logs()
+        self.assertIn("durable store", logs)
+        self.assertIn("restored", logs, "ready before the restore was logged:\n" + logs)
+        self.assertIn("first list is in the buffer", logs, "ready before the first list:\n" + logs)
+        self.assertLess(logs.find("restored"), logs.find("first list is in the buffer"), logs)
         after = self.held(again)
         lost = before - after
         self.assertFalse(lost, "%d occurrences lost across the restart, e.g. %r" % (len(lost), sorted(lost)[:5]))
