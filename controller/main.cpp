@@ -1,12 +1,14 @@
 // eventbuffer-controller: wiring only. Flags -> logging -> configuration -> EventBuffer and
 // metrics -> API client and Watcher (watch thread) -> delegated auth and the serving ports
 // (the eventbuffer.dev API, metrics, probes) -> maintenance thread -> wait for SIGTERM/SIGINT
-// (SIGHUP reloads the configuration) -> orderly shutdown with a final stats line.
+// (SIGHUP reloads the configuration) -> orderly shutdown with a final stats line: /readyz
+// fails, the ports serve on for --shutdown-delay, the watch stops, the store is flushed.
 #include <fmt/ranges.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -33,6 +35,7 @@
 #include "controller/serving/probes.h"
 #include "controller/serving/server.h"
 #include "controller/serving/serving_metrics.h"
+#include "controller/shutdown_delay.h"
 #include "eventbuffer/event_buffer.h"
 #include "eventbuffer/periodic_thread.h"
 #include "metrics/metrics.h"
@@ -174,7 +177,9 @@ int main(int argc, char** argv) {
       [&mismatch_logger](const eventbuffer::MismatchReport& r) { mismatch_logger.Log(r); });
   // The durable store (--data-dir): its history goes into the buffer through the normal
   // Append before the watch starts, so the first list's overlap is refused as duplicates and
-  // readiness (after the first list) comes after the restore.
+  // readiness (after the first list) comes after the restore. `restored` says so to /readyz
+  // as well, so that readiness does not depend on the order of start-up alone.
+  std::atomic<bool> restored{false};
   std::unique_ptr<ebc::EventStore> store;
   if (!options.data_dir.empty()) {
     ebc::EventStoreOptions store_options;
@@ -203,6 +208,7 @@ int main(int argc, char** argv) {
     if (evicted > 0) spdlog::info("durable store: {} restored occurrences past retention", evicted);
     store->Start();
   }
+  restored.store(true, std::memory_order_release);  // pairs with the acquire in /readyz
   std::unique_ptr<ebc::ConfigWatcher> config_watcher;
   if (!options.config_path.empty()) {
     ebc::ConfigWatcher::Options watch_options;
@@ -268,13 +274,15 @@ int main(int argc, char** argv) {
        .find = [&buffer](std::string_view ns, std::string_view name,
                          std::string_view rv) { return buffer.Find(ns, name, rv); },
        .now_unix_ms = {}});
-  ebc::Probes probes({.live =
-                          [&watcher](std::string* why) {
-                            if (watcher.Healthy(std::chrono::minutes(10))) return true;
-                            *why = "no watch progress for 10 minutes";
-                            return false;
-                          },
-                      .ready = [&sink] { return sink.synced(); }});
+  ebc::Probes probes(
+      {.live =
+           [&watcher](std::string* why) {
+             if (watcher.Healthy(std::chrono::minutes(10))) return true;
+             *why = "no watch progress for 10 minutes";
+             return false;
+           },
+       .ready = [&restored,
+                 &sink] { return restored.load(std::memory_order_acquire) && sink.synced(); }});
 
   // The serving ports, each a Server with threads of its own: probes never wait behind reads.
   std::unique_ptr<ebc::Server> secure, metrics_server;
@@ -358,12 +366,34 @@ int main(int argc, char** argv) {
     break;
   }
 
+  // Shutdown: readiness first, so the endpoints move away while the ports still answer;
+  // then the watch; then the store, which then holds everything the watch delivered.
   const auto shutdown_start = std::chrono::steady_clock::now();
+  const auto since_start = [&shutdown_start] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - shutdown_start).count();
+  };
   probes.BeginShutdown();
+  spdlog::info("shutdown: /readyz fails from now on; serving goes on for {}ms (--shutdown-delay)",
+               options.shutdown_delay.count());
+  const int cut_by = ebc::WaitShutdownDelay(signals, options.shutdown_delay, [&](int s) {
+    if (s != SIGHUP) return true;
+    spdlog::info("SIGHUP during the shutdown delay: configuration reload");
+    if (config_watcher) config_watcher->ReloadNow();
+    return false;
+  });
+  if (cut_by != 0) {
+    spdlog::info("shutdown: {} cut the delay short after {:.3f}s",
+                 cut_by == SIGTERM ? "a second SIGTERM" : "SIGINT", since_start());
+  } else if (options.shutdown_delay.count() > 0) {
+    spdlog::info("shutdown: delay over after {:.3f}s", since_start());
+  }
+  spdlog::info("shutdown: stopping the watch");
   watcher.Stop();
   watch_thread.join();
   maintenance.Stop();
+  spdlog::info("shutdown: watch stopped after {:.3f}s", since_start());
   if (store) {
+    spdlog::info("shutdown: flushing the durable store");
     store->Stop();  // the watch has stopped: this writes everything it delivered
     const ebc::EventStoreStats ss = store->Stats();
     spdlog::info(
@@ -374,6 +404,7 @@ int main(int argc, char** argv) {
   }
   if (config_watcher) config_watcher->Stop();
   mismatch_logger.Flush();
+  spdlog::info("shutdown: closing the serving ports");
   for (ebc::Server* server : {secure.get(), metrics_server.get(), &probe_server}) {
     if (server != nullptr) server->Stop();
   }

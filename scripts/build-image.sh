@@ -18,8 +18,8 @@
 #   4. the image runs as 65532, has the controller as its entrypoint and exposes 8443 (the
 #      eventbuffer.dev API), 8080 (/metrics) and 8081 (probes);
 #   5. run as the pod runs it (read-only root, no capabilities, the config and the serving
-#      certificate in one projected volume, the rendered Deployment's args with the ports
-#      moved to loopback), the controller watches the bundled API-server emulator on
+#      certificate in one projected volume, --data-dir on a tmpfs as the pod's emptyDir, the
+#      rendered Deployment's args with the ports moved to loopback), the controller watches the bundled API-server emulator on
 #      127.0.0.1 (TLS, token), serves events.eventbuffer.dev on its secure port with that
 #      certificate (read as the demo policy's viewer, verified against the demo CA; 401
 #      without a token, 403 for a user without rights) and /metrics over HTTPS with the same
@@ -192,8 +192,13 @@ for a in deps[0]["spec"]["template"]["spec"]["containers"][0]["args"]:
     --tls-private-key-file=/etc/kube-eventbuffer/serving-cert/tls.key --metrics-secure=true; do
     [[ " ${args[*]} " == *" $want "* ]] || die "the Deployment args lack $want: ${args[*]}"
   done
+  # --data-dir is the pod's data volume (an emptyDir): a writable tmpfs here.
+  data_dir=
+  for a in "${args[@]}"; do [[ $a == --data-dir=* ]] && data_dir=${a#--data-dir=}; done
+  [[ -n $data_dir ]] || die "the Deployment args lack --data-dir: ${args[*]}"
   log "container args: ${args[*]} --kubeconfig=$emu/kubeconfig"
   podman run -d --name "$container" --network host --read-only --tmpfs /tmp \
+    --tmpfs "$data_dir:rw,mode=1777" \
     --cap-drop ALL --security-opt no-new-privileges \
     -v "$emu:$emu:ro" -v "$cm:/etc/kube-eventbuffer:ro" "$tag" \
     "${args[@]}" --kubeconfig="$emu/kubeconfig" >/dev/null

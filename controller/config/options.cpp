@@ -55,6 +55,13 @@ Durable history:
   --data-max-bytes N                 disk budget of --data-dir; beyond it the oldest are deleted
                                      from disk (default 1Gi; suffixes Ki Mi Gi Ti k M G T)
 
+Shutdown:
+  --shutdown-delay D                 on SIGTERM, /readyz fails at once and the API and metrics
+                                     ports go on serving for D, so that the Service's endpoints
+                                     move away first; then the watch stops and --data-dir is
+                                     flushed (default 5s; 0 stops at once). A second SIGTERM or
+                                     SIGINT cuts the delay short.
+
   --config PATH                      YAML configuration file (gray-release flag, retention);
                                      reloaded when it changes and on SIGHUP
   --log-format json|text             log line format (default "json")
@@ -207,6 +214,7 @@ bool ParseOptions(const std::vector<std::string>& args, Options* options, std::s
        }},
       {"data-max-bytes",
        [options](const std::string& v) { return ParseByteSize(v, &options->data_max_bytes); }},
+      {"shutdown-delay", duration(&options->shutdown_delay)},
       {"check-config", str(&options->check_config)},
       {"log-format",
        [options](const std::string& v) {

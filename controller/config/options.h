@@ -12,6 +12,8 @@
 //   --data-dir DIR                    keep the history on disk (SQLite) across restarts
 //   --sync-interval D                 commit to disk every D (default 1s)
 //   --data-max-bytes N                disk budget of --data-dir (default 1Gi)
+//   --shutdown-delay D                after SIGTERM: /readyz fails, serving goes on for D, then
+//                                     the watch stops and the store flushes (default 5s; 0: none)
 //   --config PATH                     YAML configuration (gray flag, retention); hot-reloaded
 //   --log-format json|text            (default json)
 //   --log-level trace|debug|info|warn|error|off   (default info)
@@ -49,6 +51,10 @@ struct Options {
   std::string data_dir;
   std::chrono::milliseconds sync_interval{1000};
   std::uint64_t data_max_bytes = std::uint64_t{1} << 30;
+
+  // SIGTERM: /readyz fails at once, the ports keep serving this long (so the endpoints
+  // move away first), then the watch stops and the store is flushed. 0: no pause.
+  std::chrono::milliseconds shutdown_delay{5000};
 
   // Metrics over HTTPS with the same authentication and authorization as the API
   // (non-resource "get /metrics"); false serves plain HTTP without them (local demo).

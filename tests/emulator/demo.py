@@ -235,7 +235,9 @@ def main():
                                     "--secure-port", str(secure), "--bind-address", "127.0.0.1",
                                     "--tls-cert-file", cert, "--tls-private-key-file", key,
                                     "--metrics-secure=false", "--metrics-bind-address", "127.0.0.1:%d" % metrics,
-                                    "--health-probe-bind-address", "127.0.0.1:%d" % probe] + args.controller_args,
+                                    "--health-probe-bind-address", "127.0.0.1:%d" % probe,
+                                    # One local controller: no endpoints to move away first.
+                                    "--shutdown-delay", "0s"] + args.controller_args,
                                    stdout=ctl_log, stderr=subprocess.STDOUT)
             deadline = time.time() + 30
             while http_get(probes + "/readyz")[0] != 200:

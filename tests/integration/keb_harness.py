@@ -218,7 +218,10 @@ class Controller:
              "--tls-cert-file", self.cert, "--tls-private-key-file", self.key,
              "--metrics-bind-address", "127.0.0.1:%d" % self.metrics_port,
              "--metrics-secure=%s" % ("true" if metrics_secure else "false"),
-             "--log-level", "debug", *ttl, *args],
+             "--log-level", "debug", *ttl,
+             # No pause after SIGTERM unless a test asks for one (its own flag comes later
+             # and wins): most tests stop the controller many times.
+             "--shutdown-delay", "0s", *args],
             stdout=self.log, stderr=subprocess.STDOUT)
         self.ssl_ctx = ssl.create_default_context(cafile=self.ca)
         self._conn = None

@@ -22,7 +22,11 @@ overlay, the object and the field.
                                       Secret, caBundle patch, its Component rendered, CA kept on
                                       renewal; --apply against a stand-in kubectl
   policy-catches-breakage             the policy checks reject each of many broken variants of
-                                      the shadow and namespaced overlays (they can fail)
+                                      the shadow, namespaced and persistent overlays (they can fail)
+  persistent                          overlays/persistent, and components/persistent with a stage
+                                      and with overlays/namespaced: a StatefulSet with a claim per
+                                      replica at --data-dir, the Deployment's pod template
+                                      otherwise, the same Service; rendered, linted, validated
   check-config BINARY                 BINARY --check-config accepts every stage's config.yaml
                                       as rendered, and rejects broken variants of it
 """
@@ -83,6 +87,17 @@ CLUSTER_SCOPED = ("Namespace", "ClusterRole", "ClusterRoleBinding", "APIService"
 SA_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 NS_NAME_LABEL = "kubernetes.io/metadata.name"
 MONITORING_NS = "monitoring"
+# Availability and durability (docs/deploy.md, "Replicas, disruptions and shutdown").
+WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+MIN_REPLICAS = 2
+HOSTNAME_KEY = "kubernetes.io/hostname"
+ZONE_KEY = "topology.kubernetes.io/zone"
+# terminationGracePeriodSeconds must cover --shutdown-delay plus this much for stopping the
+# watch and flushing the store (milliseconds in practice) and the kubelet's own lag.
+FLUSH_MARGIN_SECONDS = 10
+# The data volume holds the database up to --data-max-bytes, possibly one corrupt database
+# moved aside (never deleted), and the WAL (truncated to 64 MiB after checkpoints).
+DATA_VOLUME_MARGIN = 512 * 1024 * 1024
 
 
 class Failure(Exception):
@@ -230,6 +245,59 @@ def rendered_config(docs):
     return text, yaml.safe_load(text)
 
 
+def workload(docs):
+    """The controller's one workload: a Deployment (base) or a StatefulSet (persistent)."""
+    found = [d for d in docs if d.get("kind") in WORKLOAD_KINDS]
+    if len(found) != 1:
+        raise Failure(f"expected exactly one Deployment or StatefulSet, rendered "
+                      f"{[(d['kind'], d['metadata'].get('name')) for d in found]}")
+    return found[0]
+
+
+QUANTITY_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+                  "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def parse_bytes(text):
+    """A Kubernetes quantity or a --data-max-bytes value (integer with a binary or decimal
+    suffix) in bytes; None when it does not parse."""
+    text = str(text)
+    digits = len(text) - len(text.lstrip("0123456789"))
+    unit = text[digits:]
+    if digits == 0 or unit not in QUANTITY_UNITS:
+        return None
+    return int(text[:digits]) * QUANTITY_UNITS[unit]
+
+
+def parse_go_duration(text):
+    """Seconds of a Go duration ("5s", "1m30s", "500ms", "0"); None when it does not parse."""
+    if text == "0":
+        return 0.0
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    total, i = 0.0, 0
+    while i < len(text):
+        j = i
+        while j < len(text) and (text[j].isdigit() or text[j] == "."):
+            j += 1
+        k = j
+        while k < len(text) and text[k].isalpha():
+            k += 1
+        if j == i or text[j:k] not in units:
+            return None
+        try:
+            total += float(text[i:j]) * units[text[j:k]]
+        except ValueError:
+            return None
+        i = k
+    return total if text else None
+
+
+def flag_value(args, flag):
+    """The value of --flag=VALUE in args (the last one), or None."""
+    values = [a.split("=", 1)[1] for a in args if a.startswith(flag + "=")]
+    return values[-1] if values else None
+
+
 def check_policy(c, docs, where, namespaced):
     """The deployment contract of docs/deploy.md, on one rendered overlay."""
     ns_of = {}
@@ -267,6 +335,7 @@ def check_policy(c, docs, where, namespaced):
                  f"{where}: expected the Namespace {namespace}")
         check_access_rbac(c, docs, where, sa_subject)
     dep = check_deployment(c, docs, where, namespaced, sa)
+    check_availability(c, docs, where, dep)
     svc = check_service(c, docs, where, dep)
     if not namespaced:
         check_apiservice(c, docs, where, svc)
@@ -398,10 +467,10 @@ def check_access_rbac(c, docs, where, sa_subject):
 
 
 def check_deployment(c, docs, where, namespaced, sa):
-    dep = one(docs, "Deployment")
+    """The controller's workload (Deployment, or StatefulSet in the persistent variant)."""
+    dep = workload(docs)
     spec = dep["spec"]
     pod = spec["template"]["spec"]
-    c.expect(spec.get("replicas") == 1, f"{where}: Deployment replicas must be 1 (state is in memory)")
     c.expect(pod.get("serviceAccountName") == sa["metadata"]["name"],
              f"{where}: pod serviceAccountName {pod.get('serviceAccountName')} is not the ServiceAccount")
     c.expect(pod.get("automountServiceAccountToken") is True,
@@ -442,6 +511,13 @@ def check_deployment(c, docs, where, namespaced, sa):
 
     probe_ok("livenessProbe", "/livez")
     probe_ok("readinessProbe", "/readyz")
+    # The probe port opens after the restore from --data-dir: the startup probe holds the
+    # liveness probe off meanwhile, long enough for a full database.
+    probe_ok("startupProbe", "/livez")
+    startup = ctr.get("startupProbe") or {}
+    budget = startup.get("periodSeconds", 10) * startup.get("failureThreshold", 3)
+    c.expect(budget >= 120, f"{where}: startupProbe allows {budget} s (period x failureThreshold) for the "
+             "restore and the first list; give it at least 120 s")
 
     # One directory mount at /etc/kube-eventbuffer, projecting the whole ConfigMap and the
     # serving certificate's two files at the paths the args name.
@@ -482,6 +558,121 @@ def check_deployment(c, docs, where, namespaced, sa):
     return dep
 
 
+def check_availability(c, docs, where, dep):
+    """Replicas, their spread, the PodDisruptionBudget, the data volume at --data-dir and the
+    shutdown timing (docs/deploy.md, "Replicas, disruptions and shutdown")."""
+    kind = dep["kind"]
+    spec = dep["spec"]
+    pod = spec["template"]["spec"]
+    labels = spec["template"]["metadata"].get("labels") or {}
+    replicas = spec.get("replicas", 1)
+    c.expect(isinstance(replicas, int) and replicas >= MIN_REPLICAS,
+             f"{where}: {kind} replicas {replicas}: need at least {MIN_REPLICAS} (each holds its own copy; "
+             "one serves while the other restarts)")
+    replicas = replicas if isinstance(replicas, int) else 1
+
+    def selects_pods(selector):
+        match = (selector or {}).get("matchLabels") or {}
+        return bool(match) and all(labels.get(k) == v for k, v in match.items()) and \
+            not (selector or {}).get("matchExpressions")
+
+    # Spread over nodes and zones, as a preference only.
+    anti = (pod.get("affinity") or {}).get("podAntiAffinity") or {}
+    c.expect(not anti.get("requiredDuringSchedulingIgnoredDuringExecution"),
+             f"{where}: pod anti-affinity must be preferred, not required (a one-node cluster, or the "
+             "surge pod of a rollout on two nodes, would never be scheduled)")
+    terms = [t.get("podAffinityTerm") or {} for t in anti.get("preferredDuringSchedulingIgnoredDuringExecution") or []]
+    c.expect(any(t.get("topologyKey") == HOSTNAME_KEY and selects_pods(t.get("labelSelector")) for t in terms),
+             f"{where}: no preferred pod anti-affinity by {HOSTNAME_KEY} selecting the pods {labels}")
+    spread = [t for t in pod.get("topologySpreadConstraints") or [] if t.get("topologyKey") == ZONE_KEY]
+    c.expect(spread, f"{where}: no topologySpreadConstraints over {ZONE_KEY}")
+    for t in spread:
+        c.expect(t.get("whenUnsatisfiable") == "ScheduleAnyway" and t.get("maxSkew") == 1,
+                 f"{where}: the zone spread must be maxSkew 1, ScheduleAnyway (got {t.get('maxSkew')}, "
+                 f"{t.get('whenUnsatisfiable')}): a cluster with one zone must still run every replica")
+        c.expect(selects_pods(t.get("labelSelector")),
+                 f"{where}: the zone spread's labelSelector {t.get('labelSelector')} does not select the pods")
+
+    # Voluntary disruptions take one replica at a time, and can always take one.
+    pdbs = find(docs, "PodDisruptionBudget")
+    c.expect(len(pdbs) == 1, f"{where}: expected one PodDisruptionBudget, got {len(pdbs)}")
+    for pdb in pdbs:
+        ps = pdb.get("spec") or {}
+        c.expect(pdb["apiVersion"] == "policy/v1", f"{where}: PodDisruptionBudget is {pdb['apiVersion']}")
+        c.expect(pdb["metadata"].get("namespace") == dep["metadata"].get("namespace"),
+                 f"{where}: the PodDisruptionBudget is not in the {kind}'s namespace")
+        c.expect(selects_pods(ps.get("selector")),
+                 f"{where}: PodDisruptionBudget selector {ps.get('selector')} does not select the pods {labels}")
+        min_available, max_unavailable = ps.get("minAvailable"), ps.get("maxUnavailable")
+        keeps = min_available if max_unavailable is None else (
+            replicas - max_unavailable if isinstance(max_unavailable, int) else None)
+        c.expect((min_available is None) != (max_unavailable is None) and isinstance(keeps, int) and
+                 1 <= keeps <= replicas - 1,
+                 f"{where}: PodDisruptionBudget minAvailable={min_available} maxUnavailable={max_unavailable} "
+                 f"with {replicas} replicas: it must keep at least one and let at least one go (integers)")
+
+    # The history at --data-dir, on a volume sized for --data-max-bytes.
+    ctr = (pod.get("containers") or [{}])[0]
+    args = ctr.get("args") or []
+    data_dir = flag_value(args, "--data-dir")
+    c.expect(bool(data_dir), f"{where}: args lack --data-dir (the history would not survive a restart)")
+    budget = parse_bytes(flag_value(args, "--data-max-bytes") or "1Gi")  # 1Gi: the default
+    c.expect(budget is not None and budget > 0, f"{where}: --data-max-bytes does not parse or is 0 (unlimited)")
+    need = 2 * (budget or 0) + DATA_VOLUME_MARGIN
+    mounts = [m for m in ctr.get("volumeMounts") or [] if data_dir and m.get("mountPath") == data_dir]
+    c.expect(len(mounts) == 1, f"{where}: no volume is mounted at --data-dir {data_dir}")
+    volumes = {v["name"]: v for v in pod.get("volumes") or []}
+    claims = {t["metadata"]["name"]: t for t in spec.get("volumeClaimTemplates") or []}
+    for m in mounts:
+        c.expect(not m.get("readOnly") and "subPath" not in m and "subPathExpr" not in m,
+                 f"{where}: the data volume must be a writable directory mount")
+        name = m.get("name")
+        if kind == "StatefulSet":
+            claim = claims.get(name)
+            c.expect(claim is not None, f"{where}: --data-dir's volume {name} is not a volumeClaimTemplate")
+            c.expect(name not in volumes, f"{where}: the pod template also has a volume {name}, which the "
+                     "claim of that name would hide")
+            if claim:
+                cs = claim.get("spec") or {}
+                size = parse_bytes(((cs.get("resources") or {}).get("requests") or {}).get("storage", ""))
+                c.expect(cs.get("accessModes") == ["ReadWriteOnce"],
+                         f"{where}: the data claim's accessModes {cs.get('accessModes')} are not [ReadWriteOnce]")
+                c.expect(size is not None and size >= need,
+                         f"{where}: the data claim requests {size} bytes: less than 2 x --data-max-bytes + 512Mi "
+                         f"({need})")
+        else:
+            empty_dir = (volumes.get(name) or {}).get("emptyDir")
+            c.expect(empty_dir is not None,
+                     f"{where}: the {kind}'s --data-dir volume {name} must be an emptyDir (one per pod; kept "
+                     "across container restarts); claims per replica need the persistent variant")
+            empty_dir = empty_dir or {}
+            c.expect(empty_dir.get("medium") != "Memory",
+                     f"{where}: the data emptyDir must be on disk, not medium Memory (it counts as memory)")
+            size = parse_bytes(empty_dir.get("sizeLimit", ""))
+            c.expect(size is not None and size >= need,
+                     f"{where}: the data emptyDir's sizeLimit is {empty_dir.get('sizeLimit')}: less than "
+                     f"2 x --data-max-bytes + 512Mi ({need} bytes); beyond it the kubelet evicts the pod")
+    if kind == "StatefulSet":
+        services = [d["metadata"]["name"] for d in find(docs, "Service")]
+        c.expect(spec.get("serviceName") in services,
+                 f"{where}: StatefulSet serviceName {spec.get('serviceName')} is none of the Services {services}")
+        c.expect(spec.get("podManagementPolicy") == "Parallel",
+                 f"{where}: StatefulSet podManagementPolicy {spec.get('podManagementPolicy')}: the replicas are "
+                 "independent, use Parallel")
+
+    # SIGTERM: readiness fails, serving goes on for --shutdown-delay, then the watch stops
+    # and the store flushes; all before the kubelet's SIGKILL.
+    delay_text = flag_value(args, "--shutdown-delay")
+    delay = parse_go_duration(delay_text) if delay_text is not None else None
+    c.expect(delay is not None and delay >= 1,
+             f"{where}: --shutdown-delay is {delay_text}: set one of at least 1s, so the endpoints move away "
+             "before the ports close")
+    grace = pod.get("terminationGracePeriodSeconds", 30)
+    c.expect(delay is None or grace >= delay + FLUSH_MARGIN_SECONDS,
+             f"{where}: terminationGracePeriodSeconds {grace} is shorter than --shutdown-delay {delay_text} + "
+             f"{FLUSH_MARGIN_SECONDS} s for stopping the watch and flushing the store")
+
+
 def check_service(c, docs, where, dep):
     svc = one(docs, "Service")
     spec = dep["spec"]
@@ -490,7 +681,10 @@ def check_service(c, docs, where, dep):
     c.expect(selector and all(pod_labels.get(k) == v for k, v in selector.items()),
              f"{where}: Service selector {selector} does not match the pod labels {pod_labels}")
     c.expect(selector == spec["selector"].get("matchLabels"),
-             f"{where}: Service selector differs from the Deployment selector")
+             f"{where}: Service selector differs from the {dep['kind']} selector")
+    c.expect(not svc["spec"].get("publishNotReadyAddresses"),
+             f"{where}: the Service publishes not-ready pods: reads would reach a replica still restoring or "
+             "shutting down")
     svc_ports = {p["name"]: (p["port"], p.get("targetPort")) for p in svc["spec"]["ports"]}
     c.expect(svc_ports == SERVICE_PORTS, f"{where}: Service ports {svc_ports}, want {SERVICE_PORTS}")
     return svc
@@ -603,8 +797,30 @@ def _obj(docs, kind, name=None):
     return one(docs, kind, name)
 
 
+def _pod(docs):
+    return workload(docs)["spec"]["template"]["spec"]
+
+
 def _ctr(docs):
-    return _obj(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    return _pod(docs)["containers"][0]
+
+
+def _volume(docs, name):
+    return next(v for v in _pod(docs)["volumes"] if v["name"] == name)
+
+
+def _pdb(docs):
+    return _obj(docs, "PodDisruptionBudget")["spec"]
+
+
+def _required_anti_affinity(docs):
+    anti = _pod(docs)["affinity"]["podAntiAffinity"]
+    anti["requiredDuringSchedulingIgnoredDuringExecution"] = [
+        t["podAffinityTerm"] for t in anti.pop("preferredDuringSchedulingIgnoredDuringExecution")]
+
+
+def _claim(docs):
+    return workload(docs)["spec"]["volumeClaimTemplates"][0]
 
 
 def _args(docs, fn):
@@ -633,7 +849,7 @@ def _svc_port(docs, name):
 
 
 def _secret_source(docs):
-    vol = next(v for v in _obj(docs, "Deployment")["spec"]["template"]["spec"]["volumes"] if "projected" in v)
+    vol = next(v for v in _pod(docs)["volumes"] if "projected" in v)
     return next(s["secret"] for s in vol["projected"]["sources"] if "secret" in s)
 
 
@@ -699,6 +915,47 @@ BREAKAGES = {
     "netpol-egress-anything": lambda d: _np(d)["egress"].append({}),
     "netpol-ingress-only": lambda d: _np(d).update(policyTypes=["Ingress"]),
     "netpol-other-pods": lambda d: _np(d)["podSelector"].update(matchLabels={"app": "other"}),
+    "one-replica": lambda d: workload(d)["spec"].update(replicas=1),
+    "pdb-missing": lambda d: _drop(d, "PodDisruptionBudget", "kube-eventbuffer"),
+    "pdb-other-pods": lambda d: _pdb(d)["selector"].update(matchLabels={"app": "other"}),
+    "pdb-blocks-drains": lambda d: _pdb(d).update(minAvailable=2),
+    "pdb-keeps-none": lambda d: _pdb(d).update(minAvailable=0),
+    "pdb-percent": lambda d: _pdb(d).update(minAvailable="50%"),
+    "no-anti-affinity": lambda d: _pod(d).pop("affinity"),
+    "anti-affinity-required": _required_anti_affinity,
+    "anti-affinity-other-pods": lambda d: _pod(d)["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["labelSelector"]
+    .update(matchLabels={"app": "other"}),
+    "anti-affinity-by-zone-only": lambda d: _pod(d)["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"].update(topologyKey=ZONE_KEY),
+    "no-zone-spread": lambda d: _pod(d).pop("topologySpreadConstraints"),
+    "zone-spread-do-not-schedule": lambda d: _pod(d)["topologySpreadConstraints"][0]
+    .update(whenUnsatisfiable="DoNotSchedule"),
+    "no-startup-probe": lambda d: _ctr(d).pop("startupProbe"),
+    "startup-probe-too-short": lambda d: _ctr(d)["startupProbe"].update(failureThreshold=3),
+    "grace-shorter-than-delay": lambda d: _pod(d).update(terminationGracePeriodSeconds=10),
+    "grace-default-with-long-delay": lambda d: (_pod(d).pop("terminationGracePeriodSeconds"), _args(
+        d, lambda a: [("--shutdown-delay=25s" if x.startswith("--shutdown-delay") else x) for x in a])),
+    "no-shutdown-delay": lambda d: _args(d, lambda a: [x for x in a if not x.startswith("--shutdown-delay")]),
+    "shutdown-delay-zero": lambda d: _args(d, lambda a: [("--shutdown-delay=0" if x.startswith("--shutdown-delay")
+                                                          else x) for x in a]),
+    "shutdown-delay-not-a-duration": lambda d: _args(d, lambda a: [("--shutdown-delay=5" if x.startswith(
+        "--shutdown-delay") else x) for x in a]),
+    "no-data-dir": lambda d: _args(d, lambda a: [x for x in a if not x.startswith("--data-dir")]),
+    "data-dir-not-mounted": lambda d: _args(d, lambda a: [("--data-dir=/data" if x.startswith("--data-dir")
+                                                           else x) for x in a]),
+    "data-volume-too-small": lambda d: _volume(d, "data")["emptyDir"].update(sizeLimit="1Gi"),
+    "data-volume-unbounded": lambda d: _volume(d, "data")["emptyDir"].pop("sizeLimit"),
+    "data-budget-above-volume": lambda d: _args(d, lambda a: [("--data-max-bytes=2Gi" if x.startswith(
+        "--data-max-bytes") else x) for x in a]),
+    "data-budget-unlimited": lambda d: _args(d, lambda a: [("--data-max-bytes=0" if x.startswith(
+        "--data-max-bytes") else x) for x in a]),
+    "data-volume-in-memory": lambda d: _volume(d, "data")["emptyDir"].update(medium="Memory"),
+    "data-on-shared-claim": lambda d: (_volume(d, "data").pop("emptyDir"),
+                                       _volume(d, "data").update(persistentVolumeClaim={"claimName": "shared"})),
+    "data-mount-read-only": lambda d: next(m for m in _ctr(d)["volumeMounts"] if m["name"] == "data")
+    .update(readOnly=True),
+    "service-publishes-not-ready": lambda d: _obj(d, "Service")["spec"].update(publishNotReadyAddresses=True),
 }
 
 NAMESPACED_BREAKAGES = {
@@ -712,12 +969,33 @@ NAMESPACED_BREAKAGES = {
     "namespaced-metrics-insecure": BREAKAGES["metrics-insecure"],
     "namespaced-netpol-extra-port": BREAKAGES["netpol-extra-port"],
     "namespaced-liveness-healthz": BREAKAGES["liveness-healthz"],
+    "namespaced-one-replica": BREAKAGES["one-replica"],
+    "namespaced-pdb-missing": BREAKAGES["pdb-missing"],
+}
+
+PERSISTENT_BREAKAGES = {
+    "persistent-one-replica": BREAKAGES["one-replica"],
+    "persistent-no-claims": lambda d: workload(d)["spec"].pop("volumeClaimTemplates"),
+    "persistent-claim-too-small": lambda d: _claim(d)["spec"]["resources"]["requests"].update(storage="1Gi"),
+    "persistent-claim-read-write-many": lambda d: _claim(d)["spec"].update(accessModes=["ReadWriteMany"]),
+    "persistent-claim-other-name": lambda d: _claim(d)["metadata"].update(name="history"),
+    "persistent-emptydir-beside-claim": lambda d: _pod(d)["volumes"].append({"name": "data", "emptyDir": {}}),
+    "persistent-other-service": lambda d: workload(d)["spec"].update(serviceName="kube-eventbuffer-headless"),
+    "persistent-ordered-ready": lambda d: workload(d)["spec"].update(podManagementPolicy="OrderedReady"),
+    "persistent-and-a-deployment": lambda d: d.append({"apiVersion": "apps/v1", "kind": "Deployment",
+                                                       "metadata": {"name": "kube-eventbuffer",
+                                                                    "namespace": "kube-eventbuffer"},
+                                                       "spec": {}}),
+    "persistent-grace-too-short": BREAKAGES["grace-shorter-than-delay"],
+    "persistent-pdb-other-pods": BREAKAGES["pdb-other-pods"],
+    "persistent-no-anti-affinity": BREAKAGES["no-anti-affinity"],
 }
 
 
 def cmd_policy_catches_breakage(c, args):
     for overlay, namespaced, breakages in (("shadow", False, BREAKAGES),
-                                           ("namespaced", True, NAMESPACED_BREAKAGES)):
+                                           ("namespaced", True, NAMESPACED_BREAKAGES),
+                                           ("persistent", False, PERSISTENT_BREAKAGES)):
         _, docs = c.render(os.path.join(c.manifests, "overlays", overlay), f"breakage-{overlay}")
         for name, breaker in {"(as shipped)": None, **breakages}.items():
             broken = copy.deepcopy(docs)
@@ -734,7 +1012,8 @@ def cmd_policy_catches_breakage(c, args):
             else:
                 c.expect(bool(found), f"{overlay}: the policy does not catch the breakage {name!r}")
                 print(f"caught {overlay}/{name}: {found[0][:150]}")
-    c.finish(f"the policy checks catch {len(BREAKAGES) + len(NAMESPACED_BREAKAGES)} breakages")
+    c.finish(f"the policy checks catch {len(BREAKAGES) + len(NAMESPACED_BREAKAGES) + len(PERSISTENT_BREAKAGES)} "
+             "breakages")
 
 
 # ---- serving certificates ---------------------------------------------------------------
@@ -1050,6 +1329,99 @@ def cmd_namespaced_stages(c, args):
     c.finish("namespaced variant x every stage")
 
 
+# An overlay of your own with the persistent variant: a base (manifests/base or
+# overlays/namespaced), a stage, and components/persistent.
+PERSISTENT_OVERLAY = """\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - {base}
+components:
+  - {stage}
+  - {persistent}
+"""
+
+
+def render_kustomization(c, text, name, **paths):
+    """Renders a scratch kustomization.yaml made of text, with paths made relative to it."""
+    d = tempfile.mkdtemp(prefix=f"{name}-", dir=c.work_dir)
+    with open(os.path.join(d, "kustomization.yaml"), "w") as f:
+        f.write(text.format(**{k: os.path.relpath(v, d) for k, v in paths.items()}))
+    try:
+        return c.render(d, name)
+    finally:
+        shutil.rmtree(d)
+
+
+def check_persistent_against(c, docs, reference, where):
+    """docs is reference with its Deployment turned into a StatefulSet: the same pod template
+    except the data volume (a claim instead of the emptyDir) and fsGroupChangePolicy, the
+    same selector and replicas, and every other object unchanged."""
+    c.expect(not find(docs, "Deployment"), f"{where}: the persistent variant still renders a Deployment")
+    sts = find(docs, "StatefulSet")
+    c.expect(len(sts) == 1, f"{where}: expected one StatefulSet, got {len(sts)}")
+    dep = find(reference, "Deployment")
+    if len(sts) != 1 or len(dep) != 1:
+        return
+    sts, dep = sts[0], dep[0]
+    want = copy.deepcopy(dep["spec"]["template"])
+    data_mount = next((m["name"] for m in want["spec"]["containers"][0].get("volumeMounts") or []
+                       if m.get("mountPath") == flag_value(want["spec"]["containers"][0].get("args") or [],
+                                                           "--data-dir")), None)
+    want["spec"]["volumes"] = [v for v in want["spec"]["volumes"] if v["name"] != data_mount]
+    want["spec"]["securityContext"]["fsGroupChangePolicy"] = "OnRootMismatch"
+    c.expect(sts["spec"]["template"] == want,
+             f"{where}: the StatefulSet's pod template is not the Deployment's (less the data emptyDir):\n"
+             f"  got  {json.dumps(sts['spec']['template'], sort_keys=True)}\n"
+             f"  want {json.dumps(want, sort_keys=True)}")
+    for key in ("selector", "replicas"):
+        c.expect(sts["spec"].get(key) == dep["spec"].get(key),
+                 f"{where}: StatefulSet {key} {sts['spec'].get(key)} is not the Deployment's {dep['spec'].get(key)}")
+    c.expect(sts["metadata"].get("namespace") == dep["metadata"].get("namespace"),
+             f"{where}: the StatefulSet is in {sts['metadata'].get('namespace')}, the Deployment was in "
+             f"{dep['metadata'].get('namespace')}")
+    rest = lambda ds: sorted(json.dumps(d, sort_keys=True) for d in ds  # noqa: E731
+                             if d["kind"] not in WORKLOAD_KINDS)
+    c.expect(rest(docs) == rest(reference),
+             f"{where}: besides the workload, the persistent variant renders other objects than without it")
+
+
+def cmd_persistent(c, args):
+    component = os.path.join(c.manifests, "components", "persistent")
+    base = os.path.join(c.manifests, "base")
+    paths = []
+    # overlays/persistent: the base and the component.
+    path, docs = c.render(os.path.join(c.manifests, "overlays", "persistent"), "persistent")
+    _, reference = c.render(base, "persistent-reference-base")
+    check_policy(c, docs, "persistent", namespaced=False)
+    check_persistent_against(c, docs, reference, "persistent")
+    paths.append(path)
+    # With a stage, as docs/deploy.md shows it.
+    path, docs = render_kustomization(c, PERSISTENT_OVERLAY, "persistent-atomic", base=base,
+                                      stage=os.path.join(c.manifests, "stages", "atomic"), persistent=component)
+    _, reference = c.render(os.path.join(c.manifests, "overlays", "atomic"), "persistent-reference-atomic")
+    check_policy(c, docs, "persistent-atomic", namespaced=False)
+    check_stage_config(c, docs, "persistent-atomic", "atomic", 100)
+    check_persistent_against(c, docs, reference, "persistent-atomic")
+    paths.append(path)
+    # A team's namespaced variant in its own namespace, with a stage and the component.
+    team = TEAM_OVERLAY.replace("  - {stage}\n", "  - {stage}\n  - {persistent}\n")
+    namespaced = os.path.join(c.manifests, "overlays", "namespaced")
+    stage = os.path.join(c.manifests, "stages", "canary-10")
+    path, docs = render_kustomization(c, team, "persistent-namespaced", namespaced=namespaced, stage=stage,
+                                      persistent=component)
+    _, reference = render_kustomization(c, TEAM_OVERLAY, "persistent-reference-namespaced",
+                                        namespaced=namespaced, stage=stage)
+    ns = check_policy(c, docs, "persistent-namespaced", namespaced=True)
+    c.expect(ns == "team-a", f"persistent-namespaced: objects are in namespace {ns}, not team-a")
+    check_stage_config(c, docs, "persistent-namespaced", "canary", 10)
+    check_persistent_against(c, docs, reference, "persistent-namespaced")
+    paths.append(path)
+    c.yamllint(paths, "rendered persistent variants")
+    c.validate(paths, "persistent variants")
+    c.finish("the persistent variant (StatefulSet, a claim per replica)")
+
+
 def strip_config(docs):
     rest = [d for d in docs if not (d["kind"] == "ConfigMap" and d["metadata"]["name"] == CONFIG_MAP)]
     return sorted((json.dumps(d, sort_keys=True) for d in rest))
@@ -1078,7 +1450,7 @@ def cmd_stages_differ_only_in_config(c, args):
         c.expect(cfg == expected, f"stages/{stage}/{CONFIG_KEY} differs from base/{CONFIG_KEY} in more "
                  f"than mode/rolloutPercent:\n  got  {cfg}\n  want {expected}")
     overlays = sorted(os.listdir(os.path.join(c.manifests, "overlays")))
-    c.expect(overlays == sorted([*STAGES, "namespaced"]),
+    c.expect(overlays == sorted([*STAGES, "namespaced", "persistent"]),
              f"manifests/overlays holds {overlays}: every overlay needs a test here")
     c.finish("stages differ only in mode and rolloutPercent")
 
@@ -1151,6 +1523,7 @@ def main():
     sub.add_parser("policy-catches-breakage")
     sub.add_parser("cert-manager")
     sub.add_parser("serving-cert")
+    sub.add_parser("persistent")
     cc = sub.add_parser("check-config")
     cc.add_argument("binary")
     args = p.parse_args()
@@ -1165,6 +1538,7 @@ def main():
             "policy-catches-breakage": cmd_policy_catches_breakage,
             "cert-manager": cmd_cert_manager,
             "serving-cert": cmd_serving_cert,
+            "persistent": cmd_persistent,
             "check-config": cmd_check_config,
         }[args.cmd](c, args)
     except Failure as e:
