@@ -1,7 +1,8 @@
 // BufferSink: the Watcher's EventSink into the EventBuffer. Every decoded occurrence goes to
 // EventBuffer::Append (which drops duplicates); with a durable store (--data-dir), each one
-// the buffer stored (kStored) is also queued for the store. The first completed list makes
-// the buffer ready (readiness waits for it).
+// the buffer stored (kStored) is also queued for the store, as the buffer stored it (a long
+// message truncated). The first completed list makes the buffer ready (readiness waits for
+// it).
 //
 // Thread safety: Append and OnSynced come from the watch thread; synced() from any thread.
 #pragma once
@@ -22,8 +23,15 @@ class BufferSink final : public EventSink {
   explicit BufferSink(EventBuffer* buffer, EventStore* store = nullptr)
       : buffer_(buffer), store_(store) {}
   void Append(EventRef record) override {
-    if (buffer_->Append(record) == EventBuffer::AppendResult::kStored && store_ != nullptr) {
-      store_->Append(std::move(record));
+    if (store_ == nullptr) {
+      buffer_->Append(record);
+      return;
+    }
+    // The store keeps what the buffer stored (a long message truncated), not the decoded
+    // original.
+    EventRef stored;
+    if (buffer_->Append(record, &stored) == EventBuffer::AppendResult::kStored) {
+      store_->Append(std::move(stored));
     }
   }
   void OnSynced() override {

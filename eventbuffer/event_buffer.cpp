@@ -99,6 +99,10 @@ void EventBuffer::AppendTo(Backend b, std::string_view key, const EventRef& reco
 }
 
 EventBuffer::AppendResult EventBuffer::Append(const EventRef& original) {
+  return Append(original, nullptr);
+}
+
+EventBuffer::AppendResult EventBuffer::Append(const EventRef& original, EventRef* stored) {
   // Truncation happens here rather than in the decoder: every producer of records is
   // covered, the limit follows Reconfigure, and the common case costs one comparison. An
   // oversized message (rare) costs one extra copy of the record at its limited size.
@@ -165,6 +169,7 @@ EventBuffer::AppendResult EventBuffer::Append(const EventRef& original) {
     PublishEvictions(by_reason);
   }
   if (verified) Publish(std::move(verification));
+  if (stored != nullptr) *stored = record;
   return AppendResult::kStored;
 }
 

@@ -127,6 +127,10 @@ class EventBuffer {
   // stored truncated (message_limit.h): what is stored is then a copy of record with the
   // shorter message. REQUIRES: record != nullptr.
   AppendResult Append(const EventRef& record);
+  // The same; when kStored and stored is not null, sets *stored to the record as stored
+  // (record itself, or its copy with the message truncated): what a durable copy should
+  // keep.
+  AppendResult Append(const EventRef& record, EventRef* stored);
 
   // The occurrences of key, in the order they were stored, from the backend the flag routes
   // the key to. Empty when the key is unknown.

@@ -112,6 +112,29 @@ INSTANTIATE_TEST_SUITE_P(Modes, RestoreTest,
                          ::testing::Values(GrayMode::kLegacy, GrayMode::kShadow,
                                            GrayMode::kAtomic));
 
+TEST_P(RestoreTest, TheStoreKeepsTheMessageAsTheBufferHoldsIt) {
+  BufferConfig config = Config(GetParam());
+  config.retention.max_message_bytes = 1024;
+  EventBuffer buffer(config);
+  auto store = Open();
+  BufferSink sink(&buffer, store.get());
+  EventRecord::Builder b;
+  const std::string message(1 << 20, 'x');  // 1 MiB
+  b.Set(F::kUid, "u-big").Set(F::kResourceVersion, "7").Set(F::kNamespace, "default");
+  b.Set(F::kName, "big.1").Set(F::kInvolvedKind, "Pod").Set(F::kInvolvedNamespace, "default");
+  b.Set(F::kInvolvedName, "big").Set(F::kMessage, message);
+  b.numbers().last_seen_unix_ms = kBase;
+  sink.Append(std::make_shared<const EventRecord>(b.Build()));
+  ASSERT_TRUE(store->Flush());
+  const auto held = buffer.Read("default/Pod/big");
+  ASSERT_EQ(held.size(), 1u);
+  EXPECT_LE(held[0]->message().size(), 1024u);
+  std::vector<EventRef> on_disk;
+  store->Restore([&](EventRef r) { on_disk.push_back(std::move(r)); });
+  ASSERT_EQ(on_disk.size(), 1u);
+  EXPECT_TRUE(*on_disk[0] == *held[0]);  // truncated, with its marker, as held
+}
+
 // The gray release after a restart: a buffer restored from the store holds, routes and
 // verifies exactly like the buffer that ingested the same stream live, in every mode.
 struct RolloutCase {
