@@ -55,6 +55,13 @@ Durable history:
   --data-max-bytes N                 disk budget of --data-dir; beyond it the oldest are deleted
                                      from disk (default 1Gi; suffixes Ki Mi Gi Ti k M G T)
 
+Reading from the Kubernetes API (bounded: see docs/controller.md):
+  --list-limit N                     Events per list page (the API's limit; default 500)
+  --max-watch-event-bytes N          longest watch event read (default 4Mi, at least 1Ki); a
+                                     longer one is skipped, counted and logged
+  --max-list-page-bytes N            most bytes read of one list page (default 64Mi, at least
+                                     1Ki); a larger page is asked again with half the limit
+
   --config PATH                      YAML configuration file (gray-release flag, retention);
                                      reloaded when it changes and on SIGHUP
   --log-format json|text             log line format (default "json")
@@ -207,6 +214,19 @@ bool ParseOptions(const std::vector<std::string>& args, Options* options, std::s
        }},
       {"data-max-bytes",
        [options](const std::string& v) { return ParseByteSize(v, &options->data_max_bytes); }},
+      {"list-limit", integer(&options->list_limit, 1, 100000)},
+      {"max-watch-event-bytes",
+       [options](const std::string& v) {
+         return ParseByteSize(v, &options->max_watch_event_bytes) &&
+                options->max_watch_event_bytes >= 1024 &&
+                options->max_watch_event_bytes <= (std::uint64_t{1} << 30);
+       }},
+      {"max-list-page-bytes",
+       [options](const std::string& v) {
+         return ParseByteSize(v, &options->max_list_page_bytes) &&
+                options->max_list_page_bytes >= 1024 &&
+                options->max_list_page_bytes <= (std::uint64_t{4} << 30);
+       }},
       {"check-config", str(&options->check_config)},
       {"log-format",
        [options](const std::string& v) {

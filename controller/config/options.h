@@ -12,6 +12,9 @@
 //   --data-dir DIR                    keep the history on disk (SQLite) across restarts
 //   --sync-interval D                 commit to disk every D (default 1s)
 //   --data-max-bytes N                disk budget of --data-dir (default 1Gi)
+//   --list-limit N                    Events per list page (default 500)
+//   --max-watch-event-bytes N         longest watch line decoded; longer: skipped (default 4Mi)
+//   --max-list-page-bytes N           most bytes read of a list page (default 64Mi)
 //   --config PATH                     YAML configuration (gray flag, retention); hot-reloaded
 //   --log-format json|text            (default json)
 //   --log-level trace|debug|info|warn|error|off   (default info)
@@ -49,6 +52,11 @@ struct Options {
   std::string data_dir;
   std::chrono::milliseconds sync_interval{1000};
   std::uint64_t data_max_bytes = std::uint64_t{1} << 30;
+
+  // Bounded reads from the Kubernetes API (controller/kube/api_client.h).
+  int list_limit = 500;
+  std::uint64_t max_watch_event_bytes = std::uint64_t{4} << 20;
+  std::uint64_t max_list_page_bytes = std::uint64_t{64} << 20;
 
   // Metrics over HTTPS with the same authentication and authorization as the API
   // (non-resource "get /metrics"); false serves plain HTTP without them (local demo).
