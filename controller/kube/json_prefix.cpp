@@ -216,7 +216,9 @@ bool TakeIdentityField(std::string_view path, std::string_view metadata_path,
   return true;
 }
 
-std::string_view OrUnknown(const std::string& s) { return s.empty() ? "?" : s; }
+std::string_view OrUnknown(const std::string& s) {
+  return s.empty() ? std::string_view("?") : std::string_view(s);
+}
 
 }  // namespace
 
