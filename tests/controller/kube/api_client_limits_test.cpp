@@ -124,6 +124,7 @@ class CountingObserver : public WatchObserver {
 struct Harness {
   Harness(LoopbackHttpServer* server, ApiClient::Options client_options, int list_limit)
       : token(TokenSource::Static("")) {
+    InitializeHttpThreads(2);  // before any cpprestsdk use (once per process)
     KubeConfig config;
     config.server = server->url();
     client = std::make_unique<ApiClient>(config, token.get(), client_options);
@@ -215,6 +216,7 @@ TEST(ApiClientLimitsTest, HundredMegabyteWatchLineIsSkippedAndNeverHeld) {
     };
     return r;
   });
+  InitializeHttpThreads(2);  // before any cpprestsdk use (once per process)
   auto token = TokenSource::Static("");
   KubeConfig config;
   config.server = server.url();
