@@ -195,10 +195,10 @@ void Scan(std::string_view s, Visit&& visit) {
 }
 
 // Reads the identity fields of an object's metadata at `prefix` + "metadata.<field>".
-bool TakeIdentityField(std::string_view path, std::string_view metadata_path,
-                       std::string_view raw, OversizedEventIdentity* id) {
-  if (path.size() <= metadata_path.size() + 1 || path.substr(0, metadata_path.size()) != metadata_path ||
-      path[metadata_path.size()] != '.') {
+bool TakeIdentityField(std::string_view path, std::string_view metadata_path, std::string_view raw,
+                       OversizedEventIdentity* id) {
+  if (path.size() <= metadata_path.size() + 1 ||
+      path.substr(0, metadata_path.size()) != metadata_path || path[metadata_path.size()] != '.') {
     return false;
   }
   const std::string_view field = path.substr(metadata_path.size() + 1);

@@ -37,8 +37,8 @@ struct ListPagePrefix {
   // True when the prefix holds the whole of the list's "metadata" object, so that a
   // missing continue means the page was the last one.
   bool metadata_complete = false;
-  std::string resource_version;  // metadata.resourceVersion
-  std::string continue_token;    // metadata.continue
+  std::string resource_version;       // metadata.resourceVersion
+  std::string continue_token;         // metadata.continue
   OversizedEventIdentity first_item;  // items[0].metadata
 };
 ListPagePrefix ListPageFromPrefix(std::string_view prefix);

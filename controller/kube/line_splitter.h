@@ -113,7 +113,7 @@ class LineSplitter {
   }
 
   std::size_t max_;
-  std::string tail_;             // the kept bytes of the current line (at most max_)
+  std::string tail_;              // the kept bytes of the current line (at most max_)
   std::uint64_t line_bytes_ = 0;  // every byte of the current line seen so far
 };
 

@@ -199,9 +199,10 @@ bool Watcher::ListAll() {
       if (request.limit != 1) {
         const int from = request.limit > 0 ? request.limit : 500;  // 0: an unpaged list
         const int halved = std::max(1, from / 2);
-        spdlog::warn("list page over the byte cap ({} bytes read) at limit {}: asking again with "
-                     "limit {}",
-                     response.body.size(), request.limit, halved);
+        spdlog::warn(
+            "list page over the byte cap ({} bytes read) at limit {}: asking again with "
+            "limit {}",
+            response.body.size(), request.limit, halved);
         request.limit = halved;
         continue;
       }

@@ -158,7 +158,7 @@ class Watcher {
   // the first, and after a relist for a poison line). A second failure from the same one is
   // a poison line. A stale value never matches: resourceVersions only grow.
   std::string last_decode_failure_rv_;
-  std::int64_t last_mark_unix_ns_ = 0;  // watch thread only
+  std::int64_t last_mark_unix_ns_ = 0;                     // watch thread only
   WindowRateLimiter skip_log_limiter_{5, 10'000'000'000};  // watch thread only
 };
 

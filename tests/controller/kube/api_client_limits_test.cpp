@@ -96,7 +96,6 @@ class RecordingSink : public EventSink {
   std::atomic<bool> synced{false};
 };
 
-
 class CountingObserver : public WatchObserver {
  public:
   void OnWatchEvent(std::string_view) override {}
@@ -284,9 +283,7 @@ TEST(ApiClientLimitsTest, WatcherSkipsALineOverTheCapCountsItAndDeliversTheNext)
       };
       r.hold_open = true;
     } else {
-      r.body = [&](const LoopbackHttpServer::Write& write) {
-        write(ListPage({}, "10", 0, 500));
-      };
+      r.body = [&](const LoopbackHttpServer::Write& write) { write(ListPage({}, "10", 0, 500)); };
     }
     return r;
   });
@@ -346,8 +343,8 @@ std::vector<std::string> ListTargets(const LoopbackHttpServer& server) {
 TEST(ApiClientLimitsTest, APageOverTheByteCapIsAskedAgainWithHalfTheLimit) {
   std::vector<std::string> items;
   for (int i = 0; i < 8; ++i) {
-    items.push_back(EventJson("e" + std::to_string(i), std::to_string(10 + i),
-                              std::string(3000, 'm')));
+    items.push_back(
+        EventJson("e" + std::to_string(i), std::to_string(10 + i), std::string(3000, 'm')));
   }
   int expire = 0;
   LoopbackHttpServer server(ListServer(&items, &expire));
@@ -363,9 +360,9 @@ TEST(ApiClientLimitsTest, APageOverTheByteCapIsAskedAgainWithHalfTheLimit) {
 }
 
 TEST(ApiClientLimitsTest, AnItemAloneOverTheCapIsSkippedByItsContinueToken) {
-  std::vector<std::string> items = {
-      EventJson("e0", "10"), EventJson("huge", "11", std::string(40 * 1024, 'h')),
-      EventJson("e2", "12"), EventJson("e3", "13")};
+  std::vector<std::string> items = {EventJson("e0", "10"),
+                                    EventJson("huge", "11", std::string(40 * 1024, 'h')),
+                                    EventJson("e2", "12"), EventJson("e3", "13")};
   int expire = 0;
   LoopbackHttpServer server(ListServer(&items, &expire));
   ApiClient::Options client_options;
@@ -392,8 +389,8 @@ TEST(ApiClientLimitsTest, TheLastItemAloneOverTheCapCompletesTheList) {
   Harness h(&server, client_options, 2);
   EXPECT_TRUE(h.RunUntil([&] { return h.sink.synced.load(); }));
   EXPECT_EQ(h.sink.Uids(), (std::vector<std::string>{"e0"}));
-  EXPECT_EQ(ListTargets(server), (std::vector<std::string>{"?limit=2", "?limit=1",
-                                                           "?limit=1&continue=c1"}));
+  EXPECT_EQ(ListTargets(server),
+            (std::vector<std::string>{"?limit=2", "?limit=1", "?limit=1&continue=c1"}));
   EXPECT_EQ(h.watcher->GetStatus().resource_version, "100");
   EXPECT_EQ(h.watcher->GetStatus().too_large_skipped, 1u);
 }
@@ -424,7 +421,8 @@ TEST(ApiClientLimitsTest, AnItemOverTheCapBeforeReadableListMetadataFailsTheList
 
 TEST(ApiClientLimitsTest, AnExpiredContinueTokenPagesAgainFromTheStart) {
   std::vector<std::string> items;
-  for (int i = 0; i < 5; ++i) items.push_back(EventJson("e" + std::to_string(i), "1" + std::to_string(i)));
+  for (int i = 0; i < 5; ++i)
+    items.push_back(EventJson("e" + std::to_string(i), "1" + std::to_string(i)));
   int expire = 2;  // the first two continuations expire
   LoopbackHttpServer server(ListServer(&items, &expire));
   Harness h(&server, ApiClient::Options{}, 2);

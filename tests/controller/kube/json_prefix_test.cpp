@@ -67,15 +67,15 @@ TEST(JsonPrefixTest, ReadsListMetadataBeforeItems) {
   const ListPagePrefix cut = ListPageFromPrefix(page.substr(0, 60));
   EXPECT_FALSE(cut.metadata_complete);
   // Items first (not what the API server writes): the metadata is out of reach.
-  const ListPagePrefix items_first = ListPageFromPrefix(
-      R"({"items":[{"metadata":{"name":"a"},"message":"zzz)");
+  const ListPagePrefix items_first =
+      ListPageFromPrefix(R"({"items":[{"metadata":{"name":"a"},"message":"zzz)");
   EXPECT_FALSE(items_first.metadata_complete);
   EXPECT_EQ(items_first.first_item.name, "a");
 }
 
 TEST(JsonPrefixTest, NestedMetadataElsewhereIsNotTheListMetadata) {
-  const ListPagePrefix p = ListPageFromPrefix(
-      R"({"kind":"EventList","x":{"metadata":{"continue":"no"}},"items":[)");
+  const ListPagePrefix p =
+      ListPageFromPrefix(R"({"kind":"EventList","x":{"metadata":{"continue":"no"}},"items":[)");
   EXPECT_FALSE(p.metadata_complete);
   EXPECT_EQ(p.continue_token, "");
 }

@@ -147,8 +147,8 @@ class LoopbackHttpServer {
   std::vector<std::thread> connections_;  // acceptor thread only, then Stop()
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;                 // guarded by mu_
-  std::vector<std::string> targets_;      // guarded by mu_
+  bool stopping_ = false;             // guarded by mu_
+  std::vector<std::string> targets_;  // guarded by mu_
 };
 
 }  // namespace eventbuffer::controller::testing

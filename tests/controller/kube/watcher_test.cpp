@@ -231,8 +231,10 @@ TEST_F(WatcherTest, ExpiredContinueTokenPagesAgainFromTheStart) {
   // The continue token expires: the list starts again from the first page with the same
   // limit, never one unpaged (unbounded) response. A second expiry within the same list
   // backs off first.
-  lw_.lists = {Ok(ListBody({EventJson("a", "10", "p1")}, "19", "tok1")), Status(410),
-               Ok(ListBody({EventJson("a", "10", "p1")}, "30", "tok2")), Status(410),
+  lw_.lists = {Ok(ListBody({EventJson("a", "10", "p1")}, "19", "tok1")),
+               Status(410),
+               Ok(ListBody({EventJson("a", "10", "p1")}, "30", "tok2")),
+               Status(410),
                Ok(ListBody({EventJson("a", "10", "p1")}, "40", "tok3")),
                Ok(ListBody({EventJson("b", "11", "p1")}, "40"))};
   lw_.watches = {{{Line("ADDED", EventJson("c", "41", "p1"))}}};
@@ -242,8 +244,7 @@ TEST_F(WatcherTest, ExpiredContinueTokenPagesAgainFromTheStart) {
   ASSERT_EQ(lw_.list_requests.size(), 6u);
   for (const auto& r : lw_.list_requests) EXPECT_EQ(r.limit, 500);  // always paged
   // The sink sees the overlap; the EventBuffer's dedup makes it harmless.
-  EXPECT_EQ(sink_.occurrences,
-            (std::vector<std::string>{"a@10", "a@10", "a@10", "b@11", "c@41"}));
+  EXPECT_EQ(sink_.occurrences, (std::vector<std::string>{"a@10", "a@10", "a@10", "b@11", "c@41"}));
   EXPECT_EQ(sink_.synced, 1);
   EXPECT_EQ(observer_.relists, 1);
   EXPECT_EQ(sleeps_.size(), 1u);  // only before the second restart
