@@ -250,7 +250,8 @@ ListPagePrefix ListPageFromPrefix(std::string_view prefix) {
   Scan(prefix, [&](std::string_view path, std::string_view raw, bool closed) {
     if (closed) {
       if (path == "metadata") page.metadata_complete = true;
-      return path != "items[0].metadata";  // the first item's identity is complete
+      if (path == "items[0]") page.first_item_complete = true;
+      return path != "items[0]";
     }
     if (path == "metadata.resourceVersion") {
       page.resource_version = Unescape(raw);

@@ -40,6 +40,9 @@ struct ListPagePrefix {
   std::string resource_version;       // metadata.resourceVersion
   std::string continue_token;         // metadata.continue
   OversizedEventIdentity first_item;  // items[0].metadata
+  // True when items[0] ends within the prefix: the page is over the cap for more than its
+  // first item (at limit=1, a server that ignores the limit).
+  bool first_item_complete = false;
 };
 ListPagePrefix ListPageFromPrefix(std::string_view prefix);
 

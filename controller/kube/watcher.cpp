@@ -219,6 +219,16 @@ bool Watcher::ListAll() {
         SleepFor(backoff_.Next(options_.now()));
         return false;
       }
+      if (prefix.first_item_complete) {
+        // The first item ended within the cap, yet the page did not: the server sent more
+        // than the one item asked for. Skipping would drop items unseen; fail instead.
+        spdlog::error(
+            "list page at limit 1 is over the byte cap ({} bytes read) although its first item "
+            "is not: the API server ignores limit; the list fails and is retried",
+            response.body.size());
+        SleepFor(backoff_.Next(options_.now()));
+        return false;
+      }
       SkippedTooLarge("list", prefix.first_item, response.body.size());
       request.limit = options_.list_limit;  // the item that needed the small limit is past
       if (prefix.continue_token.empty()) {

@@ -419,6 +419,37 @@ TEST(ApiClientLimitsTest, AnItemOverTheCapBeforeReadableListMetadataFailsTheList
   for (const auto& t : ListTargets(server)) EXPECT_EQ(t, "?limit=1");  // never continued
 }
 
+TEST(ApiClientLimitsTest, AServerThatIgnoresTheLimitFailsTheListRatherThanLoseItems) {
+  // Every page holds every item whatever the limit: at limit=1 the first item is complete
+  // within the cap, so the page is not one huge item and nothing is skipped.
+  std::vector<std::string> items;
+  for (int i = 0; i < 8; ++i) {
+    items.push_back(
+        EventJson("e" + std::to_string(i), std::to_string(10 + i), std::string(3000, 'm')));
+  }
+  LoopbackHttpServer server([&](const std::string& target) {
+    LoopbackHttpServer::Response r;
+    if (IsWatch(target)) {
+      r.hold_open = true;
+      return r;
+    }
+    const std::string page = ListPage(items, "100", 0, 0);
+    r.body = [page](const LoopbackHttpServer::Write& write) { write(page); };
+    return r;
+  });
+  ApiClient::Options client_options;
+  client_options.max_list_page_bytes = 16 * 1024;
+  Harness h(&server, client_options, 4);
+  EXPECT_TRUE(h.RunUntil([&] { return h.watcher->GetStatus().lists >= 2; }));
+  EXPECT_FALSE(h.sink.synced.load());
+  EXPECT_TRUE(h.sink.Uids().empty());
+  EXPECT_EQ(h.watcher->GetStatus().too_large_skipped, 0u);
+  const auto targets = ListTargets(server);
+  ASSERT_GE(targets.size(), 3u);
+  EXPECT_EQ(std::vector<std::string>(targets.begin(), targets.begin() + 3),
+            (std::vector<std::string>{"?limit=4", "?limit=2", "?limit=1"}));
+}
+
 TEST(ApiClientLimitsTest, AnExpiredContinueTokenPagesAgainFromTheStart) {
   std::vector<std::string> items;
   for (int i = 0; i < 5; ++i)

@@ -55,6 +55,8 @@ TEST(JsonPrefixTest, ReadsListMetadataBeforeItems) {
   EXPECT_EQ(prefix.resource_version, "900");
   EXPECT_EQ(prefix.continue_token, "eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6OTAwfQ");
   EXPECT_EQ(prefix.first_item.ToString(), "ns/e.1 uid u-9 resourceVersion 899");
+  EXPECT_FALSE(prefix.first_item_complete);
+  EXPECT_TRUE(ListPageFromPrefix(page + R"("},{"metadata":{)").first_item_complete);
 
   // The last page: no continue, but complete metadata.
   const ListPagePrefix last =
