@@ -3,10 +3,14 @@
 // after an expired token), against a scripted HTTP server on 127.0.0.1.
 #include <gtest/gtest.h>
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
 #include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "controller/kube/api_client.h"
@@ -470,6 +474,87 @@ TEST(ApiClientLimitsTest, AnExpiredContinueTokenPagesAgainFromTheStart) {
   ASSERT_EQ(uids.size(), 9u);
   EXPECT_EQ(std::vector<std::string>(uids.end() - 5, uids.end()),
             (std::vector<std::string>{"e0", "e1", "e2", "e3", "e4"}));
+}
+
+// A ListerWatcher whose watches report lines over the cap (as ApiClient does) without HTTP,
+// on a fake clock, to look at the counting and the rate-limited log.
+class OversizedLinesLw : public ListerWatcher {
+ public:
+  explicit OversizedLinesLw(Watcher::Clock::time_point* now) : now_(now) {}
+  ApiResponse List(const ListRequest&) override {
+    ApiResponse r;
+    r.http_status = 200;
+    r.body = ListPage({}, "5", 0, 500);
+    return r;
+  }
+  ApiResponse Watch(const WatchRequest& request, const LineHandler& on_line) override {
+    ApiResponse r;
+    if (watches_++ == 2) {
+      watcher->Stop();
+      r.cancelled = true;
+      return r;
+    }
+    const int lines = watches_ == 1 ? 20 : 1;
+    for (int i = 0; i < lines; ++i) {
+      const std::string rv = std::to_string(6 + 100 * watches_ + i);
+      const std::string prefix = R"({"type":"ADDED","object":{"metadata":{"name":"n)" +
+                                 std::to_string(i) + R"(","resourceVersion":")" + rv +
+                                 R"("},"message":"xxxx)";
+      EXPECT_TRUE(request.on_oversized_line(prefix, std::uint64_t{1} << 30));
+    }
+    std::string line =
+        AddedLine("a" + std::to_string(watches_), std::to_string(50 + 100 * watches_));
+    line.pop_back();  // the handler gets lines without their newline
+    EXPECT_TRUE(on_line(line));
+    *now_ += std::chrono::seconds(400);  // the stream lasted its timeout; the log window rolls
+    r.http_status = 200;
+    return r;
+  }
+  void Cancel() override {}
+  Watcher* watcher = nullptr;
+
+ private:
+  Watcher::Clock::time_point* now_;
+  int watches_ = 0;
+};
+
+TEST(WatcherTooLargeTest, EveryOversizedLineIsCountedButFewAreLogged) {
+  std::ostringstream log;
+  auto previous = spdlog::default_logger();
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  sink->set_pattern("%l %v");
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
+
+  Watcher::Clock::time_point now = Watcher::Clock::time_point{} + std::chrono::hours(1);
+  OversizedLinesLw lw(&now);
+  RecordingSink events;
+  CountingObserver observer;
+  Watcher::Options options;
+  options.now = [&now] { return now; };
+  options.sleep = [](std::chrono::nanoseconds) { return true; };
+  Watcher watcher(&lw, &events, &observer, options);
+  lw.watcher = &watcher;
+  watcher.Run();
+  spdlog::set_default_logger(previous);
+
+  EXPECT_EQ(watcher.GetStatus().too_large_skipped, 21u);
+  EXPECT_EQ(observer.Skipped("watch/too_large"), 21);
+  EXPECT_EQ(events.Uids(), (std::vector<std::string>{"a1", "a2"}));  // the lines after them
+  EXPECT_EQ(watcher.GetStatus().resource_version, "250");
+  const std::string text = log.str();
+  std::size_t logged = 0;
+  for (std::size_t pos = 0; (pos = text.find("watch event skipped:", pos)) != std::string::npos;
+       ++pos) {
+    ++logged;
+  }
+  EXPECT_EQ(logged, 5u + 1u);  // 5 in the first window, 1 in the next
+  EXPECT_NE(text.find("15 more Events over the size cap were skipped (not logged)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("watch event skipped: 1073741824 bytes, over the cap of "
+                      "--max-watch-event-bytes (ADDED ?/n0 uid ? resourceVersion 106)"),
+            std::string::npos)
+      << text;
 }
 
 }  // namespace
