@@ -254,6 +254,39 @@ TEST(ApiClientLimitsTest, HundredMegabyteWatchLineIsSkippedAndNeverHeld) {
   EXPECT_LE(response.peak_line_buffer_bytes, ApiClient::kDefaultMaxWatchEventBytes);
 }
 
+TEST(ApiClientLimitsTest, ErrorBodiesAreReadOnlyUpToTheirCap) {
+  InitializeHttpThreads(2);  // before any cpprestsdk use (once per process)
+  LoopbackHttpServer server([&](const std::string&) {
+    LoopbackHttpServer::Response r;
+    r.status = 500;
+    r.body = [](const LoopbackHttpServer::Write& write) {
+      const std::string piece(kMiB, 'e');
+      for (int i = 0; i < 8; ++i) {
+        if (!write(piece)) return;  // the client closed the connection
+      }
+    };
+    return r;
+  });
+  auto token = TokenSource::Static("");
+  KubeConfig config;
+  config.server = server.url();
+  ApiClient::Options options;
+  options.max_list_page_bytes = 64 * 1024;
+  ApiClient client(config, token.get(), options);
+
+  const ApiResponse list = client.List(ListRequest{});
+  EXPECT_EQ(list.http_status, 500);
+  EXPECT_TRUE(list.body_too_large);
+  EXPECT_EQ(list.body.size(), 64u * 1024);
+  EXPECT_LE(list.body.capacity(), 64u * 1024);
+
+  WatchRequest request;
+  const ApiResponse watch = client.Watch(request, [](std::string_view) { return true; });
+  EXPECT_EQ(watch.http_status, 500);
+  EXPECT_TRUE(watch.body_too_large);
+  EXPECT_EQ(watch.body.size(), kMiB);  // a watch's error Status: at most 1 MiB
+}
+
 TEST(ApiClientLimitsTest, AnEventWithAOneMebibyteMessagePassesTheDefaultCap) {
   const std::string message(kMiB, 'y');
   LoopbackHttpServer server([&](const std::string& target) {
