@@ -447,6 +447,38 @@ class ControllerVsEmulator(unittest.TestCase):
         self.assert_converges()
         self.assertEqual(self.emu.stats()["requests"].get("list_unpaged", 0), 0)
 
+    def test_oversized_list_item(self):
+        # An Event whose message (3 MB) is over the page cap is in the first list. With
+        # --max-list-page-bytes=1Mi and --list-limit=8 the controller halves the page (it
+        # sorts first: namespace "huge") down to limit 1, skips that item alone by its page's
+        # continue token, lists the rest at limit 8 again, becomes ready and holds every other
+        # Event. Every list request is paged. A 2 MB message later on the watch is within
+        # --max-watch-event-bytes (4Mi) and is held.
+        self.emu = Emulator(self.workdir, *self.emulator_args)
+        self.emu.events(count=5, namespace="ok")
+        self.emu.events(count=1, namespace="huge", message_bytes=3_000_000)
+        self.emu.events(count=5, namespace="ok")
+        self.ctl = self.controller(self.emu.kubeconfig, "--max-list-page-bytes=1Mi", "--list-limit=8")
+        self.ctl.wait_ready(timeout=20)
+        self.assertEqual(self.assert_converges(namespace="ok"), 10)
+        metrics = self.metrics()
+        self.assertEqual(metrics.get("eventbuffer_watch_events_skipped_total", source="list",
+                                     reason="too_large"), 1)
+        self.assertEqual(metrics.get("eventbuffer_watch_events_skipped_total", source="watch",
+                                     reason="too_large"), 0)
+        self.assertEqual(metrics.get("eventbuffer_watch_relists_total"), 1)
+        logs = self.ctl.logs()
+        self.assertIn("at limit 8: asking again with limit 4", logs)
+        self.assertIn("list item skipped: alone over the cap of --max-list-page-bytes", logs)
+        self.assertIn("(huge/", logs)
+        stats = self.emu.stats()
+        self.assertEqual(stats["requests"].get("list_unpaged", 0), 0)
+        self.assertEqual(stats["requests"]["list_first"], 4)  # limits 8, 4, 2, 1; then continued
+        self.emu.events(count=1, namespace="ok", message_bytes=2_000_000)
+        self.assertEqual(self.assert_converges(namespace="ok"), 11)
+        self.assertEqual(self.metrics().get("eventbuffer_watch_events_skipped_total",
+                                            source="watch", reason="too_large"), 0)
+
     def test_namespace_filter(self):
         self.emu = Emulator(self.workdir, *self.emulator_args)
         self.ctl = self.controller(self.emu.kubeconfig, "--namespace", "team-a")
