@@ -337,6 +337,32 @@ TEST(ApiClientLimitsTest, WatcherSkipsALineOverTheCapCountsItAndDeliversTheNext)
   EXPECT_EQ(h.observer.Skipped("list/too_large"), 0);
 }
 
+TEST(ApiClientLimitsTest, StopEndsAWatchInsideALineThatNeverEnds) {
+  // A hostile server streams one line forever: the client reads and drops it within the
+  // cap, and Stop() from another thread still ends the watch (the test hangs otherwise).
+  std::atomic<std::uint64_t> sent{0};
+  LoopbackHttpServer server([&](const std::string& target) {
+    LoopbackHttpServer::Response r;
+    if (IsWatch(target)) {
+      r.body = [&](const LoopbackHttpServer::Write& write) {
+        const std::string piece(kMiB, 'x');
+        write(R"({"type":"ADDED","object":{"metadata":{"name":"endless"}},"message":")");
+        while (write(piece)) sent += piece.size();  // until the client has gone
+      };
+    } else {
+      r.body = [&](const LoopbackHttpServer::Write& write) { write(ListPage({}, "10", 0, 500)); };
+    }
+    return r;
+  });
+  ApiClient::Options client_options;
+  client_options.max_watch_event_bytes = 64 * 1024;
+  Harness h(&server, client_options, 500);
+  EXPECT_TRUE(h.RunUntil([&] { return sent.load() > 64 * kMiB; }));
+  EXPECT_EQ(h.watcher->GetStatus().state, WatchState::kStopped);
+  EXPECT_EQ(h.watcher->GetStatus().too_large_skipped, 0u);  // the line never ended
+  EXPECT_TRUE(h.sink.Uids().empty());
+}
+
 // A list server over `items` that answers pages by limit/continue and records them.
 LoopbackHttpServer::Handler ListServer(const std::vector<std::string>* items, int* expire_first,
                                        bool hold_watch = true) {
