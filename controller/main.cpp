@@ -239,11 +239,14 @@ int main(int argc, char** argv) {
   ebc::ApiClient::Options client_options;
   client_options.namespace_name = options.namespace_name;
   client_options.user_agent = std::string("kube-eventbuffer/") + KEB_VERSION;
+  client_options.max_watch_event_bytes = options.max_watch_event_bytes;
+  client_options.max_list_page_bytes = options.max_list_page_bytes;
   ebc::ApiClient client(kube, token.get(), client_options);
   ebc::BufferSink sink(&buffer, store.get());
   ebc::WatchMetrics watch_metrics(metrics.registry());
   ebc::Watcher::Options watcher_options;
   watcher_options.watch_timeout_margin_seconds = client_options.watch_timeout_margin_seconds;
+  watcher_options.list_limit = options.list_limit;
   ebc::Watcher watcher(&client, &sink, &watch_metrics, watcher_options);
 
   // Delegated authentication and authorization (TokenReview, SubjectAccessReview) for the

@@ -22,6 +22,13 @@ Flags:
                                      false: plain HTTP, no authentication (local use only)
   --health-probe-bind-address ADDR   address of /healthz, /readyz and /livez, plain HTTP (default ":8081")
 
+Reading from the Kubernetes API (bounded: see docs/controller.md):
+  --list-limit N                     Events per list page (the API's limit; default 500)
+  --max-watch-event-bytes N          longest watch event read (default 4Mi, at least 1Ki); a
+                                     longer one is skipped, counted and logged
+  --max-list-page-bytes N            most bytes read of one list page (default 64Mi, at least
+                                     1Ki); a larger page is asked again with half the limit
+
 Serving the eventbuffer.dev API (kubectl get events.eventbuffer.dev), as k8s.io/apiserver:
   --secure-port PORT                 HTTPS port of the API (default 8443; 0 turns it off)
   --bind-address IP                  interface of the secure port (default 0.0.0.0)
@@ -199,6 +206,19 @@ bool ParseOptions(const std::vector<std::string>& args, Options* options, std::s
       {"serving-nice", integer(&options->serving_nice, 0, 19)},
       {"kubeconfig", str(&options->kubeconfig)},
       {"namespace", str(&options->namespace_name)},
+      {"list-limit", integer(&options->list_limit, 1, 100000)},
+      {"max-watch-event-bytes",
+       [options](const std::string& v) {
+         return ParseByteSize(v, &options->max_watch_event_bytes) &&
+                options->max_watch_event_bytes >= 1024 &&
+                options->max_watch_event_bytes <= (std::uint64_t{1} << 30);
+       }},
+      {"max-list-page-bytes",
+       [options](const std::string& v) {
+         return ParseByteSize(v, &options->max_list_page_bytes) &&
+                options->max_list_page_bytes >= 1024 &&
+                options->max_list_page_bytes <= (std::uint64_t{4} << 30);
+       }},
       {"metrics-bind-address", str(&options->metrics_bind_address)},
       {"health-probe-bind-address", str(&options->health_probe_bind_address)},
       {"config", str(&options->config_path)},

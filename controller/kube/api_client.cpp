@@ -8,6 +8,7 @@
 #include <pplx/threadpool.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <list>
@@ -32,11 +33,46 @@ double RetryAfterSeconds(const http::http_headers& headers) {
   return v;
 }
 
-std::string ReadAll(const http::http_response& response) {
-  concurrency::streams::container_buffer<std::string> buffer;
-  response.body().read_to_end(buffer).get();
-  return std::move(buffer.collection());
+// Appends `part` to *out, allocating at most `cap` bytes: grows geometrically up to the
+// cap (a fresh string's reserve allocates what it is asked for; growing in place may
+// round up to twice the old capacity). REQUIRES: out->size() + part.size() <= cap.
+void AppendCapped(std::string_view part, std::size_t cap, std::string* out) {
+  const std::size_t need = out->size() + part.size();
+  if (need > out->capacity()) {
+    std::string bigger;
+    bigger.reserve(std::max(need, std::min(cap, out->capacity() * 2)));
+    bigger.append(*out);
+    out->swap(bigger);
+  }
+  out->append(part);
 }
+
+// Reads a response body into *out, at most `cap` bytes. Returns false when the body is
+// longer: *out then holds its first `cap` bytes and the rest is left unread.
+bool ReadBounded(const http::http_response& response, std::size_t cap, std::string* out) {
+  auto buffer = response.body().streambuf();
+  unsigned char one = 0;
+  for (;;) {
+    // The bytes already received, straight from the response buffer's front block.
+    unsigned char* data = nullptr;
+    std::size_t count = 0;
+    if (buffer.acquire(data, count) && count > 0) {
+      const std::size_t room = cap - out->size();
+      const std::size_t take = std::min(count, room);
+      AppendCapped(std::string_view(reinterpret_cast<const char*>(data), take), cap, out);
+      buffer.release(data, count);
+      if (count > room) return false;
+      continue;
+    }
+    // Nothing buffered: wait for the next byte (or the end of the body).
+    if (buffer.getn(&one, 1).get() == 0) return true;
+    if (out->size() >= cap) return false;
+    AppendCapped(std::string_view(reinterpret_cast<const char*>(&one), 1), cap, out);
+  }
+}
+
+// The body of a watch response that is not 200 (a Status) is short; more is not read.
+constexpr std::size_t kMaxWatchErrorBodyBytes = std::size_t{1} << 20;
 
 }  // namespace
 
@@ -206,7 +242,11 @@ ApiResponse ApiClient::List(const ListRequest& request) {
           impl_->list_client->request(impl_->MakeRequest(uri), scope.token()).get();
       result.http_status = response.status_code();
       result.retry_after_seconds = RetryAfterSeconds(response.headers());
-      result.body = ReadAll(response);
+      if (!ReadBounded(response, impl_->options.max_list_page_bytes, &result.body)) {
+        // Over the cap: stop here and close the connection rather than drain it.
+        result.body_too_large = true;
+        scope.Cancel();
+      }
     } catch (const std::exception& e) {
       result.http_status = 0;
       result.transport_error = e.what();
@@ -227,10 +267,21 @@ ApiResponse ApiClient::Watch(const WatchRequest& request, const LineHandler& on_
       impl_->config.server,
       impl_->MakeConfig(request.timeout_seconds + impl_->options.watch_timeout_margin_seconds));
 
-  return impl_->WithTokenRetry([this, &watch_client, &uri, &on_line](RequestScope& scope,
-                                                                     ApiResponse& result) {
+  const OversizedLineHandler& on_oversized = request.on_oversized_line;
+  return impl_->WithTokenRetry([this, &watch_client, &uri, &on_line, &on_oversized](
+                                   RequestScope& scope, ApiResponse& result) {
     bool got_headers = false;
-    LineSplitter splitter;
+    LineSplitter splitter(std::max<std::size_t>(1, impl_->options.max_watch_event_bytes));
+    // Lines over the cap: to the request's handler, or dropped.
+    auto oversized = [&on_oversized](std::string_view prefix, std::uint64_t bytes) {
+      return on_oversized ? on_oversized(prefix, bytes) : true;
+    };
+    auto feed = [&](std::string_view chunk) {
+      const bool more = splitter.Feed(chunk, on_line, oversized);
+      result.peak_line_buffer_bytes =
+          std::max<std::uint64_t>(result.peak_line_buffer_bytes, splitter.buffer_capacity());
+      return more;
+    };
     try {
       http::http_response response =
           watch_client.request(impl_->MakeRequest(uri), scope.token()).get();
@@ -238,7 +289,11 @@ ApiResponse ApiClient::Watch(const WatchRequest& request, const LineHandler& on_
       result.http_status = response.status_code();
       result.retry_after_seconds = RetryAfterSeconds(response.headers());
       if (result.http_status != 200) {
-        result.body = ReadAll(response);  // a 401 is retried by WithTokenRetry
+        // A Status; a 401 is retried by WithTokenRetry.
+        if (!ReadBounded(response, kMaxWatchErrorBodyBytes, &result.body)) {
+          result.body_too_large = true;
+          scope.Cancel();
+        }
         return;
       }
       if (impl_->options.read_mode == Options::ReadMode::kReadLine) {
@@ -264,8 +319,7 @@ ApiResponse ApiClient::Watch(const WatchRequest& request, const LineHandler& on_
         unsigned char* data = nullptr;
         std::size_t count = 0;
         if (buffer.acquire(data, count) && count > 0) {
-          keep_going =
-              splitter.Feed(std::string_view(reinterpret_cast<const char*>(data), count), on_line);
+          keep_going = feed(std::string_view(reinterpret_cast<const char*>(data), count));
           buffer.release(data, count);
           continue;
         }
@@ -273,8 +327,7 @@ ApiResponse ApiClient::Watch(const WatchRequest& request, const LineHandler& on_
         // completes as soon as any data arrives, without waiting for a full buffer).
         const std::size_t n = buffer.getn(one.data(), 1).get();
         if (n == 0) break;  // end of stream: the server closed the watch
-        keep_going =
-            splitter.Feed(std::string_view(reinterpret_cast<const char*>(one.data()), n), on_line);
+        keep_going = feed(std::string_view(reinterpret_cast<const char*>(one.data()), n));
       }
       if (!keep_going) {
         // The handler is done with this stream (ERROR event, bad line, shutdown): close

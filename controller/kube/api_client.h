@@ -14,6 +14,14 @@
 // Watch streams are read in chunks as they arrive and split into lines (LineSplitter);
 // a line cut by a dropped connection is discarded. The inactivity timeout of the HTTP
 // client is timeoutSeconds plus a margin, so an idle but healthy watch is never cut by it.
+// Bounded reads: a core/v1 Event's message has no length limit short of the object size
+// limit, and a broken or hostile server may send anything. A watch line longer than
+// max_watch_event_bytes is never held whole: its first max_watch_event_bytes bytes are
+// kept, the rest is read and dropped, and the WatchRequest's on_oversized_line gets the
+// prefix; the stream goes on. A response body (a list page, an error Status) is read up
+// to max_list_page_bytes; beyond it the read stops, the connection is closed and the
+// response says body_too_large with the kept prefix in body (the Watcher retries with a
+// smaller limit).
 //
 // Thread safety: List and Watch are meant for one caller thread (the Watcher) but are
 // safe to call concurrently; Cancel() may be called from any thread.
@@ -21,6 +29,7 @@
 
 #include <openssl/types.h>
 
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -44,11 +53,19 @@ class ApiClient final : public ListerWatcher {
     // How watch lines are read. kChunks (default): read what the socket delivered and split
     // lines here (LineSplitter), which detects a cut last line. kReadLine: cpprestsdk's
     // istream::read_line per line, kept to measure against (tests/bench/e2e_bench.sh); it
-    // cannot tell a cut last line from a complete one, and is slower.
+    // cannot tell a cut last line from a complete one, is slower, and does not apply
+    // max_watch_event_bytes (benchmarks only).
     enum class ReadMode { kChunks, kReadLine };
     ReadMode read_mode = ReadMode::kChunks;
     std::string user_agent = "kube-eventbuffer";
+    // The longest watch line (one watch event) that is decoded; longer ones are skipped.
+    std::size_t max_watch_event_bytes = kDefaultMaxWatchEventBytes;
+    // The most bytes of one response body (a list page) that are read.
+    std::size_t max_list_page_bytes = kDefaultMaxListPageBytes;
   };
+  // 4 MiB: well above the API server's object limit (~1.5 MiB) for an Event.
+  static constexpr std::size_t kDefaultMaxWatchEventBytes = std::size_t{4} << 20;
+  static constexpr std::size_t kDefaultMaxListPageBytes = std::size_t{64} << 20;
 
   // REQUIRES: token outlives the client.
   ApiClient(KubeConfig config, TokenSource* token, Options options);

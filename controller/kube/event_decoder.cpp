@@ -345,6 +345,12 @@ struct EventDecoder::Impl {
 
   // Parses `json`; on a syntax error fills *error and returns false.
   bool Parse(std::string_view json, element* root, DecodeError* error) {
+    // The parser keeps its buffers (~14 bytes per byte of the largest document so far:
+    // tape, strings, structural indexes): after a large list page, a fresh parser for the
+    // next small document gives them back rather than pinning them for good.
+    if (parser.capacity() > (8u << 20) && json.size() < (1u << 20)) {
+      parser = simdjson::dom::parser();
+    }
     // A watch line may carry its newline (and a CR); JSON allows trailing white space anyway.
     if (json.size() + simdjson::SIMDJSON_PADDING > padded.size()) {
       padded.resize(json.size() + simdjson::SIMDJSON_PADDING);
@@ -536,6 +542,10 @@ DecodeResult<EventListPage> EventDecoder::DecodeList(std::string_view json,
     r.Fail(Path{&md_path, "resourceVersion"}, "missing or empty");
   }
   return result;
+}
+
+std::size_t EventDecoder::scratch_capacity() const {
+  return impl_->parser.capacity() + impl_->padded.capacity();
 }
 
 bool EventDecoder::DecodeStatus(std::string_view json, ApiStatus* status) {

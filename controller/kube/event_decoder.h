@@ -103,6 +103,11 @@ class EventDecoder {
   // Decodes a Status body (an API error response). Returns false when it is not one.
   bool DecodeStatus(std::string_view json, ApiStatus* status);
 
+  // Bytes of the reusable parse buffers held between calls. A large document (a list page,
+  // up to the client's page cap) grows them to ~15 bytes per input byte; they are given
+  // back at the next document under 1 MiB, so they stay small in steady state.
+  std::size_t scratch_capacity() const;
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

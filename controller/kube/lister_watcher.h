@@ -6,6 +6,7 @@
 // Cancel may be called from any thread while they run.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -23,10 +24,17 @@ struct ListRequest {
 // check allows for it.
 inline constexpr int kDefaultWatchTimeoutMarginSeconds = 60;
 
+// Called for a watch line longer than the client's cap, instead of the LineHandler: the
+// first cap bytes of the line (the rest was read and dropped) and the line's full length.
+// Return false to stop reading and close the stream, true to go on with the next line.
+using OversizedLineHandler = std::function<bool(std::string_view prefix, std::uint64_t bytes)>;
+
 struct WatchRequest {
   std::string resource_version;  // watch changes after this version
   int timeout_seconds = 300;     // the server closes the stream after this long
   bool allow_bookmarks = true;
+  // Lines over the cap go here; when empty they are dropped without a word.
+  OversizedLineHandler on_oversized_line;
 };
 
 // The outcome of one request.
@@ -37,7 +45,14 @@ struct ApiResponse {
   // For a transport failure: what went wrong (no secrets).
   std::string transport_error;
   // List: the whole body. Watch: the body only when http_status != 200 (a Status).
+  // Never more than the client's cap: see body_too_large.
   std::string body;
+  // The body was longer than the client's cap (a list page over its byte cap): `body`
+  // holds its first cap bytes only, the rest was not read and the connection was closed.
+  bool body_too_large = false;
+  // Watch only: the largest allocation of the line buffer during the stream, in bytes
+  // (bounded by the client's line cap; for logs and tests).
+  std::uint64_t peak_line_buffer_bytes = 0;
   // Retry-After header in seconds; -1 when absent.
   double retry_after_seconds = -1;
   // Watch only: the stream broke off (transport error after 200, or a last line without

@@ -42,6 +42,15 @@ WatchMetrics::WatchMetrics(prometheus::Registry& registry) {
                               .Register(registry);
   list_decode_failures_ = &decode_failures.Add({{"source", "list"}});
   watch_decode_failures_ = &decode_failures.Add({{"source", "watch"}});
+  auto& skipped = prometheus::BuildCounter()
+                      .Name("eventbuffer_watch_events_skipped_total")
+                      .Help(
+                          "Events skipped without being decoded, by source and reason: "
+                          "too_large is a watch line over --max-watch-event-bytes, or a list "
+                          "item alone over --max-list-page-bytes.")
+                      .Register(registry);
+  list_too_large_ = &skipped.Add({{"source", "list"}, {"reason", "too_large"}});
+  watch_too_large_ = &skipped.Add({{"source", "watch"}, {"reason", "too_large"}});
   last_progress_ = &prometheus::BuildGauge()
                         .Name("eventbuffer_watch_last_progress_timestamp_seconds")
                         .Help(
@@ -94,6 +103,10 @@ void WatchMetrics::OnApiRequest(std::string_view verb, int code, double seconds)
 
 void WatchMetrics::OnDecodeFailure(std::string_view source) {
   (source == "list" ? list_decode_failures_ : watch_decode_failures_)->Increment();
+}
+
+void WatchMetrics::OnEventSkipped(std::string_view source, std::string_view /*reason*/) {
+  (source == "list" ? list_too_large_ : watch_too_large_)->Increment();
 }
 
 void WatchMetrics::OnProgress() { last_progress_->SetToCurrentTime(); }

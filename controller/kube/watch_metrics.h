@@ -7,6 +7,10 @@
 //   eventbuffer_watch_relists_total                       counter
 //   eventbuffer_watch_decode_failures_total{source}       counter (list: items skipped;
 //                                                         watch: lines that closed the stream)
+//   eventbuffer_watch_events_skipped_total{source,reason} counter, Events skipped undecoded:
+//                                                         reason too_large (source list: an
+//                                                         item alone over the page cap; watch:
+//                                                         a line over the line cap)
 //   eventbuffer_watch_last_progress_timestamp_seconds     gauge, Unix time of the last event,
 //                                                         bookmark or completed list (start-up
 //                                                         time until the first one)
@@ -57,6 +61,9 @@ class WatchMetrics final : public WatchObserver {
   void OnEventLag(double seconds) override;
   // source outside {"list", "watch"} is counted as "watch".
   void OnDecodeFailure(std::string_view source) override;
+  // source outside {"list", "watch"} is counted as "watch"; every reason as "too_large",
+  // the only one.
+  void OnEventSkipped(std::string_view source, std::string_view reason) override;
 
   // Implementation details follow.
  private:
@@ -68,6 +75,8 @@ class WatchMetrics final : public WatchObserver {
   prometheus::Counter* relists_ = nullptr;
   prometheus::Counter* list_decode_failures_ = nullptr;
   prometheus::Counter* watch_decode_failures_ = nullptr;
+  prometheus::Counter* list_too_large_ = nullptr;
+  prometheus::Counter* watch_too_large_ = nullptr;
   prometheus::Gauge* last_progress_ = nullptr;
   prometheus::Gauge* last_bookmark_ = nullptr;
   prometheus::Histogram* event_lag_ = nullptr;

@@ -76,6 +76,10 @@ class WatchObserver {
   // An Event that did not decode. source is "list" (a list item, skipped; the rest of the
   // page is used) or "watch" (a watch line; the stream is closed and restarted).
   virtual void OnDecodeFailure(std::string_view source) = 0;
+  // An Event was skipped without being decoded. source is "list" (an item alone over the
+  // page byte cap) or "watch" (a line over the line cap; the stream goes on); reason is
+  // "too_large".
+  virtual void OnEventSkipped(std::string_view /*source*/, std::string_view /*reason*/) {}
 };
 
 // An observer that ignores everything (the default when metrics are off, and in tests).

@@ -139,6 +139,7 @@ WatcherStatus Watcher::GetStatus() const {
   s.restarts = restarts_.load(std::memory_order_relaxed);
   s.list_decode_failures = list_decode_failures_.load(std::memory_order_relaxed);
   s.watch_decode_failures = watch_decode_failures_.load(std::memory_order_relaxed);
+  s.too_large_skipped = too_large_skipped_.load(std::memory_order_relaxed);
   s.last_progress_unix_ms = last_progress_unix_ms_.load(std::memory_order_relaxed);
   return s;
 }
@@ -182,13 +183,62 @@ bool Watcher::ListAll() {
   ListRequest request;
   request.limit = options_.list_limit;
   std::size_t items = 0;
-  std::size_t skipped = 0;  // items that did not decode
+  std::size_t skipped = 0;      // items that did not decode
+  bool expired_before = false;  // a continue token expired during this list
   while (!stopping()) {
     const auto start = options_.now();
     list_requests_.fetch_add(1, std::memory_order_relaxed);
     const ApiResponse response = lw_->List(request);
     observer_->OnApiRequest("list", response.http_status, Seconds(options_.now() - start));
     if (response.cancelled || stopping()) return false;
+
+    if (response.http_status == 200 && response.body_too_large) {
+      // The page is over the client's byte cap (huge messages, or a hostile server); the
+      // client read only its first cap bytes. Ask for the same page again with half the
+      // limit, down to one item; the smaller limit holds for the rest of this list.
+      if (request.limit != 1) {
+        const int from = request.limit > 0 ? request.limit : 500;  // 0: an unpaged list
+        const int halved = std::max(1, from / 2);
+        spdlog::warn(
+            "list page over the byte cap ({} bytes read) at limit {}: asking again with "
+            "limit {}",
+            response.body.size(), request.limit, halved);
+        request.limit = halved;
+        continue;
+      }
+      // One item alone is over the cap. The API server writes the list's metadata (with
+      // resourceVersion and continue) before its items, so the kept prefix tells where the
+      // next page starts: skip this item, count it, and go on from there.
+      const ListPagePrefix prefix = ListPageFromPrefix(response.body);
+      if (!prefix.metadata_complete ||
+          (prefix.continue_token.empty() && prefix.resource_version.empty())) {
+        spdlog::error(
+            "list page of one item is over the byte cap ({} bytes read) and its list metadata "
+            "(continue token, resourceVersion) could not be read: the list fails and is retried",
+            response.body.size());
+        SleepFor(backoff_.Next(options_.now()));
+        return false;
+      }
+      if (prefix.first_item_complete) {
+        // The first item ended within the cap, yet the page did not: the server sent more
+        // than the one item asked for. Skipping would drop items unseen; fail instead.
+        spdlog::error(
+            "list page at limit 1 is over the byte cap ({} bytes read) although its first item "
+            "is not: the API server ignores limit; the list fails and is retried",
+            response.body.size());
+        SleepFor(backoff_.Next(options_.now()));
+        return false;
+      }
+      SkippedTooLarge("list", prefix.first_item, response.body.size());
+      request.limit = options_.list_limit;  // the item that needed the small limit is past
+      if (prefix.continue_token.empty()) {
+        // It was the last item: the list is complete at the page's resourceVersion.
+        FinishList(prefix.resource_version, items, skipped);
+        return true;
+      }
+      request.continue_token = prefix.continue_token;
+      continue;
+    }
 
     if (response.http_status == 200) {
       auto page = decoder_.DecodeList(response.body, UnixNanos());
@@ -217,12 +267,7 @@ bool Watcher::ListAll() {
       }
       events_.fetch_add(page.value.items.size(), std::memory_order_relaxed);
       if (page.value.continue_token.empty()) {
-        SetResourceVersion(page.value.resource_version);
-        last_list_end_ = options_.now();
-        last_mark_unix_ns_ = 0;  // a completed list is always marked
-        MarkProgress();
-        spdlog::info("list complete: {} events ({} skipped), resourceVersion {}", items, skipped,
-                     page.value.resource_version);
+        FinishList(page.value.resource_version, items, skipped);
         return true;
       }
       request.continue_token = std::move(page.value.continue_token);
@@ -231,15 +276,19 @@ bool Watcher::ListAll() {
 
     if (response.http_status == 410 && !request.continue_token.empty()) {
       // The continue token expired: the snapshot the pages are cut from was compacted
-      // away, or the server keeps its snapshots only briefly. Paging again from page 1
-      // could expire the same way, forever. Like client-go's pager (FullListIfExpired),
-      // list once more without paging (no limit, no continue): one consistent response.
-      // Items already appended are de-duplicated by the sink; the next list pages again.
-      spdlog::info("list continue token expired; listing again without paging");
+      // away, or the server keeps its snapshots only briefly. client-go's pager answers
+      // with one unpaged list; that response has no bound (every Event of the cluster, each
+      // up to the object size limit), so list again from the first page with the same
+      // limit. Items already appended are de-duplicated by the sink. Once it expired again
+      // during this list, back off first: a server that keeps its snapshots only briefly
+      // gets a slower list, not a storm.
+      spdlog::info("list continue token expired; listing again from the first page (limit {})",
+                   request.limit);
       request.continue_token.clear();
-      request.limit = 0;
       items = 0;
       skipped = 0;
+      if (expired_before && !SleepFor(backoff_.Next(options_.now()))) return false;
+      expired_before = true;
       continue;
     }
 
@@ -257,6 +306,38 @@ bool Watcher::ListAll() {
   return false;
 }
 
+void Watcher::FinishList(const std::string& resource_version, std::size_t items,
+                         std::size_t skipped) {
+  SetResourceVersion(resource_version);
+  last_list_end_ = options_.now();
+  last_mark_unix_ns_ = 0;  // a completed list is always marked
+  MarkProgress();
+  spdlog::info("list complete: {} events ({} skipped), resourceVersion {}", items, skipped,
+               resource_version);
+}
+
+void Watcher::SkippedTooLarge(std::string_view source, const OversizedEventIdentity& id,
+                              std::uint64_t bytes) {
+  too_large_skipped_.fetch_add(1, std::memory_order_relaxed);
+  observer_->OnEventSkipped(source, "too_large");
+  // A hostile server could send these by the thousand: a few log lines per window, and
+  // how many were left out.
+  const auto decision = skip_log_limiter_.Admit(SteadyNanos(options_.now()));
+  if (decision.suppressed_before > 0) {
+    spdlog::warn("{} more Events over the size cap were skipped (not logged)",
+                 decision.suppressed_before);
+  }
+  if (!decision.admitted) return;
+  if (source == "watch") {
+    spdlog::warn("watch event skipped: {} bytes, over the cap of --max-watch-event-bytes ({})",
+                 bytes, id.ToString());
+  } else {
+    spdlog::warn(
+        "list item skipped: alone over the cap of --max-list-page-bytes ({} bytes read) ({})",
+        bytes, id.ToString());
+  }
+}
+
 Watcher::Next Watcher::WatchOnce() {
   SetState(WatchState::kWatching);
   WatchRequest request;
@@ -270,6 +351,19 @@ Watcher::Next Watcher::WatchOnce() {
   request.allow_bookmarks = true;
 
   std::uint64_t stream_events = 0;
+  // A line over the client's cap: skipped, and the stream goes on. Its resourceVersion,
+  // when the kept prefix shows it, is where a rewatch resumes: the server would only send
+  // the same line again.
+  request.on_oversized_line = [&](std::string_view prefix, std::uint64_t bytes) {
+    const OversizedEventIdentity id = IdentityFromWatchLinePrefix(prefix);
+    SkippedTooLarge("watch", id, bytes);
+    if (id.type != "ERROR" && id.type != "BOOKMARK" && !id.resource_version.empty()) {
+      ++stream_events;
+      SetResourceVersion(id.resource_version);
+      MarkProgress();
+    }
+    return !stopping();
+  };
   bool decode_failed = false;
   bool got_error = false;
   ApiStatus error_status;

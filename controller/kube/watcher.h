@@ -1,12 +1,16 @@
 // Watcher: the list/watch loop for core/v1 Events, with client-go reflector semantics.
 //
-//   list (paged, limit/continue; after an expired continue token, one unpaged list)
+//   list (paged, limit/continue; after an expired continue token, paged again from the
+//         start; a page over the client's byte cap is asked again with half the limit, and
+//         an item alone over the cap is skipped by its page's continue token)
 //     -> watch from the list's resourceVersion (allowWatchBookmarks, random timeoutSeconds)
 //     -> on a normal close watch again from the last resourceVersion seen
 //     -> on 410 / ERROR Expired, or a stale watch (very short, no events), list again
 //     -> on a line that does not decode rewatch from the last good resourceVersion; when
 //        the same line fails again (same resourceVersion), relist
 //     -> a list item that does not decode is skipped (logged and counted), not the page
+//     -> a watch line over the client's line cap is skipped (logged, rate-limited, and
+//        counted); the stream goes on with the next line
 //     -> on errors back off exponentially with jitter (429 honours Retry-After)
 //
 // Every occurrence (a list item, or an ADDED/MODIFIED watch event) goes to the EventSink in
@@ -31,8 +35,10 @@
 
 #include "controller/kube/backoff.h"
 #include "controller/kube/event_decoder.h"
+#include "controller/kube/json_prefix.h"
 #include "controller/kube/lister_watcher.h"
 #include "controller/kube/watch_observer.h"
+#include "controller/rate_limiter.h"
 #include "eventbuffer/event_record.h"
 
 namespace eventbuffer::controller {
@@ -62,6 +68,7 @@ struct WatcherStatus {
   std::uint64_t restarts = 0;               // watch streams that ended (any reason)
   std::uint64_t list_decode_failures = 0;   // list items that did not decode (skipped)
   std::uint64_t watch_decode_failures = 0;  // watch lines that did not decode
+  std::uint64_t too_large_skipped = 0;      // Events over a size cap (list or watch), skipped
   std::int64_t last_progress_unix_ms = 0;   // last event, bookmark or completed list
 };
 
@@ -115,6 +122,11 @@ class Watcher {
   // Records progress (event, bookmark, list). now_unix_ns: the caller's clock reading, or 0.
   void MarkProgress(std::int64_t now_unix_ns = 0);
   void Restart(RestartReason reason);
+  // Records a completed list at `resource_version` (progress, logs).
+  void FinishList(const std::string& resource_version, std::size_t items, std::size_t skipped);
+  // Counts and logs (rate-limited) an Event skipped for its size. source: "list", "watch".
+  void SkippedTooLarge(std::string_view source, const OversizedEventIdentity& id,
+                       std::uint64_t bytes);
 
   ListerWatcher* lw_;
   EventSink* sink_;
@@ -133,7 +145,8 @@ class Watcher {
   std::atomic<int> state_{static_cast<int>(WatchState::kStarting)};
   std::atomic<bool> synced_{false};
   std::atomic<std::uint64_t> lists_{0}, list_requests_{0}, watch_requests_{0}, events_{0},
-      bookmarks_{0}, restarts_{0}, list_decode_failures_{0}, watch_decode_failures_{0};
+      bookmarks_{0}, restarts_{0}, list_decode_failures_{0}, watch_decode_failures_{0},
+      too_large_skipped_{0};
   std::atomic<std::int64_t> last_progress_unix_ms_{0};
   std::atomic<std::int64_t> last_progress_steady_ns_{0};
   std::atomic<std::int64_t> watch_deadline_steady_ns_{0};
@@ -145,7 +158,8 @@ class Watcher {
   // the first, and after a relist for a poison line). A second failure from the same one is
   // a poison line. A stale value never matches: resourceVersions only grow.
   std::string last_decode_failure_rv_;
-  std::int64_t last_mark_unix_ns_ = 0;  // watch thread only
+  std::int64_t last_mark_unix_ns_ = 0;                     // watch thread only
+  WindowRateLimiter skip_log_limiter_{5, 10'000'000'000};  // watch thread only
 };
 
 }  // namespace eventbuffer::controller

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import secrets
 import select
 import signal
@@ -718,6 +719,7 @@ def build_fast_stream(sim, count, base_rv, objects, managed_fields_ratio=0.35):
 
 FAULT_KINDS = ("drop_mid_line", "expire_watch", "stale_watch", "status_429", "status_500",
                "status_401", "expire_continue", "compact", "stall_watch", "poison_watch_line",
+               "huge_watch_line",
                "review_error", "review_hang", "review_unauthorized", "clear")
 REVIEW_FAULT_KINDS = ("review_error", "review_hang", "review_unauthorized")
 # The "match" of a review fault: which review endpoints it hits.
@@ -740,6 +742,7 @@ class Faults:
         self.statuses = []      # [{"code", "times", "match", "retry_after", "reason", "message"}]
         self.expire_continue = 0
         self.poison = []        # [{"in_list": bool}], one per change to poison
+        self.huge = []          # [bytes], one per huge watch line still to send
         self.reviews = []       # [{"kind", "match": (resources), "times": n (None: until cleared), "seconds"}]
         self.fired = collections.Counter()
 
@@ -771,9 +774,15 @@ class Faults:
                 self.expire_continue += times
             elif kind == "poison_watch_line":
                 self.poison += [{"in_list": bool(spec.get("in_list", False))} for _ in range(times)]
+            elif kind == "huge_watch_line":
+                size = int(spec.get("bytes", 100_000_000))
+                if size < 1024:
+                    raise ValueError("huge_watch_line: bytes must be at least 1024")
+                self.huge += [size] * times
             elif kind == "clear":
                 self.drop, self.expire, self.stale, self.stall = [], [], 0, []
                 self.statuses, self.expire_continue, self.poison, self.reviews = [], 0, [], []
+                self.huge = []
             else:
                 raise ValueError("unknown fault kind %r (known: %s)" % (kind, ", ".join(FAULT_KINDS)))
 
@@ -813,6 +822,7 @@ class Faults:
                     "stale_watch": self.stale, "stall_watch": sum(s["times"] for s in self.stall),
                     "status": sum(s["times"] for s in self.statuses),
                     "expire_continue": self.expire_continue, "poison_watch_line": len(self.poison),
+                    "huge_watch_line": len(self.huge),
                     "review_error": self._review_pending("review_error"),
                     "review_hang": self._review_pending("review_hang"),
                     "review_unauthorized": self._review_pending("review_unauthorized"),
@@ -867,6 +877,14 @@ class Faults:
             if self.poison:
                 self.fired["poison_watch_line"] += 1
                 return self.poison.pop(0)
+        return None
+
+    def take_huge(self):
+        """Returns the size in bytes of the next armed huge_watch_line, or None."""
+        with self.lock:
+            if self.huge:
+                self.fired["huge_watch_line"] += 1
+                return self.huge.pop(0)
         return None
 
     def take_expire(self):
@@ -1640,6 +1658,8 @@ class Handler(BaseHTTPRequestHandler):
             rv = snap_rv
         else:
             self.emu.count_request("list_first")
+            if not limit:
+                self.emu.count_request("list_unpaged")
             with store.cond:
                 rv = store.rv
                 if store.stream is not None and namespace is None:
@@ -1726,6 +1746,13 @@ class Handler(BaseHTTPRequestHandler):
                                                                       self.include_object, table)}) + b"\n"
             else:
                 line = b'{"type":"%s","object":%s}\n' % (wtype.encode(), full)
+            if faults.huge and wtype != "BOOKMARK":
+                size = faults.take_huge()
+                if size is not None:
+                    self.write_chunks(out)
+                    out = []
+                    self.send_huge_line(full, size)
+                    watch_info["lines"] += 1
             if faults.drop or faults.expire:
                 spec = faults.take_expire() if faults.has_expire_due() else None
                 if spec is not None:
@@ -1740,6 +1767,29 @@ class Handler(BaseHTTPRequestHandler):
             watch_info["lines"] += 1
         self.write_chunks(out)
         return None
+
+    def send_huge_line(self, next_full, size):
+        """Writes one watch line of exactly `size` bytes before the line of `next_full`: an
+        ADDED Event whose message is `size` - overhead bytes of "x", streamed in 1 MiB chunks
+        (never built whole). Its resourceVersion is one below the next line's, a version the
+        client already has, so a client that skips the line and resumes from it loses
+        nothing."""
+        m = re.search(rb'"resourceVersion":"(\d+)"', next_full)
+        rv = max(1, int(m.group(1)) - 1) if m else 1
+        head = (b'{"type":"ADDED","object":{"kind":"Event","apiVersion":"v1","metadata":{"name":'
+                b'"huge-watch-line.%x","namespace":"default","uid":"%s","resourceVersion":"%d"},'
+                b'"involvedObject":{"kind":"Pod","namespace":"default","name":"huge"},'
+                b'"reason":"Huge","message":"' % (random.getrandbits(48), str(uuid.uuid4()).encode(), rv))
+        tail = b'","type":"Warning","count":1}}'
+        left = max(0, size - len(head) - len(tail))
+        self.write_chunks([head])
+        piece = b"x" * (1 << 20)
+        while left > 0:
+            n = min(left, len(piece))
+            self.write_chunks([piece[:n]] if n < len(piece) else [piece])
+            left -= n
+        self.write_chunks([tail + b"\n"])
+        self.wfile.flush()
 
     def send_error_410(self, rv, oldest, watch_info, message=None):
         obj = status_object(410, "Expired", message or "too old resource version: %d (%d)" % (rv, oldest))
@@ -1880,7 +1930,7 @@ class Handler(BaseHTTPRequestHandler):
         start = stream.offsets[from_rv - stream.base]
         end = stream.offsets[stream.count]
         faults = self.emu.faults
-        if table or faults.drop or faults.expire:
+        if table or faults.drop or faults.expire or faults.huge:
             # Slow path: line by line so that the fault hooks apply.
             pairs = []
             for i in range(from_rv - stream.base, stream.count):

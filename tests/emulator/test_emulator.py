@@ -464,6 +464,35 @@ class FaultTest(unittest.TestCase):
         self.assertNotIn("poisoned", snap[good["resourceVersion"]])
         self.assertEqual(self.emu.stats()["faults_fired"]["poison_watch_line"], fired + 1)
 
+    def test_huge_watch_line_comes_before_the_next_line(self):
+        ns = "huge"
+        before = self.rv()
+        fired = self.emu.stats()["faults_fired"].get("huge_watch_line", 0)
+        w = self.emu.watch("resourceVersion=%d&timeoutSeconds=2" % before, namespace=ns)
+        try:
+            self.emu.fault(kind="huge_watch_line", bytes=3_000_000)
+            created = self.emu.post_events(count=2, namespace=ns)["events"]
+            w.read_to_end(timeout=20)
+            lines = w.lines()
+            self.assertEqual(len(lines), 3)
+            self.assertEqual(len(lines[0]), 3_000_000)      # exactly `bytes`, newline not counted
+            huge = json.loads(lines[0])
+            self.assertEqual(huge["type"], "ADDED")
+            self.assertTrue(huge["object"]["metadata"]["name"].startswith("huge-watch-line."))
+            self.assertEqual(set(huge["object"]["message"]), {"x"})
+            # One below the next line's resourceVersion: a version the client already has.
+            self.assertEqual(int(huge["object"]["metadata"]["resourceVersion"]),
+                             int(created[0]["resourceVersion"]) - 1)
+            self.assertEqual([json.loads(x)["object"]["metadata"]["uid"] for x in lines[1:]],
+                             [e["uid"] for e in created])
+        finally:
+            w.close()
+        # Only watches carry it: it is not in the history, the snapshot or a list.
+        self.assertNotIn("huge-watch-line", json.dumps(self.emu.snapshot()))
+        self.assertEqual(self.emu.stats()["faults_fired"]["huge_watch_line"], fired + 1)
+        with self.assertRaises(RuntimeError):
+            self.emu.fault(kind="huge_watch_line", bytes=10)
+
     def test_poison_watch_line_in_list_is_served_by_lists_until_the_next_revision(self):
         ns = "poison-list"
         created = self.emu.post_events(count=1, namespace=ns)["events"][0]

@@ -262,8 +262,8 @@ class ControllerVsEmulator(unittest.TestCase):
     def start_with_expiring_continue(self, times, timeout):
         """1200 events (more than one page of 500) before the controller starts, and the
         first `times` continuation requests get 410. Expects the controller ready with all
-        1200, the fault fired once and the list started twice (paged, then unpaged after
-        the 410); returns the emulator's stats."""
+        1200, the fault fired `times` times, the list started `times` + 1 times, each time
+        paged from the first page (never one unpaged list); returns the emulator's stats."""
         self.emu = Emulator(self.workdir, *self.emulator_args)
         for _ in range(3):
             self.emu.events(count=400)
@@ -273,23 +273,26 @@ class ControllerVsEmulator(unittest.TestCase):
         total = self.assert_converges(timeout=timeout, check_content=False)
         self.assertEqual(total, 1200)
         stats = self.emu.stats()
-        self.assertEqual(stats["faults_fired"].get("expire_continue", 0), 1)
-        self.assertEqual(stats["requests"]["list_first"], 2)  # paged (expired), then unpaged
+        self.assertEqual(stats["faults_fired"].get("expire_continue", 0), times)
+        self.assertEqual(stats["requests"]["list_first"], times + 1)
+        self.assertEqual(stats["requests"].get("list_unpaged", 0), 0)  # every list paged
         return stats
 
     def test_expired_continue(self):
         # An expired continue token on the first continuation: the list is done again,
-        # unpaged, and loses nothing.
+        # paged from the first page, and loses nothing.
         stats = self.start_with_expiring_continue(times=1, timeout=30)
         self.assertLessEqual(stats["requests"]["watch"], 2)
+        self.assertEqual(stats["requests"]["list"], 1 * 2 + 3)  # page 1, 410; pages 1 to 3
+        self.assertIn("listing again from the first page (limit 500)", self.ctl.logs())
 
-    def test_continue_always_expires(self):
-        # Every continued page gets 410 (a server that keeps its list snapshots only
-        # briefly): paging again from page 1 would never end. After the first 410 the
-        # controller lists once without paging, and becomes ready.
-        stats = self.start_with_expiring_continue(times=1000, timeout=20)
-        self.assertEqual(stats["requests"]["list"], 3)
-        self.assertIn("listing again without paging", self.ctl.logs())
+    def test_continue_expires_repeatedly(self):
+        # Continued pages get 410 three times in a row (a server that keeps its list
+        # snapshots only briefly): the controller pages again from the start each time,
+        # backing off after the first, never asks for one unbounded unpaged list, and
+        # becomes ready once a paged list gets through.
+        stats = self.start_with_expiring_continue(times=3, timeout=30)
+        self.assertEqual(stats["requests"]["list"], 3 * 2 + 3)
 
     def poison_then_relist(self, in_list):
         """Three Events held, then a poisoned revision of the first (the fault; with in_list
@@ -428,6 +431,71 @@ class ControllerVsEmulator(unittest.TestCase):
         self.assertEqual(len(big), 8)
         # Held truncated (assert_converges checked each against what was sent), and counted.
         self.assertEqual(self.metrics().get("eventbuffer_truncated_messages_total"), 8)
+
+    def test_huge_watch_line(self):
+        # A 100 MB watch line (an Event no API server should ever send; a broken or hostile
+        # one may). The controller reads past it without holding it (it keeps at most
+        # --max-watch-event-bytes, 4 MiB), counts and logs it, and the watch goes on: the
+        # Events after it are held, with no relist and no new watch.
+        self.start()
+        self.emu.events(count=3)
+        self.assert_converges()
+        watches_before = self.emu.stats()["requests"]["watch"]
+        peak_before = self.ctl.peak_rss_kb()
+        self.emu.fault(kind="huge_watch_line", bytes=100_000_000)
+        self.emu.events(count=5)
+        self.assert_converges(timeout=60)
+        stats = self.emu.stats()
+        self.assertEqual(stats["faults_fired"].get("huge_watch_line", 0), 1)
+        metrics = self.metrics()
+        self.assertEqual(metrics.get("eventbuffer_watch_events_skipped_total", source="watch",
+                                     reason="too_large"), 1)
+        self.assertEqual(metrics.get("eventbuffer_watch_events_skipped_total", source="list",
+                                     reason="too_large"), 0)
+        self.assertEqual(metrics.get("eventbuffer_watch_relists_total"), 1)
+        self.assertEqual(stats["requests"]["watch"], watches_before)  # the same stream
+        logs = self.ctl.logs()
+        self.assertIn("watch event skipped: 100000000 bytes", logs)
+        self.assertIn("ADDED default/huge-watch-line.", logs)
+        # Structural, not a timing: the whole line never was in memory at once.
+        grown_kb = self.ctl.peak_rss_kb() - peak_before
+        self.assertLess(grown_kb, 40 * 1024, "peak RSS grew by %d KiB" % grown_kb)
+        # And the watch flows on as before.
+        self.emu.events(count=2, repeat=1)
+        self.assert_converges()
+        self.assertEqual(self.emu.stats()["requests"].get("list_unpaged", 0), 0)
+
+    def test_oversized_list_item(self):
+        # An Event whose message (3 MB) is over the page cap is in the first list. With
+        # --max-list-page-bytes=1Mi and --list-limit=8 the controller halves the page (it
+        # sorts first: namespace "huge") down to limit 1, skips that item alone by its page's
+        # continue token, lists the rest at limit 8 again, becomes ready and holds every other
+        # Event. Every list request is paged. A 2 MB message later on the watch is within
+        # --max-watch-event-bytes (4Mi) and is held.
+        self.emu = Emulator(self.workdir, *self.emulator_args)
+        self.emu.events(count=5, namespace="ok")
+        self.emu.events(count=1, namespace="huge", message_bytes=3_000_000)
+        self.emu.events(count=5, namespace="ok")
+        self.ctl = self.controller(self.emu.kubeconfig, "--max-list-page-bytes=1Mi", "--list-limit=8")
+        self.ctl.wait_ready(timeout=20)
+        self.assertEqual(self.assert_converges(namespace="ok"), 10)
+        metrics = self.metrics()
+        self.assertEqual(metrics.get("eventbuffer_watch_events_skipped_total", source="list",
+                                     reason="too_large"), 1)
+        self.assertEqual(metrics.get("eventbuffer_watch_events_skipped_total", source="watch",
+                                     reason="too_large"), 0)
+        self.assertEqual(metrics.get("eventbuffer_watch_relists_total"), 1)
+        logs = self.ctl.logs()
+        self.assertIn("at limit 8: asking again with limit 4", logs)
+        self.assertIn("list item skipped: alone over the cap of --max-list-page-bytes", logs)
+        self.assertIn("(huge/", logs)
+        stats = self.emu.stats()
+        self.assertEqual(stats["requests"].get("list_unpaged", 0), 0)
+        self.assertEqual(stats["requests"]["list_first"], 4)  # limits 8, 4, 2, 1; then continued
+        self.emu.events(count=1, namespace="ok", message_bytes=2_000_000)
+        self.assertEqual(self.assert_converges(namespace="ok"), 11)
+        self.assertEqual(self.metrics().get("eventbuffer_watch_events_skipped_total",
+                                            source="watch", reason="too_large"), 0)
 
     def test_namespace_filter(self):
         self.emu = Emulator(self.workdir, *self.emulator_args)

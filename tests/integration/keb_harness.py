@@ -247,6 +247,14 @@ class Controller:
                     return int(line.split()[1])
         raise AssertionError("no VmRSS for pid %d" % self.proc.pid)
 
+    def peak_rss_kb(self):
+        """The process's resident-set high-water mark (VmHWM): what it ever held at once."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmHWM for pid %d" % self.proc.pid)
+
     def logs(self):
         with open(self.log_path) as f:
             return f.read()[-6000:]

@@ -227,27 +227,27 @@ TEST_F(WatcherTest, ListsAllPagesThenWatchesFromTheListResourceVersion) {
   EXPECT_EQ(status_.state, WatchState::kStopped);
 }
 
-TEST_F(WatcherTest, ExpiredContinueTokenFallsBackToOneUnpagedList) {
-  // Every continued page of this server expires: paging again from page 1 would never get
-  // past page 2. After the 410 the next list is one unpaged request; a later relist pages
-  // again.
-  lw_.lists = {Ok(ListBody({EventJson("a", "10", "p1")}, "19", "tok1")), Status(410),
-               Ok(ListBody({EventJson("a", "10", "p1"), EventJson("b", "11", "p1")}, "40")),
-               Ok(ListBody({}, "50"))};
-  lw_.watches = {{{ErrorLine(410, "Expired")}}};
+TEST_F(WatcherTest, ExpiredContinueTokenPagesAgainFromTheStart) {
+  // The continue token expires: the list starts again from the first page with the same
+  // limit, never one unpaged (unbounded) response. A second expiry within the same list
+  // backs off first.
+  lw_.lists = {Ok(ListBody({EventJson("a", "10", "p1")}, "19", "tok1")),
+               Status(410),
+               Ok(ListBody({EventJson("a", "10", "p1")}, "30", "tok2")),
+               Status(410),
+               Ok(ListBody({EventJson("a", "10", "p1")}, "40", "tok3")),
+               Ok(ListBody({EventJson("b", "11", "p1")}, "40"))};
+  lw_.watches = {{{Line("ADDED", EventJson("c", "41", "p1"))}}};
   Run();
-  EXPECT_EQ(lw_.calls, (std::vector<std::string>{"list:", "list:tok1", "list:", "watch:40",
-                                                 "list:", "watch:50"}));
-  ASSERT_EQ(lw_.list_requests.size(), 4u);
-  EXPECT_EQ(lw_.list_requests[0].limit, 500);
-  EXPECT_EQ(lw_.list_requests[1].limit, 500);
-  EXPECT_EQ(lw_.list_requests[2].limit, 0);  // unpaged
-  EXPECT_EQ(lw_.list_requests[3].limit, 500);
+  EXPECT_EQ(lw_.calls, (std::vector<std::string>{"list:", "list:tok1", "list:", "list:tok2",
+                                                 "list:", "list:tok3", "watch:40", "watch:41"}));
+  ASSERT_EQ(lw_.list_requests.size(), 6u);
+  for (const auto& r : lw_.list_requests) EXPECT_EQ(r.limit, 500);  // always paged
   // The sink sees the overlap; the EventBuffer's dedup makes it harmless.
-  EXPECT_EQ(sink_.occurrences, (std::vector<std::string>{"a@10", "a@10", "b@11"}));
+  EXPECT_EQ(sink_.occurrences, (std::vector<std::string>{"a@10", "a@10", "a@10", "b@11", "c@41"}));
   EXPECT_EQ(sink_.synced, 1);
-  EXPECT_EQ(observer_.relists, 2);
-  EXPECT_TRUE(sleeps_.empty());
+  EXPECT_EQ(observer_.relists, 1);
+  EXPECT_EQ(sleeps_.size(), 1u);  // only before the second restart
 }
 
 TEST_F(WatcherTest, WatchErrorExpiredRelists) {
