@@ -26,7 +26,7 @@ Reading from the Kubernetes API (bounded: see docs/controller.md):
   --list-limit N                     Events per list page (the API's limit; default 500)
   --max-watch-event-bytes N          longest watch event read (default 4Mi, at least 1Ki); a
                                      longer one is skipped, counted and logged
-  --max-list-page-bytes N            most bytes read of one list page (default 64Mi, at least
+  --max-list-page-bytes N            most bytes read of one list page (default 16Mi, at least
                                      1Ki); a larger page is asked again with half the limit
 
 Serving the eventbuffer.dev API (kubectl get events.eventbuffer.dev), as k8s.io/apiserver:

@@ -7,7 +7,7 @@
 //   --health-probe-bind-address ADDR  /healthz, /readyz, /livez in plain HTTP (default :8081)
 //   --list-limit N                    Events per list page (default 500)
 //   --max-watch-event-bytes N         longest watch line decoded; longer: skipped (default 4Mi)
-//   --max-list-page-bytes N           most bytes read of a list page (default 64Mi)
+//   --max-list-page-bytes N           most bytes read of a list page (default 16Mi)
 //   --secure-port, --bind-address, --tls-*, --client-ca-file, --requestheader-*,
 //   --authentication-*, --authorization-*, --max-requests-inflight
 //                                     the eventbuffer.dev API, named as k8s.io/apiserver names
@@ -53,7 +53,7 @@ struct Options {
   // Bounded reads from the Kubernetes API (controller/kube/api_client.h).
   int list_limit = 500;
   std::uint64_t max_watch_event_bytes = std::uint64_t{4} << 20;
-  std::uint64_t max_list_page_bytes = std::uint64_t{64} << 20;
+  std::uint64_t max_list_page_bytes = std::uint64_t{16} << 20;
 
   // The durable store (controller/durable/event_store.h); empty data_dir: memory only.
   std::string data_dir;

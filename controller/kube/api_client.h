@@ -65,7 +65,7 @@ class ApiClient final : public ListerWatcher {
   };
   // 4 MiB: well above the API server's object limit (~1.5 MiB) for an Event.
   static constexpr std::size_t kDefaultMaxWatchEventBytes = std::size_t{4} << 20;
-  static constexpr std::size_t kDefaultMaxListPageBytes = std::size_t{64} << 20;
+  static constexpr std::size_t kDefaultMaxListPageBytes = std::size_t{16} << 20;
 
   // REQUIRES: token outlives the client.
   ApiClient(KubeConfig config, TokenSource* token, Options options);

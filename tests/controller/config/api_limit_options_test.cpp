@@ -12,7 +12,7 @@ TEST(ApiLimitOptionsTest, DefaultsPassAOneMebibyteEventAndBoundAPage) {
   ASSERT_TRUE(ParseOptions({}, &o, &error)) << error;
   EXPECT_EQ(o.list_limit, 500);
   EXPECT_EQ(o.max_watch_event_bytes, std::uint64_t{4} << 20);
-  EXPECT_EQ(o.max_list_page_bytes, std::uint64_t{64} << 20);
+  EXPECT_EQ(o.max_list_page_bytes, std::uint64_t{16} << 20);
 }
 
 TEST(ApiLimitOptionsTest, ParsesAndRejects) {
