@@ -17,6 +17,37 @@ namespace fs = std::filesystem;
 
 constexpr std::uint64_t kBudgetDeleteMin = 16;
 
+// The schema this code writes (PRAGMA user_version). 0 is the first schema (text primary
+// key, time index), which carried no version.
+constexpr std::int64_t kSchemaVersion = 2;
+
+// 64 KiB pages: a batch's rows fill whole pages at the end of the table, and the random
+// inserts into the key index touch few, large pages (a fraction of the WAL volume and of
+// the B-tree work of 4 KiB pages; see docs/durable.md, Cost).
+constexpr int kPageSize = 65536;
+
+// The writer commits before its interval ends once this many operations are queued: under
+// a burst the batches stay moderate (and the queue far from full), and a Flush finds
+// little left to write.
+std::size_t EarlyCommitOps(std::size_t queue_capacity) {
+  return std::max<std::size_t>(1, queue_capacity / 8);
+}
+
+// The row's identity key: 64-bit FNV-1a over uid, a 0xff byte (never in either) and
+// resourceVersion, as a signed SQLite integer. Fixed by this definition, so it is the same
+// in every build that reads the file.
+std::int64_t IdentityKey(std::string_view uid, std::string_view rv) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  const auto add = [&h](unsigned char c) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  };
+  for (const char c : uid) add(static_cast<unsigned char>(c));
+  add(0xff);
+  for (const char c : rv) add(static_cast<unsigned char>(c));
+  return static_cast<std::int64_t>(h);
+}
+
 std::int64_t SteadyNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -34,16 +65,17 @@ bool IsCorruption(int code) {
   return primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB;
 }
 
-// Renames the database and its WAL and shared-memory files to <name>.corrupt-<time>[-wal|-shm].
-void MoveAside(const std::string& path) {
-  const std::string target = path + ".corrupt-" + std::to_string(UnixSeconds());
+// Renames the database and its WAL and shared-memory files to <name>.<tag>-<time>[-wal|-shm];
+// returns the new name.
+std::string MoveAside(const std::string& path, const std::string& tag) {
+  const std::string target = path + "." + tag + "-" + std::to_string(UnixSeconds());
   for (const char* suffix : {"", "-wal", "-shm"}) {
     std::error_code ec;
     if (!fs::exists(path + suffix, ec)) continue;
     fs::rename(path + suffix, target + suffix, ec);
     if (ec) spdlog::error("durable store: cannot move {}{} aside: {}", path, suffix, ec.message());
   }
-  spdlog::error("durable store: {} is corrupt: moved aside to {}, starting empty", path, target);
+  return target;
 }
 
 }  // namespace
@@ -61,20 +93,35 @@ std::unique_ptr<EventStore> EventStore::Open(const EventStoreOptions& options, s
   std::unique_ptr<EventStore> store(
       new EventStore(options, (fs::path(options.dir) / kFileName).string()));
   bool corrupt = false;
-  if (store->OpenDatabase(error, &corrupt)) return store;
+  std::int64_t old_schema = -1;
+  if (store->OpenDatabase(error, &corrupt, &old_schema)) return store;
   store->CloseDatabase();
-  if (!corrupt) return nullptr;
-  spdlog::error("durable store: {}", *error);
-  MoveAside(store->path_);
-  store->corrupt_.fetch_add(1, std::memory_order_relaxed);
+  if (old_schema >= 0) {
+    const std::string target =
+        MoveAside(store->path_, "schema" + std::to_string(old_schema));
+    spdlog::warn(
+        "durable store: {} has schema version {}, this controller writes version {}: moved "
+        "aside to {}, starting empty",
+        store->path_, old_schema, kSchemaVersion, target);
+    store->schema_moved_.fetch_add(1, std::memory_order_relaxed);
+  } else if (corrupt) {
+    spdlog::error("durable store: {}", *error);
+    const std::string target = MoveAside(store->path_, "corrupt");
+    spdlog::error("durable store: {} is corrupt: moved aside to {}, starting empty",
+                  store->path_, target);
+    store->corrupt_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    return nullptr;
+  }
   error->clear();
-  if (store->OpenDatabase(error, &corrupt)) return store;
+  if (store->OpenDatabase(error, &corrupt, &old_schema)) return store;
   store->CloseDatabase();
   return nullptr;
 }
 
-bool EventStore::OpenDatabase(std::string* error, bool* corrupt) {
+bool EventStore::OpenDatabase(std::string* error, bool* corrupt, std::int64_t* old_schema) {
   *corrupt = false;
+  *old_schema = -1;
   int rc =
       sqlite3_open_v2(path_.c_str(), &db_,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
@@ -109,8 +156,20 @@ bool EventStore::OpenDatabase(std::string* error, bool* corrupt) {
     *error = path_ + ": quick_check: " + verdict;
     return false;
   }
-  // auto_vacuum only takes effect before the first table is created.
-  if (!Exec("PRAGMA auto_vacuum=INCREMENTAL", error)) return false;
+  // A database written by another schema version is set aside whole (Open moves it).
+  const std::int64_t version = PragmaInt("PRAGMA user_version");
+  const bool has_table =
+      PragmaInt("SELECT count(*) FROM sqlite_master WHERE name = 'occurrences'") > 0;
+  if (has_table && version != kSchemaVersion) {
+    *old_schema = version;
+    *error = path_ + ": schema version " + std::to_string(version);
+    return false;
+  }
+  // page_size and auto_vacuum only take effect before the first table is created.
+  if (!Exec(("PRAGMA page_size=" + std::to_string(kPageSize)).c_str(), error) ||
+      !Exec("PRAGMA auto_vacuum=INCREMENTAL", error)) {
+    return false;
+  }
   {
     sqlite3_stmt* mode = nullptr;
     sqlite3_prepare_v2(db_, "PRAGMA journal_mode=WAL", -1, &mode, nullptr);
@@ -125,16 +184,17 @@ bool EventStore::OpenDatabase(std::string* error, bool* corrupt) {
       return false;
     }
   }
-  // 32 MiB of page cache: inserts land at random places of the (uid, resourceVersion)
-  // index; a small cache rereads its pages from the OS for every batch.
+  // Rows go to the table in write order (seq, the rowid: appends at the end of the B-tree);
+  // the one index is the 8-byte identity key, small enough that its pages stay in the
+  // 32 MiB cache.
   if (!Exec("PRAGMA synchronous=NORMAL", error) || !Exec("PRAGMA cache_size=-32768", error) ||
       !Exec("PRAGMA journal_size_limit=67108864", error) ||
       !Exec("CREATE TABLE IF NOT EXISTS occurrences ("
-            " uid TEXT NOT NULL, resource_version TEXT NOT NULL, namespace TEXT NOT NULL,"
-            " time_ms INTEGER NOT NULL, record BLOB NOT NULL,"
-            " PRIMARY KEY (uid, resource_version))",
+            " seq INTEGER PRIMARY KEY, key INTEGER, uid TEXT NOT NULL,"
+            " resource_version TEXT NOT NULL, record BLOB NOT NULL)",
             error) ||
-      !Exec("CREATE INDEX IF NOT EXISTS occurrences_by_time ON occurrences (time_ms)", error)) {
+      !Exec("CREATE UNIQUE INDEX IF NOT EXISTS occurrences_by_key ON occurrences (key)", error) ||
+      !Exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str(), error)) {
     *corrupt = IsCorruption(sqlite3_extended_errcode(db_));
     return false;
   }
@@ -143,10 +203,20 @@ bool EventStore::OpenDatabase(std::string* error, bool* corrupt) {
         "PRAGMA max_page_count=" + std::to_string(options_.max_page_count_for_testing);
     Exec(sql.c_str(), error);
   }
-  if (sqlite3_prepare_v2(db_, "INSERT OR IGNORE INTO occurrences VALUES (?1, ?2, ?3, ?4, ?5)", -1,
-                         &insert_, nullptr) != SQLITE_OK ||
-      sqlite3_prepare_v2(db_, "DELETE FROM occurrences WHERE uid = ?1 AND resource_version = ?2",
-                         -1, &delete_, nullptr) != SQLITE_OK) {
+  const auto prepare = [this](const char* sql, sqlite3_stmt** stmt) {
+    return sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, nullptr) ==
+           SQLITE_OK;
+  };
+  if (!prepare("INSERT OR IGNORE INTO occurrences (key, uid, resource_version, record)"
+               " VALUES (?1, ?2, ?3, ?4)",
+               &insert_) ||
+      !prepare("SELECT 1 FROM occurrences WHERE (key = ?1 OR key IS NULL) AND uid = ?2"
+               " AND resource_version = ?3",
+               &find_) ||
+      !prepare("DELETE FROM occurrences WHERE key = ?1 AND uid = ?2 AND resource_version = ?3",
+               &delete_) ||
+      !prepare("DELETE FROM occurrences WHERE key IS NULL AND uid = ?1 AND resource_version = ?2",
+               &delete_unkeyed_)) {
     *error = path_ + ": " + sqlite3_errmsg(db_);
     return false;
   }
@@ -158,9 +228,10 @@ bool EventStore::OpenDatabase(std::string* error, bool* corrupt) {
 }
 
 void EventStore::CloseDatabase() {
-  sqlite3_finalize(insert_);
-  sqlite3_finalize(delete_);
-  insert_ = delete_ = nullptr;
+  for (sqlite3_stmt** stmt : {&insert_, &find_, &delete_, &delete_unkeyed_}) {
+    sqlite3_finalize(*stmt);
+    *stmt = nullptr;
+  }
   if (db_ != nullptr) sqlite3_close_v2(db_);
   db_ = nullptr;
 }
@@ -197,7 +268,7 @@ std::size_t EventStore::Restore(const std::function<void(EventRef)>& fn) {
   // One sequential scan of the table, sorted in memory: much faster than walking the time
   // index, which visits the table in random order.
   sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db_, "SELECT time_ms, rowid, record FROM occurrences", -1, &stmt,
+  if (sqlite3_prepare_v2(db_, "SELECT seq, record FROM occurrences", -1, &stmt,
                          nullptr) != SQLITE_OK) {
     spdlog::error("durable store: restore: {}", sqlite3_errmsg(db_));
     return 0;
@@ -210,15 +281,16 @@ std::size_t EventStore::Restore(const std::function<void(EventRef)>& fn) {
   std::size_t skipped = 0;
   int rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    const void* blob = sqlite3_column_blob(stmt, 2);
-    const int size = sqlite3_column_bytes(stmt, 2);
+    const void* blob = sqlite3_column_blob(stmt, 1);
+    const int size = sqlite3_column_bytes(stmt, 1);
     EventRecord record;
     if (blob == nullptr ||
         !DecodeRecord(std::string_view(static_cast<const char*>(blob), size), &record)) {
       ++skipped;
       continue;
     }
-    rows.push_back(Row{sqlite3_column_int64(stmt, 0), sqlite3_column_int64(stmt, 1),
+    const std::int64_t time_ms = RecordTimeMs(record);
+    rows.push_back(Row{time_ms, sqlite3_column_int64(stmt, 0),
                        std::make_shared<const EventRecord>(std::move(record))});
   }
   if (rc != SQLITE_DONE) {
@@ -249,7 +321,7 @@ bool EventStore::Append(EventRef record) {
     return false;
   }
   queue_.push_back(Op{std::move(record), true});
-  if (queue_.size() == options_.queue_capacity / 2) queue_cv_.notify_one();
+  if (queue_.size() == EarlyCommitOps(options_.queue_capacity)) queue_cv_.notify_one();
   return true;
 }
 
@@ -278,7 +350,7 @@ void EventStore::WriterLoop() {
   while (!stop_) {
     queue_cv_.wait_for(lock, options_.sync_interval, [this] {
       // Early only while no failed batch waits: a failing disk is retried once per interval.
-      return stop_ || (queue_.size() >= options_.queue_capacity / 2 &&
+      return stop_ || (queue_.size() >= EarlyCommitOps(options_.queue_capacity) &&
                        pending_size_.load(std::memory_order_relaxed) == 0);
     });
     if (stop_) break;
@@ -344,24 +416,60 @@ bool EventStore::CommitLocked(std::string* error, int* code) {
   };
   if (!Exec("BEGIN IMMEDIATE")) return fail(nullptr);
   std::uint64_t inserted = 0, deleted = 0;
+  const auto bind_identity = [](sqlite3_stmt* stmt, int first, std::string_view uid,
+                                std::string_view rv) {
+    sqlite3_bind_text(stmt, first, uid.data(), static_cast<int>(uid.size()), SQLITE_STATIC);
+    sqlite3_bind_text(stmt, first + 1, rv.data(), static_cast<int>(rv.size()), SQLITE_STATIC);
+  };
+  // Runs a bound INSERT or DELETE: the rows it changed, or -1 on an error. A bound SELECT:
+  // 1 when it has a row, 0 when not, -1 on an error.
+  const auto run = [this](sqlite3_stmt* stmt) -> int {
+    const int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return -1;
+    const int result = sqlite3_stmt_readonly(stmt) != 0 ? (rc == SQLITE_ROW ? 1 : 0)
+                                                        : sqlite3_changes(db_);
+    sqlite3_reset(stmt);
+    return result;
+  };
   for (const Op& op : pending_) {
     const EventRecord& r = *op.record;
     const std::string_view uid = r.uid(), rv = r.resource_version();
-    sqlite3_stmt* stmt = op.insert ? insert_ : delete_;
-    sqlite3_bind_text(stmt, 1, uid.data(), static_cast<int>(uid.size()), SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, rv.data(), static_cast<int>(rv.size()), SQLITE_STATIC);
+    const std::int64_t key = IdentityKey(uid, rv);
     if (op.insert) {
-      const std::string_view ns = r.Get(EventRecord::Field::kNamespace);
       encode_buffer_.clear();
       EncodeRecord(r, &encode_buffer_);
-      sqlite3_bind_text(stmt, 3, ns.data(), static_cast<int>(ns.size()), SQLITE_STATIC);
-      sqlite3_bind_int64(stmt, 4, RecordTimeMs(r));
-      sqlite3_bind_blob(stmt, 5, encode_buffer_.data(), static_cast<int>(encode_buffer_.size()),
+      sqlite3_bind_int64(insert_, 1, key);
+      bind_identity(insert_, 2, uid, rv);
+      sqlite3_bind_blob(insert_, 4, encode_buffer_.data(), static_cast<int>(encode_buffer_.size()),
                         SQLITE_STATIC);
+      int changed = run(insert_);
+      if (changed == 0) {
+        // The key is taken: a repeated write (a no-op), or, very rarely, another identity
+        // with the same 64-bit key. That one is stored without a key (NULL is never a
+        // conflict) and found by uid and resourceVersion.
+        sqlite3_bind_int64(find_, 1, key);
+        bind_identity(find_, 2, uid, rv);
+        const int found = run(find_);
+        if (found < 0) return fail(find_);
+        if (found == 0) {
+          sqlite3_bind_null(insert_, 1);
+          changed = run(insert_);
+        }
+      }
+      if (changed < 0) return fail(insert_);
+      inserted += static_cast<std::uint64_t>(changed);
+    } else {
+      sqlite3_bind_int64(delete_, 1, key);
+      bind_identity(delete_, 2, uid, rv);
+      int changed = run(delete_);
+      if (changed < 0) return fail(delete_);
+      if (changed == 0) {
+        bind_identity(delete_unkeyed_, 1, uid, rv);
+        changed = run(delete_unkeyed_);
+        if (changed < 0) return fail(delete_unkeyed_);
+      }
+      deleted += static_cast<std::uint64_t>(changed);
     }
-    if (sqlite3_step(stmt) != SQLITE_DONE) return fail(stmt);
-    (op.insert ? inserted : deleted) += static_cast<std::uint64_t>(sqlite3_changes(db_));
-    sqlite3_reset(stmt);
   }
   if (!Exec("COMMIT")) return fail(nullptr);
   written_.fetch_add(inserted, std::memory_order_relaxed);
@@ -387,8 +495,8 @@ void EventStore::EnforceBudgetLocked() {
       const std::uint64_t n =
           std::max<std::uint64_t>(kBudgetDeleteMin, rows * (bytes - target) / bytes + 1);
       const std::string sql =
-          "DELETE FROM occurrences WHERE rowid IN (SELECT rowid FROM occurrences "
-          "ORDER BY time_ms, rowid LIMIT " +
+          "DELETE FROM occurrences WHERE seq IN (SELECT seq FROM occurrences "
+          "ORDER BY seq LIMIT " +
           std::to_string(n) + ")";
       if (!Exec(sql.c_str())) break;
       removed += static_cast<std::uint64_t>(sqlite3_changes(db_));
@@ -420,6 +528,7 @@ EventStoreStats EventStore::Stats() const {
   s.disk_full = disk_full_.load(std::memory_order_relaxed);
   s.write_errors = write_errors_.load(std::memory_order_relaxed);
   s.corrupt_moved_aside = corrupt_.load(std::memory_order_relaxed);
+  s.schema_moved_aside = schema_moved_.load(std::memory_order_relaxed);
   s.database_bytes = database_bytes_.load(std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(queue_mu_);

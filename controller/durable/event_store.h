@@ -1,24 +1,30 @@
 // EventStore: the durable copy of the EventBuffer's occurrences (--data-dir), so the history
 // survives restarts.
 //
-// Storage: one SQLite database DIR/eventbuffer.db in WAL mode. SQLite because it is small,
-// well kept and packaged by Debian; its write-ahead log makes an append batch one atomic,
-// crash-safe commit (a torn tail of the log is ignored on the next open: the database is
-// what the last complete commit left); and its B-tree indexes give the deletes retention
-// needs (by identity, oldest first by time) without a hand-written file format.
+// Storage: one SQLite database DIR/eventbuffer.db in WAL mode, 64 KiB pages. SQLite because
+// it is small, well kept and packaged by Debian; its write-ahead log makes an append batch
+// one atomic, crash-safe commit (a torn tail of the log is ignored on the next open: the
+// database is what the last complete commit left); and its B-trees give the deletes
+// retention needs (by identity, oldest first) without a hand-written file format.
 //
-// Schema: table occurrences, one row per occurrence: uid, resource_version (together the
-// primary key, so a repeated write is a no-op), namespace (of the Event), time_ms (the
-// buffer's retention time of the record, RecordTimeMs) and record (the whole EventRecord,
-// record_codec.h). Index occurrences_by_time on (time_ms).
+// Schema (version 2, PRAGMA user_version): table occurrences, one row per occurrence: seq
+// (INTEGER PRIMARY KEY, the rowid: write order, so a batch appends at the end of the
+// table), key (a 64-bit FNV-1a hash of uid and resourceVersion), uid, resource_version and
+// record (the whole EventRecord, record_codec.h). One index, UNIQUE on key: a repeated
+// write of an occurrence is a no-op; another occurrence whose key is taken (a hash
+// collision) is stored with key NULL and found by uid and resourceVersion. A database of
+// another schema version (version 0: the first schema, text primary key and time index) is
+// renamed to DIR/eventbuffer.db.schema<N>-<unix time>, never deleted; the store starts
+// empty and logs a warning (Stats().schema_moved_aside).
 //
 // Off the hot path. Append only pushes the record (a shared reference) onto an in-memory
 // queue; a writer thread commits everything queued once per sync_interval in one
-// transaction. The queue is bounded (queue_capacity occurrences, counting a batch waiting
-// for a retry): when it is full — the disk is slower than ingest, or failing — Append drops
-// the occurrence and counts it (Stats().dropped_queue_full; the writer logs it,
-// rate-limited). It never blocks the watch thread beyond one short mutex. A dropped
-// occurrence stays in memory; it is only missing from the next restart.
+// transaction, or sooner once an eighth of queue_capacity is queued. The queue is bounded
+// (queue_capacity occurrences, counting a batch waiting for a retry): when it is full — the
+// disk is slower than ingest, or failing — Append drops the occurrence and counts it
+// (Stats().dropped_queue_full; the writer logs it, rate-limited). It never blocks the watch
+// thread beyond one short mutex. A dropped occurrence stays in memory; it is only missing
+// from the next restart.
 //
 // Durability: synchronous=NORMAL. A killed process loses only what was still queued (at most
 // one sync interval): every committed batch is in the OS page cache and survives. A power
@@ -26,10 +32,10 @@
 // WAL is not fsynced per commit), never the database's consistency.
 //
 // Retention: Remove deletes occurrences the buffer evicted (queued in order with the
-// appends). After each batch, when the database's used pages exceed max_bytes, the oldest
-// occurrences (by time_ms) are deleted until it is under 90% of max_bytes, and the freed
-// pages are returned to the file system (auto_vacuum=INCREMENTAL). The WAL file comes on
-// top (truncated to 64 MiB after checkpoints).
+// appends), by identity. After each batch, when the database's used pages exceed max_bytes,
+// the oldest occurrences (in write order, seq) are deleted until it is under 90% of
+// max_bytes, and the freed pages are returned to the file system (auto_vacuum=INCREMENTAL).
+// The WAL file comes on top (truncated to 64 MiB after checkpoints).
 //
 // Faults:
 //   - a torn or corrupt WAL tail: SQLite's recovery keeps the last good commit;
@@ -88,6 +94,7 @@ struct EventStoreStats {
   std::uint64_t disk_full = 0;            // commits that failed with SQLITE_FULL
   std::uint64_t write_errors = 0;         // commits that failed otherwise
   std::uint64_t corrupt_moved_aside = 0;  // databases renamed to *.corrupt-<time> at Open
+  std::uint64_t schema_moved_aside = 0;   // ... to *.schema<N>-<time>: another schema version
   std::size_t queued = 0;                 // occurrences waiting (queue plus retried batch)
   std::uint64_t database_bytes = 0;       // used pages times page size, at the last batch
 };
@@ -103,7 +110,7 @@ class EventStore {
   EventStore(const EventStore&) = delete;
   EventStore& operator=(const EventStore&) = delete;
 
-  // Calls fn with every stored occurrence, oldest first (time_ms, then write order); reads
+  // Calls fn with every stored occurrence, oldest first (RecordTimeMs, then write order); reads
   // the table in one scan and sorts in memory (the records go to the buffer anyway).
   // Returns the number read. REQUIRES: before Start.
   std::size_t Restore(const std::function<void(EventRef)>& fn);
@@ -137,7 +144,8 @@ class EventStore {
 
   EventStore(EventStoreOptions options, std::string path);
   // Opens path_ and checks it; false with *error (and *corrupt when it is damaged).
-  bool OpenDatabase(std::string* error, bool* corrupt);
+  // *old_schema: the user_version of a database of another schema version, else -1.
+  bool OpenDatabase(std::string* error, bool* corrupt, std::int64_t* old_schema);
   void CloseDatabase();
   bool Exec(const char* sql, std::string* error = nullptr);
   std::int64_t PragmaInt(const char* sql);
@@ -153,7 +161,9 @@ class EventStore {
   mutable std::mutex db_mu_;  // guards the database, the statements, pending_, log limiter
   sqlite3* db_ = nullptr;
   sqlite3_stmt* insert_ = nullptr;
+  sqlite3_stmt* find_ = nullptr;
   sqlite3_stmt* delete_ = nullptr;
+  sqlite3_stmt* delete_unkeyed_ = nullptr;
   std::vector<Op> pending_;  // the batch being written or waiting for a retry
   std::string encode_buffer_;
   WindowRateLimiter error_log_limit_{5, 60'000'000'000};
@@ -168,7 +178,7 @@ class EventStore {
 
   std::atomic<std::uint64_t> restored_{0}, restore_skipped_{0}, written_{0}, deleted_{0},
       budget_deleted_{0}, batches_{0}, dropped_{0}, disk_full_{0}, write_errors_{0}, corrupt_{0},
-      database_bytes_{0};
+      schema_moved_{0}, database_bytes_{0};
 };
 
 }  // namespace eventbuffer::controller

@@ -199,19 +199,19 @@ TEST_F(EventStoreTest, FullQueueDropsAndCounts) {
 
 TEST_F(EventStoreTest, BudgetDeletesOldestFirst) {
   EventStoreOptions o;
-  o.max_bytes = 256 * 1024;
+  o.max_bytes = 1024 * 1024;  // 16 pages of 64 KiB; the 4000 rows take about 2.5 MiB
   auto store = OpenStore(o);
-  for (int i = 0; i < 2000; ++i) store->Append(FullEvent("u" + std::to_string(i), "1", 1000 + i));
+  for (int i = 0; i < 4000; ++i) store->Append(FullEvent("u" + std::to_string(i), "1", 1000 + i));
   ASSERT_TRUE(store->Flush());
   const auto s = store->Stats();
   EXPECT_GT(s.budget_deleted, 0u);
   EXPECT_LE(s.database_bytes, o.max_bytes);
   const auto got = RestoreAll(store.get());
   ASSERT_FALSE(got.empty());
-  EXPECT_EQ(got.size() + s.budget_deleted, 2000u);
+  EXPECT_EQ(got.size() + s.budget_deleted, 4000u);
   // What is left is the newest: the oldest left follows every deleted one.
   EXPECT_EQ(got.front()->uid(), "u" + std::to_string(s.budget_deleted));
-  EXPECT_EQ(got.back()->uid(), "u1999");
+  EXPECT_EQ(got.back()->uid(), "u3999");
   EXPECT_LE(fs::file_size(store->path()), o.max_bytes + 64 * 1024);  // pages given back
 }
 
@@ -246,10 +246,16 @@ TEST_F(EventStoreTest, DamagedPagesFailQuickCheckAndAreMovedAside) {
     ASSERT_TRUE(store->Flush());
   }  // closed: checkpointed into the database file
   const fs::path db = dir_ / EventStore::kFileName;
-  ASSERT_GT(fs::file_size(db), 40'000u);
   {
     std::fstream f(db, std::ios::binary | std::ios::in | std::ios::out);
-    f.seekp(3 * 4096 + 8);  // inside a B-tree page, past the page header's first bytes
+    // The page size: bytes 16-17 of the header, big-endian; 1 means 65536.
+    f.seekg(16);
+    unsigned char size_bytes[2] = {};
+    f.read(reinterpret_cast<char*>(size_bytes), 2);
+    std::uint32_t page_size = (std::uint32_t{size_bytes[0]} << 8) | size_bytes[1];
+    if (page_size == 1) page_size = 65536;
+    ASSERT_GT(fs::file_size(db), 4u * page_size);
+    f.seekp(3 * page_size + 8);  // inside a B-tree page, past the page header's first bytes
     const std::string garbage(3000, '\xa5');
     f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
   }
@@ -291,13 +297,13 @@ TEST_F(EventStoreTest, FullDiskKeepsTheBatchAndRetries) {
   // SQLite's max_page_count stands in for a full file system: a write beyond it fails with
   // SQLITE_FULL, as it does on ENOSPC.
   EventStoreOptions o;
-  o.max_page_count_for_testing = 12;
+  o.max_page_count_for_testing = 12;  // 768 KiB of 64 KiB pages; 3000 rows need about 2 MiB
   o.max_bytes = 0;
   auto store = OpenStore(o);
-  for (int i = 0; i < 300; ++i) store->Append(FullEvent("u" + std::to_string(i), "1", i));
+  for (int i = 0; i < 3000; ++i) store->Append(FullEvent("u" + std::to_string(i), "1", i));
   EXPECT_FALSE(store->Flush());
   EXPECT_EQ(store->Stats().disk_full, 1u);
-  EXPECT_EQ(store->Stats().queued, 300u);  // kept for the retry
+  EXPECT_EQ(store->Stats().queued, 3000u);  // kept for the retry
   EXPECT_FALSE(store->Flush());
   EXPECT_EQ(store->Stats().disk_full, 2u);
   EXPECT_EQ(store->Stats().written, 0u);
@@ -306,9 +312,9 @@ TEST_F(EventStoreTest, FullDiskKeepsTheBatchAndRetries) {
   store.reset();
   o.max_page_count_for_testing = 0;
   store = OpenStore(o);
-  for (int i = 0; i < 300; ++i) store->Append(FullEvent("u" + std::to_string(i), "1", i));
+  for (int i = 0; i < 3000; ++i) store->Append(FullEvent("u" + std::to_string(i), "1", i));
   EXPECT_TRUE(store->Flush());
-  EXPECT_EQ(RestoreAll(store.get()).size(), 300u);
+  EXPECT_EQ(RestoreAll(store.get()).size(), 3000u);
 }
 
 TEST_F(EventStoreTest, DatabaseHeldByAnotherProcessFailsOpenWithoutMovingIt) {
@@ -334,12 +340,12 @@ TEST_F(EventStoreTest, DatabaseHeldByAnotherProcessFailsOpenWithoutMovingIt) {
   EXPECT_EQ(RestoreAll(again.get()).size(), 1u);  // still there, not moved aside
 }
 
-// A real full file system: a 1 MiB tmpfs (needs root; skipped otherwise). A filler file
+// A real full file system: a 4 MiB tmpfs (needs root; skipped otherwise). A filler file
 // takes most of it; the store writes until a commit fails with SQLITE_FULL, keeps serving
 // what it committed, and writes the kept batch once the filler is gone.
 TEST_F(EventStoreTest, FullTmpfsKeepsTheBatchAndRecoversWhenSpaceReturns) {
   fs::create_directories(dir_);
-  const std::string mount = "mount -t tmpfs -o size=1m tmpfs " + dir_.string() + " 2>/dev/null";
+  const std::string mount = "mount -t tmpfs -o size=4m tmpfs " + dir_.string() + " 2>/dev/null";
   if (std::system(mount.c_str()) != 0) GTEST_SKIP() << "cannot mount a tmpfs (not root?)";
   struct Unmount {
     std::string dir;
@@ -347,7 +353,7 @@ TEST_F(EventStoreTest, FullTmpfsKeepsTheBatchAndRecoversWhenSpaceReturns) {
   } unmount{dir_.string()};
   {
     std::ofstream filler(dir_ / "filler", std::ios::binary);
-    filler << std::string(600 * 1024, 'f');
+    filler << std::string(3 * 1024 * 1024, 'f');  // leaves 1 MiB: 16 pages of 64 KiB
   }
   EventStoreOptions o;
   o.max_bytes = 0;
