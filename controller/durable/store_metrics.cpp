@@ -33,6 +33,10 @@ std::vector<prometheus::MetricFamily> CollectStoreMetrics(const EventStoreStats&
   auto corrupt = MakeFamily("eventbuffer_store_corrupt_total",
                             "Corrupt databases moved aside at start.", MetricType::Counter);
   corrupt.metric.push_back(MakeCounter(d(s.corrupt_moved_aside), {}));
+  auto schema = MakeFamily("eventbuffer_store_schema_moved_aside_total",
+                           "Databases of another schema version moved aside at start.",
+                           MetricType::Counter);
+  schema.metric.push_back(MakeCounter(d(s.schema_moved_aside), {}));
   auto queued =
       MakeFamily("eventbuffer_store_queued", "Occurrences waiting for the durable store's writer.",
                  MetricType::Gauge);
@@ -41,7 +45,8 @@ std::vector<prometheus::MetricFamily> CollectStoreMetrics(const EventStoreStats&
       MakeFamily("eventbuffer_store_bytes",
                  "Used bytes of the durable store's database (pages in use).", MetricType::Gauge);
   bytes.metric.push_back(MakeGauge(d(s.database_bytes), {}));
-  return {std::move(occurrences), std::move(commits), std::move(corrupt), std::move(queued),
+  return {std::move(occurrences), std::move(commits), std::move(corrupt), std::move(schema),
+          std::move(queued),
           std::move(bytes)};
 }
 

@@ -35,6 +35,7 @@ TEST(StoreMetricsTest, EveryCounterIsExported) {
   s.corrupt_moved_aside = 10;
   s.queued = 11;
   s.database_bytes = 12;
+  s.schema_moved_aside = 13;
   const auto got = Samples(CollectStoreMetrics(s));
   const std::map<std::string, double> want = {
       {"eventbuffer_store_occurrences_total{op=written}", 1},
@@ -47,6 +48,7 @@ TEST(StoreMetricsTest, EveryCounterIsExported) {
       {"eventbuffer_store_commits_total{result=disk_full}", 8},
       {"eventbuffer_store_commits_total{result=error}", 9},
       {"eventbuffer_store_corrupt_total", 10},
+      {"eventbuffer_store_schema_moved_aside_total", 13},
       {"eventbuffer_store_queued", 11},
       {"eventbuffer_store_bytes", 12}};
   EXPECT_EQ(got, want);
