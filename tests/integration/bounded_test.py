@@ -4,7 +4,7 @@ the API-server emulator, with small retention bounds set in its configuration fi
 
   test_huge_messages       1,000 Events with 1 MiB messages arrive by watch: the controller
                            keeps running (same process), its RSS stays within baseline +
-                           retention.maxBytes + a margin, the record bytes within the budget,
+                           retention.maxBytes (8 MiB) + a margin, the record bytes within the budget,
                            every message is counted as truncated and is served with the marker.
   test_far_future_times    Events dated 9999 (lastTimestamp, or eventTime) are aged out
                            maxAge + maxClockSkew after they arrived, while an Event created
@@ -92,8 +92,8 @@ class BoundedBuffer(unittest.TestCase):
 
     # -----------------------------------------------------------------------------------
     def test_huge_messages(self):
-        budget = 16 * MiB
-        self.start({"maxBytes": "16Mi"})
+        budget = 8 * MiB
+        self.start({"maxBytes": "8Mi"})
         metrics = self.ctl.metrics()
         self.assertEqual(metrics.get("eventbuffer_truncated_messages_total"), 0)
         baseline_kb = self.ctl.rss_kb()
@@ -138,7 +138,7 @@ class BoundedBuffer(unittest.TestCase):
         self.assertLessEqual(record_bytes, budget)
         self.assertLessEqual(peak[0], baseline_kb + budget // 1024 + margin_kb,
                              "peak RSS %d KiB, baseline %d KiB" % (peak[0], baseline_kb))
-        # 1,000 truncated records of ~16 KiB each are about 16 MiB: at the budget, so the
+        # 1,000 truncated records of ~16 KiB each are about 16 MiB, twice the budget: the
         # oldest went by budget (one namespace only: no namespace is over a fair share).
         self.assertEqual(metrics.get("eventbuffer_truncated_messages_total"), 1000)
         self.assertGreater(metrics.get("eventbuffer_evictions_total", reason="budget"), 0)
