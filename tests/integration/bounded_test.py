@@ -135,6 +135,8 @@ class BoundedBuffer(unittest.TestCase):
         metrics = self.ctl.metrics()
         record_bytes = metrics.get("eventbuffer_record_memory_bytes")
         self.assertIsNotNone(record_bytes)
+        sys.stderr.write("RSS baseline %d KiB, peak %d KiB; record bytes %d (budget %d)\n"
+                         % (baseline_kb, peak[0], record_bytes, budget))
         self.assertLessEqual(record_bytes, budget)
         self.assertLessEqual(peak[0], baseline_kb + budget // 1024 + margin_kb,
                              "peak RSS %d KiB, baseline %d KiB" % (peak[0], baseline_kb))
