@@ -126,10 +126,11 @@ class BoundedBuffer(unittest.TestCase):
             sampler.join()
 
         self.assert_alive()
-        self.assertEqual(self.emu.stats()["requests"]["list_first"], 1, "the Events must arrive by watch, not by a relist")
+        self.assertEqual(self.emu.stats()["requests"]["list_first"], 1,
+                         "the Events must arrive by watch, not by a relist")
         # Budget: the records within maxBytes; the process within baseline + budget + margin.
-        # Margin: the watch reads 1 MiB lines (a line buffer and its decoded copy), the two
-        # backends' own structures and the indexes for 1,000 occurrences, and the allocator
+        # Margin: the watch reads 1 MiB lines (a line buffer and its decoded copy), the atomic
+        # backend's own structures and the indexes for 1,000 occurrences, and the allocator
         # keeping freed pages: 48 MiB.
         margin_kb = 48 * 1024
         metrics = self.ctl.metrics()
@@ -229,13 +230,33 @@ class BoundedBuffer(unittest.TestCase):
         self.assertLessEqual(held_flood, 20000 - quiet)
         self.assertGreater(held_flood, 0)
         # The flood's newest Events are the ones kept.
-        newest = self.ctl.list_all(namespace="flood", fieldSelector="involvedObject.name=flood-9-%d" % (flood + quiet - 1))
+        # (The emulator names the n-th Event's object <name_prefix>-<n>, n counted from 0.)
+        last = "flood-9-%d" % (flood + quiet - 1)
+        newest = self.ctl.list_all(namespace="flood", fieldSelector="involvedObject.name=" + last)
         self.assertEqual(len(newest), 1)
         metrics = self.ctl.metrics()
         evicted = metrics.get("eventbuffer_evictions_total", reason="namespace_share")
         self.assertGreaterEqual(evicted, flood - (20000 - quiet))
         self.assertEqual(evicted + held_flood, flood)
         self.assertEqual(metrics.get("eventbuffer_evictions_total", reason="age"), 0)
+
+        # A relist brings back all 100,100 Events the API server still has: the evicted part
+        # of the flood comes in again, and goes again; the quiet namespace stays whole.
+        relists = metrics.get("eventbuffer_watch_relists_total")
+        self.emu.fault(kind="expire_watch", after_events=0, times=1, compact=True)
+        self.wait_for("a relist", lambda: self.ctl.metrics().get("eventbuffer_watch_relists_total") > relists,
+                      timeout=30)
+        self.wait_for("the relist's list complete", lambda: self.ctl.logs().count('"list complete: ') >= 2,
+                      timeout=90)
+        self.assertIn("list complete: %d events" % (flood + quiet), self.ctl.logs())
+        self.wait_for("within maxEvents after the relist",
+                      lambda: (self.ctl.metrics().get("eventbuffer_events", backend="atomic") or 0) <= 20000,
+                      timeout=30)
+        self.assertEqual(len(self.ctl.list_all(namespace="quiet")), quiet)
+        self.assertLessEqual(len(self.ctl.list_all(namespace="flood")), 20000 - quiet)
+        self.assertEqual(self.emu.stats()["requests"]["list_first"], 2)
+        sys.stderr.write("evictions by namespace_share: %d after the flood, %d after the relist\n"
+                         % (evicted, self.ctl.metrics().get("eventbuffer_evictions_total", reason="namespace_share")))
         self.assert_alive()
 
 
