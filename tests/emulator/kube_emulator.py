@@ -596,6 +596,12 @@ class ClusterSim:
                                   spec.get("host", "worker-1"), new_style=bool(spec.get("new_style")))
             if spec.get("event_name"):
                 obj["metadata"]["name"] = spec["event_name"]
+            # Timestamps as the writer sent them (e.g. a skewed clock): RFC 3339 text, or
+            # null. eventTime is MicroTime text.
+            for key, field in (("first_timestamp", "firstTimestamp"), ("last_timestamp", "lastTimestamp"),
+                               ("event_time", "eventTime")):
+                if key in spec:
+                    obj[field] = spec[key]
             return self.store.add(obj)
 
     def expire_ttl(self):
@@ -2260,6 +2266,9 @@ class Emulator:
                 if rec is None:
                     raise ValueError("no live event with uid %s" % uid)
                 out.append(rec)
+        if data.get("summary"):
+            # Bulk creation: counts only, not one entry per Event.
+            return {"resource_version": str(self.store.rv), "created": len(out)}
         brief = [{k: r[k] for k in ("uid", "resourceVersion", "key", "namespace", "name", "watchType", "count")}
                  for r in out]
         return {"resource_version": str(self.store.rv), "events": brief}

@@ -189,13 +189,17 @@ def alert_operands(expr):
     return out
 
 
-# Families only the controller itself serves (its serving ports and delegated auth): the
-# metrics test exporter, which links the metrics library alone, has none of them.
+# Families only the controller itself serves (its serving ports, delegated auth and, with
+# --data-dir, the durable store): the metrics test exporter, which links the metrics library
+# alone, has none of them.
 CONTROLLER_ONLY_FAMILIES = (
     "eventbuffer_http_responses_total", "eventbuffer_http_connections_open",
     "eventbuffer_http_rejected_total", "eventbuffer_authentication_total",
     "eventbuffer_authorization_total", "eventbuffer_auth_cache_total",
     "eventbuffer_auth_review_errors_total",
+    # The durable store's families: the controller with --data-dir only.
+    "eventbuffer_store_commits_total", "eventbuffer_store_occurrences_total",
+    "eventbuffer_store_queued", "eventbuffer_store_bytes",
 )
 
 
@@ -335,7 +339,8 @@ def cmd_dashboard(_args):
                    "eventbuffer_objects", "eventbuffer_events", "eventbuffer_memory_bytes",
                    "eventbuffer_evictions_total", "eventbuffer_mismatches_total", "eventbuffer_rollout_percent",
                    "eventbuffer_gray_mode", "eventbuffer_process_pause_seconds_bucket",
-                   "process_cpu_seconds_total", "process_resident_memory_bytes"):
+                   "process_cpu_seconds_total", "process_resident_memory_bytes",
+                   "eventbuffer_store_commits_total", "eventbuffer_store_queued", "eventbuffer_store_bytes"):
         if metric not in text:
             problems.append(f"no panel shows {metric}")
     if problems:
@@ -437,7 +442,8 @@ def start_controller(procs, binary, deadline):
                                "--metrics-secure=false",
                                "--secure-port", str(secure_port), "--bind-address", "127.0.0.1",
                                "--health-probe-bind-address", f"127.0.0.1:{health_port}",
-                               "--config", config])
+                               "--config", config,
+                               "--data-dir", os.path.join(procs.workdir, "data")])
     def serving():
         procs.check_alive()
         return "eventbuffer_build_info" in http_get(f"http://127.0.0.1:{metrics_port}/metrics")
