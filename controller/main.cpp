@@ -170,6 +170,9 @@ int main(int argc, char** argv) {
       sizes.backend[b].bytes = stats.backend[b].bytes;
     }
     sizes.record_bytes = stats.record_bytes;
+    sizes.intern_bytes = stats.intern_bytes;
+    sizes.intern_entries = stats.intern_entries;
+    sizes.intern_fallbacks = stats.intern_fallbacks;
     return sizes;
   });
   ebc::MismatchLogger mismatch_logger;

@@ -5,6 +5,7 @@
 #include <thread>
 #include <utility>
 
+#include "eventbuffer/intern_table.h"
 #include "eventbuffer/message_limit.h"
 
 namespace eventbuffer {
@@ -142,13 +143,16 @@ EventBuffer::AppendResult EventBuffer::Append(const EventRef& original, EventRef
     // Indexed under the same stripe lock as the store: evicting this occurrence needs the
     // lock too (DropLocked), so its Remove cannot come before this Add and leave it listed.
     index_.Add(record);
+    // Counted under the lock too, so that an eviction of it (which needs the lock) always
+    // comes after: record_bytes never dips below what is held. A revision adds its own
+    // block, and its base's when no other held occurrence holds that yet.
+    record_bytes_.fetch_add(record->AcquireHeld(), std::memory_order_relaxed);
     if (s.flag.dual_write() && SampleVerify()) {
       verification = VerifyLocked(s, key);
       verified = true;
     }
   }
   appended_.fetch_add(1, std::memory_order_relaxed);
-  record_bytes_.fetch_add(record->MemoryBytes(), std::memory_order_relaxed);
   if (truncate) {
     truncated_.fetch_add(1, std::memory_order_relaxed);
     if (observer_ != nullptr) observer_->OnMessageTruncated();
@@ -254,6 +258,10 @@ BufferStats EventBuffer::Stats() const {
     st.verifications[r] = verifications_[r].load(std::memory_order_relaxed);
   }
   st.record_bytes = record_bytes_.load(std::memory_order_relaxed);
+  const InternTable::Stats interned = InternTable::Global().stats();
+  st.intern_bytes = interned.bytes;
+  st.intern_entries = interned.entries;
+  st.intern_fallbacks = interned.fallbacks;
   for (std::size_t i = 0; i < kStripes; ++i) {
     std::lock_guard<std::mutex> lock(stripes_[i].mu);
     st.dedup_entries += stripes_[i].dedup.size();
@@ -380,7 +388,7 @@ std::size_t EventBuffer::DropLocked(Stripe& s, std::string_view key,
   const std::size_t n = backend(primary).DropFrontWhile(key, [&](const EventRef& r) {
     if (!pred(r)) return false;
     dropped.push_back(r);
-    bytes += r->MemoryBytes();
+    bytes += r->ReleaseHeld();
     return true;
   });
   if (n == 0) return 0;

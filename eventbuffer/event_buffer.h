@@ -85,7 +85,13 @@ struct BufferStats {
   std::uint64_t expired = 0;                          // appends refused as older than the age limit
   std::uint64_t mismatches[kMismatchKindCount] = {};  // indexed by MismatchKind
   std::uint64_t verifications[kVerifyResultCount] = {};  // indexed by VerifyResult
-  std::size_t record_bytes = 0;   // EventRecord::MemoryBytes of the stored occurrences (shared)
+  // Heap blocks of the stored occurrences' records (EventRecord::MemoryBytes), each counted
+  // once however many backends hold it, and each revision's base counted once while any
+  // stored occurrence shares it (EventRecord::AcquireHeld).
+  std::size_t record_bytes = 0;
+  // The process-wide InternTable the records refer to (intern_table.h).
+  std::size_t intern_bytes = 0, intern_entries = 0;
+  std::uint64_t intern_fallbacks = 0;
   std::size_t dedup_entries = 0;  // live entries plus tombstones
   std::uint64_t truncated_messages = 0;  // occurrences stored with a truncated message
 };

@@ -3,55 +3,229 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "eventbuffer/intern_table.h"
+
 namespace eventbuffer {
 
-EventRecord EventRecord::Builder::Build() const {
-  std::size_t total = 0;
-  for (const auto& v : values_) total += v.size();
-  if (total > UINT32_MAX) throw std::length_error("EventRecord text exceeds 4 GiB");
+namespace {
 
-  EventRecord record;
-  record.numbers_ = numbers_;
-  if (total > 0) {
-    record.text_ = std::make_unique_for_overwrite<char[]>(total);
+using Field = EventRecord::Field;
+
+int InternCached(std::string_view v);  // below
+
+constexpr std::uint32_t Bit(Field f) { return 1u << static_cast<unsigned>(f); }
+
+// The fields kept in the InternTable: short values from small sets.
+constexpr std::uint32_t kInternable =
+    Bit(Field::kNamespace) | Bit(Field::kInvolvedKind) | Bit(Field::kInvolvedNamespace) |
+    Bit(Field::kInvolvedApiVersion) | Bit(Field::kInvolvedFieldPath) | Bit(Field::kReason) |
+    Bit(Field::kType) | Bit(Field::kSourceComponent) | Bit(Field::kSourceHost) |
+    Bit(Field::kReportingComponent) | Bit(Field::kReportingInstance) | Bit(Field::kAction);
+// The fields stored as an alias when equal to firstTimestamp.
+constexpr std::uint32_t kAliasable = Bit(Field::kLastTimestamp) | Bit(Field::kCreationTimestamp);
+
+// Bytes allocated for the trailing storage of the record being built. allocate_shared takes
+// its allocator by value and rebinds it, so the size travels beside it, set by Build just
+// before the one allocation on the same thread.
+thread_local std::size_t t_trailing_bytes = 0;
+
+// Allocates the shared_ptr control block (which holds the record) with the record's
+// offsets and text right after it: one heap block per record.
+template <class T>
+struct TrailingAllocator {
+  using value_type = T;
+  TrailingAllocator() = default;
+  template <class U>
+  TrailingAllocator(const TrailingAllocator<U>&) {}
+  T* allocate(std::size_t n) {
+    return static_cast<T*>(::operator new(n * sizeof(T) + t_trailing_bytes));
   }
-  std::uint32_t end = 0;
+  void deallocate(T* p, std::size_t) { ::operator delete(p); }
+  template <class U>
+  bool operator==(const TrailingAllocator<U>&) const {
+    return true;
+  }
+};
+
+// A per-thread front for the InternTable: the values a decoding thread interns repeat, and
+// this finds their id without hashing the value or touching the table's colder memory.
+int InternCached(std::string_view v) {
+  struct Entry {
+    std::uint8_t len = 0xff;  // no cached value is this long (kMaxCached)
+    char text[63];
+    std::int32_t id;
+  };
+  constexpr std::size_t kEntries = 256, kMaxCached = 63;
+  thread_local std::array<Entry, kEntries> cache{};
+  if (v.size() > kMaxCached) return InternTable::Global().Intern(v);
+  const std::size_t n = v.size();
+  const std::size_t slot =
+      n == 0 ? 0
+             : (n * 131 + static_cast<unsigned char>(v[0]) * 31 +
+                static_cast<unsigned char>(v[n - 1]) * 7 + static_cast<unsigned char>(v[n / 2])) &
+                   (kEntries - 1);
+  Entry& e = cache[slot];
+  if (e.len == n && std::memcmp(e.text, v.data(), n) == 0) return e.id;
+  const int id = InternTable::Global().Intern(v);
+  if (id != InternTable::kNotInterned) {
+    e.len = static_cast<std::uint8_t>(n);
+    if (n > 0) std::memcpy(e.text, v.data(), n);
+    e.id = id;
+  }
+  return id;
+}
+
+}  // namespace
+
+void EventRecord::GetAll(std::array<std::string_view, kFieldCount>* out) const {
+  if (base_) {
+    base_->GetAll(out);
+  } else {
+    out->fill(std::string_view());
+  }
+  const char* text = Text();
+  std::uint32_t begin = 0;
+  unsigned k = 0;
+  for (std::uint32_t left = present_; left != 0; left &= left - 1) {
+    const unsigned i = static_cast<unsigned>(__builtin_ctz(left));
+    const std::uint32_t end = End(k++);
+    const std::string_view v(text + begin, end - begin);
+    (*out)[i] = (interned_ & (1u << i)) != 0 ? InternedView(v) : v;
+    begin = end;
+  }
+  for (std::uint32_t left = aliases_; left != 0; left &= left - 1) {
+    (*out)[static_cast<unsigned>(__builtin_ctz(left))] =
+        (*out)[static_cast<std::size_t>(Field::kFirstTimestamp)];
+  }
+}
+
+std::string_view EventRecord::InternedView(std::string_view id_bytes) {
+  std::uint16_t id;
+  std::memcpy(&id, id_bytes.data(), 2);
+  return InternTable::Global().View(id);
+}
+
+EventRef EventRecord::Builder::Build(const EventRef& previous) const {
+  // A revision shares its base's text: only the fields that differ are stored.
+  const EventRecord* base = nullptr;
+  if (previous != nullptr) {
+    base = previous->base_ ? previous->base_.get() : previous.get();
+    if (base->uid() != values_[0]) base = nullptr;
+  }
+  std::array<std::string_view, kFieldCount> base_values;
+  if (base != nullptr) base->GetAll(&base_values);
+  std::uint32_t present = 0, interned = 0, aliases = 0;
+  std::array<std::uint16_t, kFieldCount> ids{};
+  std::size_t text = 0, changed = 0, full = 0;
+  const std::string_view first = values_[static_cast<std::size_t>(Field::kFirstTimestamp)];
   for (std::size_t i = 0; i < kFieldCount; ++i) {
-    if (!values_[i].empty()) {
-      std::memcpy(record.text_.get() + end, values_[i].data(), values_[i].size());
+    const std::string_view v = values_[i];
+    full += v.size();
+    const std::uint32_t bit = 1u << i;
+    if (base != nullptr) {
+      if (base_values[i] == v) continue;  // shared with the base
+      changed += v.size();
     }
-    end += static_cast<std::uint32_t>(values_[i].size());
-    record.ends_[i] = end;
+    if (v.empty()) {
+      if (base != nullptr) present |= bit;  // differs from a non-empty base value
+      continue;
+    }
+    if ((bit & kAliasable) != 0 && v == first) {
+      aliases |= bit;
+      continue;
+    }
+    present |= bit;
+    if ((bit & kInternable) != 0) {
+      const int id = InternCached(v);
+      if (id != InternTable::kNotInterned) {
+        interned |= bit;
+        ids[i] = static_cast<std::uint16_t>(id);
+        text += 2;
+        continue;
+      }
+    }
+    text += v.size();
+  }
+  // Mostly different from the base (a new message, say): a full record of its own, which
+  // later revisions then share.
+  if (base != nullptr && 2 * changed > full) return Build(nullptr);
+  if (text > UINT32_MAX) throw std::length_error("EventRecord text exceeds 4 GiB");
+
+  const bool wide = text > UINT16_MAX;
+  const std::size_t stored = Count(present);
+  const std::size_t storage = stored * (wide ? 4 : 2) + text;
+  t_trailing_bytes = storage;
+  auto record = std::allocate_shared<EventRecord>(
+      TrailingAllocator<EventRecord>(), Token(), numbers_,
+      base != nullptr ? (previous->base_ ? previous->base_ : previous) : nullptr);
+  EventRecord& r = *record;
+  r.present_ = present;
+  r.interned_ = interned | (wide ? kWide : 0);
+  r.aliases_ = aliases;
+  r.storage_bytes_ = static_cast<std::uint32_t>(storage);
+  char* offsets = r.storage();
+  char* out = offsets + stored * (wide ? 4 : 2);
+  std::uint32_t end = 0;
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < kFieldCount; ++i) {
+    const std::uint32_t bit = 1u << i;
+    if ((present & bit) == 0) continue;
+    if ((interned & bit) != 0) {
+      std::memcpy(out + end, &ids[i], 2);
+      end += 2;
+    } else if (!values_[i].empty()) {
+      std::memcpy(out + end, values_[i].data(), values_[i].size());
+      end += static_cast<std::uint32_t>(values_[i].size());
+    }
+    if (wide) {
+      std::memcpy(offsets + 4 * k, &end, 4);
+    } else {
+      const auto e16 = static_cast<std::uint16_t>(end);
+      std::memcpy(offsets + 2 * k, &e16, 2);
+    }
+    ++k;
   }
   return record;
 }
 
-EventRecord::EventRecord(const EventRecord& other) : ends_(other.ends_), numbers_(other.numbers_) {
-  const std::size_t n = other.TextSize();
-  if (n > 0) {
-    text_ = std::make_unique_for_overwrite<char[]>(n);
-    std::memcpy(text_.get(), other.text_.get(), n);
+std::size_t EventRecord::AcquireHeld() const {
+  std::size_t bytes = 0;
+  if (held_.fetch_add(1, std::memory_order_relaxed) == 0) {
+    bytes += MemoryBytes();
+    if (base_) bytes += base_->AcquireHeld();
   }
+  return bytes;
 }
 
-EventRecord& EventRecord::operator=(const EventRecord& other) {
-  if (this != &other) {
-    EventRecord copy(other);
-    *this = std::move(copy);
+std::size_t EventRecord::ReleaseHeld() const {
+  std::size_t bytes = 0;
+  if (held_.fetch_sub(1, std::memory_order_relaxed) == 1) {
+    bytes += MemoryBytes();
+    if (base_) bytes += base_->ReleaseHeld();
   }
-  return *this;
+  return bytes;
 }
 
 bool EventRecord::operator==(const EventRecord& other) const {
-  if (ends_ != other.ends_) return false;
   if (numbers_.count != other.numbers_.count ||
       numbers_.series_count != other.numbers_.series_count ||
       numbers_.last_seen_unix_ms != other.numbers_.last_seen_unix_ms ||
       numbers_.receive_unix_ns != other.numbers_.receive_unix_ns) {
     return false;
   }
-  const std::size_t n = TextSize();
-  return n == 0 || std::memcmp(text_.get(), other.text_.get(), n) == 0;
+  for (std::size_t i = 0; i < kFieldCount; ++i) {
+    if (Get(static_cast<Field>(i)) != other.Get(static_cast<Field>(i))) return false;
+  }
+  return true;
+}
+
+EventRef CopyRecord(const EventRecord& record) {
+  EventRecord::Builder b;
+  for (std::size_t i = 0; i < EventRecord::kFieldCount; ++i) {
+    b.Set(static_cast<Field>(i), record.Get(static_cast<Field>(i)));
+  }
+  b.SetNumbers(record.numbers());
+  return b.Build();
 }
 
 void EventRecord::AppendKey(std::string* out) const {

@@ -4,19 +4,33 @@
 // event in place (count++, new resourceVersion), and each revision is kept. Its identity
 // is (uid, resourceVersion).
 //
-// Memory: millions of records live in the buffer, so a record is one object with all its
-// text in a single heap block. The 24 text fields are stored back to back in `text_` and
-// addressed by 32-bit end offsets; the numbers sit inline. A typical core/v1 Event (about
-// 850 bytes of JSON) takes roughly 150 bytes of header plus 350-450 bytes of text.
+// Memory: millions of records live in the buffer, so a record is one heap block (the
+// shared_ptr control block, the record object and its text, see docs/storage.md "Record
+// layout"), and it stores as little text as it can:
+//   - a field stored in the record is addressed by a 16-bit end offset (32-bit when the
+//     record's text exceeds 64 KiB); empty fields take no offset at all (a bit mask says
+//     which fields a record stores);
+//   - short repeated strings (namespaces, kinds, reasons, hosts, components...) are kept
+//     once in the process-wide InternTable and stored in a record as a 2-byte id;
+//   - lastTimestamp and creationTimestamp equal to firstTimestamp (a new Event) are stored
+//     as a flag;
+//   - a *revision* built with a previous record of the same Event (Builder::Build(previous))
+//     stores only the fields that differ from that Event's *base* record (its first kept
+//     revision) and holds a reference to the base for the rest. The base is immutable and
+//     reference-counted: evicting it (or any revision) never breaks another revision;
+//     bases never chain (a base is always a full record), so a read costs at most one hop.
 //
-// Thread safety: an EventRecord is immutable after construction; any number of threads
-// may read one at once. Both buffer backends share one record through a
-// `std::shared_ptr<const EventRecord>` (EventRef), so dual writes do not copy it.
+// Thread safety: an EventRecord is immutable after construction (except its held count,
+// which is atomic); any number of threads may read one at once. Both buffer backends share
+// one record through a `std::shared_ptr<const EventRecord>` (EventRef), so dual writes do
+// not copy it.
 
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -66,33 +80,15 @@ class EventRecord {
     std::int64_t receive_unix_ns = 0;
   };
 
-  // Collects field values (views into caller-owned text) and builds one record.
-  class Builder {
-   public:
-    Builder& Set(Field field, std::string_view value) {
-      values_[static_cast<std::size_t>(field)] = value;
-      return *this;
-    }
-    Builder& SetNumbers(const Numbers& numbers) {
-      numbers_ = numbers;
-      return *this;
-    }
-    Numbers& numbers() { return numbers_; }
-    std::string_view Get(Field field) const { return values_[static_cast<std::size_t>(field)]; }
-    // Copies every value into a new record. REQUIRES: total text < 4 GiB.
-    EventRecord Build() const;
-
-   private:
-    std::array<std::string_view, kFieldCount> values_{};
-    Numbers numbers_{};
-  };
-
-  EventRecord() = default;
+  class Builder;
 
   std::string_view Get(Field field) const {
-    const auto i = static_cast<std::size_t>(field);
-    const std::uint32_t begin = i == 0 ? 0 : ends_[i - 1];
-    return std::string_view(text_.get() + begin, ends_[i] - begin);
+    const std::uint32_t bit = 1u << static_cast<unsigned>(field);
+    if ((aliases_ & bit) != 0) return Get(Field::kFirstTimestamp);
+    if ((present_ & bit) == 0) return base_ ? base_->Get(field) : std::string_view();
+    const std::string_view v = Stored(Count(present_ & (bit - 1)));
+    if ((interned_ & bit) != 0) return InternedView(v);
+    return v;
   }
   const Numbers& numbers() const { return numbers_; }
 
@@ -113,27 +109,123 @@ class EventRecord {
   // Appends the key to *out (no allocation when *out has room).
   void AppendKey(std::string* out) const;
 
-  // Bytes this record owns (object plus text block), for buffer size accounting.
-  std::size_t MemoryBytes() const { return sizeof(EventRecord) + TextSize(); }
-  std::size_t TextSize() const { return ends_[kFieldCount - 1]; }
+  // Bytes of this record's own heap block (control block, object, offsets and text), not
+  // counting its base or the intern table.
+  std::size_t MemoryBytes() const { return kBlockOverhead + sizeof(EventRecord) + storage_bytes_; }
+  // Bytes of text and offsets stored in this record itself.
+  std::size_t StorageBytes() const { return storage_bytes_; }
+  // The full record this revision shares its unchanged fields with; null for a full record.
+  const EventRecord* base() const { return base_.get(); }
+  const std::shared_ptr<const EventRecord>& shared_base() const { return base_; }
+  // Fields stored in this record itself (bit i: Field i), the rest come from base().
+  std::uint32_t stored_fields() const { return present_; }
 
-  // Field-by-field equality (all text and numbers).
+  // Held accounting (the buffer's record_bytes): the buffer calls AcquireHeld when it
+  // stores this record as an occurrence and ReleaseHeld when it drops it. A block's bytes
+  // count from the first stored occurrence that uses it (the record itself, or a revision
+  // sharing it as base) to the last: AcquireHeld returns the bytes that became held (this
+  // block and/or its base's), ReleaseHeld the bytes no longer held.
+  std::size_t AcquireHeld() const;
+  std::size_t ReleaseHeld() const;
+
+  // Every field's value at once (one pass over the stored offsets; cheaper than kFieldCount
+  // calls of Get).
+  void GetAll(std::array<std::string_view, kFieldCount>* out) const;
+
+  // Field-by-field equality (all text and numbers), however each side stores it.
   bool operator==(const EventRecord& other) const;
 
-  EventRecord(EventRecord&&) noexcept = default;
-  EventRecord& operator=(EventRecord&&) noexcept = default;
-  // Deep copy (rare: records are shared through EventRef).
-  EventRecord(const EventRecord& other);
-  EventRecord& operator=(const EventRecord& other);
+  EventRecord(const EventRecord&) = delete;
+  EventRecord& operator=(const EventRecord&) = delete;
+  ~EventRecord() = default;
+
+  // Implementation details follow.
+  struct Token {  // only the Builder makes records
+   private:
+    friend class Builder;
+    Token() = default;
+  };
+  EventRecord(Token, const Numbers& numbers, std::shared_ptr<const EventRecord> base)
+      : numbers_(numbers), base_(std::move(base)) {}
+
+  // libstdc++'s shared_ptr control block in front of the object (two counts and a vtable
+  // pointer) and malloc's chunk header: what the block costs beyond the object and text.
+  static constexpr std::size_t kBlockOverhead = 24;
 
  private:
-  std::unique_ptr<char[]> text_;
-  std::array<std::uint32_t, kFieldCount> ends_{};
+  friend class Builder;
+  static constexpr std::uint32_t kWide = 1u << 31;  // in interned_: 32-bit offsets
+
+  const char* storage() const { return reinterpret_cast<const char*>(this + 1); }
+  char* storage() { return reinterpret_cast<char*>(this + 1); }
+  // Bits set in v (a portable popcount: without -mpopcnt std::popcount is a library call).
+  static unsigned Count(std::uint32_t v) {
+    v = v - ((v >> 1) & 0x55555555u);
+    v = (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
+    return (((v + (v >> 4)) & 0x0f0f0f0fu) * 0x01010101u) >> 24;
+  }
+  unsigned StoredCount() const { return Count(present_); }
+  std::uint32_t End(unsigned k) const {
+    if ((interned_ & kWide) != 0) {
+      std::uint32_t e;
+      std::memcpy(&e, storage() + 4 * k, 4);
+      return e;
+    }
+    std::uint16_t e;
+    std::memcpy(&e, storage() + 2 * k, 2);
+    return e;
+  }
+  const char* Text() const { return storage() + StoredCount() * ((interned_ & kWide) ? 4 : 2); }
+  std::string_view Stored(unsigned k) const {
+    const std::uint32_t begin = k == 0 ? 0 : End(k - 1);
+    return std::string_view(Text() + begin, End(k) - begin);
+  }
+  // The text of an interned field from its stored 2-byte id.
+  static std::string_view InternedView(std::string_view id_bytes);
+
   Numbers numbers_{};
+  std::shared_ptr<const EventRecord> base_;
+  mutable std::atomic<std::uint32_t> held_{0};
+  std::uint32_t present_ = 0;   // fields stored here (bit per Field)
+  std::uint32_t interned_ = 0;  // of those, kept as a 2-byte InternTable id; bit 31: kWide
+  std::uint32_t aliases_ = 0;   // fields equal to firstTimestamp, stored as this bit alone
+  std::uint32_t storage_bytes_ = 0;  // offsets and text after the object
+  // Followed in the same heap block by: an end offset per stored field (16-bit, or 32-bit
+  // when kWide), then their text back to back (an interned field's text is its 2-byte id).
 };
 
 // How the buffer and both backends hold a record: one immutable record, shared.
 using EventRef = std::shared_ptr<const EventRecord>;
+
+// Collects field values (views into caller-owned text) and builds one record.
+class EventRecord::Builder {
+ public:
+  Builder& Set(Field field, std::string_view value) {
+    values_[static_cast<std::size_t>(field)] = value;
+    return *this;
+  }
+  Builder& SetNumbers(const Numbers& numbers) {
+    numbers_ = numbers;
+    return *this;
+  }
+  Numbers& numbers() { return numbers_; }
+  std::string_view Get(Field field) const { return values_[static_cast<std::size_t>(field)]; }
+  // Copies every value into a new record. When previous is a record of the same Event
+  // (same uid), the new record is a revision of previous's base (previous itself when it
+  // is full): it stores only the fields whose value differs from the base and shares the
+  // rest; when more than half of the text differs it is a full record instead.
+  // REQUIRES: total text < 4 GiB.
+  EventRef Build(const EventRef& previous = nullptr) const;
+
+ private:
+  std::array<std::string_view, kFieldCount> values_{};
+  Numbers numbers_{};
+};
+
+
+// A new full record with the same fields and numbers as record (tests, and backends that
+// copy).
+EventRef CopyRecord(const EventRecord& record);
 
 // Key of a record as the buffer computes it, from its parts.
 std::string MakeKey(std::string_view ns, std::string_view kind, std::string_view name);

@@ -50,7 +50,7 @@ EventRef WithMessageLimit(const EventRef& record, std::size_t max_bytes) {
   }
   b.Set(EventRecord::Field::kMessage, message);
   b.SetNumbers(record->numbers());
-  return std::make_shared<const EventRecord>(b.Build());
+  return b.Build(record->shared_base());
 }
 
 }  // namespace eventbuffer

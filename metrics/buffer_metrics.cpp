@@ -222,8 +222,25 @@ std::vector<prometheus::MetricFamily> BufferMetrics::Collect() const {
                             "backends, in bytes.",
                             MetricType::Gauge);
   records.metric.push_back(MakeGauge(static_cast<double>(sizes.record_bytes)));
-  return {std::move(append),  std::move(recent), std::move(pause), std::move(pause_max),
-          std::move(objects), std::move(events), std::move(bytes), std::move(records)};
+  auto intern_bytes = MakeFamily("eventbuffer_intern_table_bytes",
+                                 "Memory of the table of interned short strings (namespaces, "
+                                 "kinds, reasons, hosts...) the records refer to, in bytes.",
+                                 MetricType::Gauge);
+  intern_bytes.metric.push_back(MakeGauge(static_cast<double>(sizes.intern_bytes)));
+  auto intern_entries = MakeFamily("eventbuffer_intern_table_entries",
+                                   "Distinct short strings in the intern table.",
+                                   MetricType::Gauge);
+  intern_entries.metric.push_back(MakeGauge(static_cast<double>(sizes.intern_entries)));
+  auto intern_fallbacks =
+      MakeFamily("eventbuffer_intern_fallbacks_total",
+                 "Short strings stored inline in their record because the intern table was full.",
+                 MetricType::Counter);
+  intern_fallbacks.metric.push_back(
+      internal::MakeCounter(static_cast<double>(sizes.intern_fallbacks)));
+  return {std::move(append),       std::move(recent),         std::move(pause),
+          std::move(pause_max),    std::move(objects),        std::move(events),
+          std::move(bytes),        std::move(records),        std::move(intern_bytes),
+          std::move(intern_entries), std::move(intern_fallbacks)};
 }
 
 }  // namespace eventbuffer::metrics

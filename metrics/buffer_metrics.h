@@ -56,8 +56,12 @@ struct BufferSizes {
   };
   std::array<PerBackend, kBackendCount> backend{};  // indexed by Backend
   // Memory of the stored event records themselves, shared by both backends
-  // (BufferStats::record_bytes).
+  // (BufferStats::record_bytes): each record block and each revision's base counted once.
   std::uint64_t record_bytes = 0;
+  // The process-wide table of interned short strings (BufferStats::intern_*).
+  std::uint64_t intern_bytes = 0;
+  std::uint64_t intern_entries = 0;
+  std::uint64_t intern_fallbacks = 0;  // values stored inline because the table was full
 };
 
 class BufferMetrics final : public BufferObserver {

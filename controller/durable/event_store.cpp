@@ -279,19 +279,20 @@ std::size_t EventStore::Restore(const std::function<void(EventRef)>& fn) {
   };
   std::vector<Row> rows;
   std::size_t skipped = 0;
+  RevisionCache revisions;  // rows come in write order: revisions share their base again
   int rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
     const void* blob = sqlite3_column_blob(stmt, 1);
     const int size = sqlite3_column_bytes(stmt, 1);
-    EventRecord record;
+    EventRef record;
     if (blob == nullptr ||
-        !DecodeRecord(std::string_view(static_cast<const char*>(blob), size), &record)) {
+        !DecodeRecord(std::string_view(static_cast<const char*>(blob), size), &record,
+                      &revisions)) {
       ++skipped;
       continue;
     }
-    const std::int64_t time_ms = RecordTimeMs(record);
-    rows.push_back(Row{time_ms, sqlite3_column_int64(stmt, 0),
-                       std::make_shared<const EventRecord>(std::move(record))});
+    const std::int64_t time_ms = RecordTimeMs(*record);
+    rows.push_back(Row{time_ms, sqlite3_column_int64(stmt, 0), std::move(record)});
   }
   if (rc != SQLITE_DONE) {
     spdlog::error("durable store: restore stopped after {} occurrences: {}", rows.size(),

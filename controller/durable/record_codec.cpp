@@ -59,7 +59,7 @@ void EncodeRecord(const EventRecord& record, std::string* out) {
   for (std::size_t i = 0; i < EventRecord::kFieldCount; ++i) out->append(record.Get(F(i)));
 }
 
-bool DecodeRecord(std::string_view bytes, EventRecord* record) {
+bool DecodeRecord(std::string_view bytes, EventRef* record, RevisionCache* revisions) {
   using F = EventRecord::Field;
   if (bytes.size() < 1 + kNumbersBytes || static_cast<unsigned char>(bytes[0]) != kVersion) {
     return false;
@@ -84,7 +84,12 @@ bool DecodeRecord(std::string_view bytes, EventRecord* record) {
     pos += lengths[i];
   }
   b.SetNumbers(n);
-  *record = b.Build();
+  if (revisions == nullptr) {
+    *record = b.Build();
+  } else {
+    *record = b.Build(revisions->Lookup(b.Get(F::kUid)));
+    revisions->Remember(*record);
+  }
   return true;
 }
 

@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "eventbuffer/event_record.h"
+#include "eventbuffer/revision_cache.h"
 
 namespace eventbuffer::controller {
 
@@ -23,7 +24,8 @@ namespace eventbuffer::controller {
 void EncodeRecord(const EventRecord& record, std::string* out);
 
 // Decodes bytes into *record. Returns false (and leaves *record unchanged) when bytes is
-// not one well-formed encoding.
-bool DecodeRecord(std::string_view bytes, EventRecord* record);
+// not one well-formed encoding. With revisions, a revision of an Event decoded recently is
+// built to share its base's text (as the watch decoder does), and remembered.
+bool DecodeRecord(std::string_view bytes, EventRef* record, RevisionCache* revisions = nullptr);
 
 }  // namespace eventbuffer::controller

@@ -6,6 +6,8 @@
 #include <limits>
 #include <string>
 
+#include "eventbuffer/revision_cache.h"
+
 namespace eventbuffer::controller {
 
 namespace {
@@ -148,7 +150,7 @@ bool DecodeStringFields(Reader& r, const Path& at, object obj,
 
 // Decodes a core/v1 Event object into a record. `at` names the object in errors.
 bool DecodeEventObject(Reader& r, const Path& at, element value, std::int64_t receive_unix_ns,
-                       EventRef* out) {
+                       RevisionCache* revisions, EventRef* out) {
   object event;
   bool present;
   if (!r.Object(at, value, &event, &present)) return false;
@@ -281,7 +283,9 @@ bool DecodeEventObject(Reader& r, const Path& at, element value, std::int64_t re
   if (times.best_ms == 0) times.Offer(first_ts);
   b.numbers().last_seen_unix_ms = times.best_ms;
   b.numbers().receive_unix_ns = receive_unix_ns;
-  *out = std::make_shared<const EventRecord>(b.Build());
+  // A revision of an Event seen recently stores only what changed from its base.
+  *out = b.Build(revisions->Lookup(b.Get(Field::kUid)));
+  revisions->Remember(*out);
   return true;
 }
 
@@ -342,6 +346,7 @@ std::string DecodeError::ToString() const {
 struct EventDecoder::Impl {
   simdjson::dom::parser parser;
   std::string padded;  // the input copied with SIMDJSON_PADDING bytes after it
+  RevisionCache revisions;  // recent Events' base records, for revisions that share them
 
   // Parses `json`; on a syntax error fills *error and returns false.
   bool Parse(std::string_view json, element* root, DecodeError* error) {
@@ -417,7 +422,7 @@ DecodeResult<WatchEvent> EventDecoder::DecodeWatchLine(std::string_view line,
     ev.type = type == "ADDED"      ? WatchEventType::kAdded
               : type == "MODIFIED" ? WatchEventType::kModified
                                    : WatchEventType::kDeleted;
-    if (!DecodeEventObject(r, at, object_value, receive_unix_ns, &ev.record)) return result;
+    if (!DecodeEventObject(r, at, object_value, receive_unix_ns, &impl_->revisions, &ev.record)) return result;
     ev.resource_version = std::string(ev.record->resource_version());
   } else if (type == "BOOKMARK") {
     ev.type = WatchEventType::kBookmark;
@@ -461,7 +466,7 @@ DecodeResult<EventRef> EventDecoder::DecodeEvent(std::string_view json,
   element root;
   if (!impl_->Parse(json, &root, &result.error)) return result;
   Reader r(&result.error);
-  DecodeEventObject(r, Path{nullptr, ""}, root, receive_unix_ns, &result.value);
+  DecodeEventObject(r, Path{nullptr, ""}, root, receive_unix_ns, &impl_->revisions, &result.value);
   return result;
 }
 
@@ -519,7 +524,7 @@ DecodeResult<EventListPage> EventDecoder::DecodeList(std::string_view json,
         Reader item_reader(&item_error);
         EventRef record;
         if (DecodeEventObject(item_reader, Path{&top, "items", index}, item, receive_unix_ns,
-                              &record)) {
+                              &impl_->revisions, &record)) {
           page.items.push_back(std::move(record));
         } else {
           page.skipped.push_back(SkippedItem(index, item, std::move(item_error)));

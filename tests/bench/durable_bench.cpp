@@ -100,7 +100,7 @@ EventRef MakeEvent(std::uint64_t i) {
   b.numbers().count = 7;
   b.numbers().last_seen_unix_ms = kNowMs - 3'600'000 + static_cast<std::int64_t>(i / 1000);
   b.numbers().receive_unix_ns = b.numbers().last_seen_unix_ms * 1'000'000;
-  return std::make_shared<const EventRecord>(b.Build());
+  return b.Build();
 }
 
 BufferConfig Config() {

@@ -66,7 +66,7 @@ class RecordFactory {
     b.numbers().count = 1;
     b.numbers().last_seen_unix_ms = kNowMs;
     b.numbers().receive_unix_ns = kNowMs * 1'000'000;
-    return std::make_shared<const EventRecord>(b.Build());
+    return b.Build();
   }
 
  private:

@@ -95,7 +95,7 @@ EventRef MakeRecord(int thread) {
       .Set(eventbuffer::EventRecord::Field::kResourceVersion, "1")
       .Set(eventbuffer::EventRecord::Field::kReason, "BackOff")
       .Set(eventbuffer::EventRecord::Field::kMessage, "Back-off restarting failed container");
-  return std::make_shared<const eventbuffer::EventRecord>(b.Build());
+  return b.Build();
 }
 
 // The map and observers of the current run: created by thread 0 before the timed loop and
@@ -282,7 +282,7 @@ void BM_BufferAppend(benchmark::State& state) {
         .Set(eventbuffer::EventRecord::Field::kReason, "BackOff")
         .Set(eventbuffer::EventRecord::Field::kMessage, "Back-off restarting failed container");
     b.numbers().last_seen_unix_ms = now_ms;
-    records.push_back(std::make_shared<const eventbuffer::EventRecord>(b.Build()));
+    records.push_back(b.Build());
   }
   eventbuffer::EventBuffer* buffer;
   while ((buffer = shared.load(std::memory_order_acquire)) == nullptr) {

@@ -78,7 +78,7 @@ EventRef MakeOccurrence(std::uint64_t i, std::mt19937_64& rng) {
       .Set(F::kLastTimestamp, last)
       .Set(F::kSourceComponent, "kubelet");
   b.numbers().count = 1;
-  return std::make_shared<const EventRecord>(b.Build());
+  return b.Build();
 }
 
 std::vector<EventRef> MakeOccurrences(std::uint64_t first, std::size_t n, std::uint64_t seed) {

@@ -167,7 +167,7 @@ EventRef MakeOccurrence(std::uint64_t i, std::mt19937_64& rng) {
   b.numbers().count = 1;
   b.numbers().last_seen_unix_ms = t / 1000 * 1000;  // as the decoder reads lastTimestamp
   b.numbers().receive_unix_ns = t * 1'000'000;
-  return std::make_shared<const EventRecord>(b.Build());
+  return b.Build();
 }
 
 std::vector<EventRef> MakeOccurrences(std::uint64_t first, std::size_t n, std::uint64_t seed) {

@@ -32,7 +32,7 @@ inline EventRef MakeEvent(const std::string& ns, const std::string& kind, const 
   b.numbers().count = 1;
   b.numbers().last_seen_unix_ms = time_ms;
   b.numbers().receive_unix_ns = time_ms * 1'000'000;
-  return std::make_shared<const EventRecord>(b.Build());
+  return b.Build();
 }
 
 // Occurrence number i of object `name` in namespace "default", kind Pod: uid "uid-<name>",

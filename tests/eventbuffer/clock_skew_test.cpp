@@ -34,7 +34,7 @@ EventRef Stamped(const std::string& ns, const std::string& uid, const std::strin
       .Set(F::kLastTimestamp, last)
       .Set(F::kMessage, "m");
   b.numbers().receive_unix_ns = receive_ms * 1'000'000;
-  return std::make_shared<const EventRecord>(b.Build());
+  return b.Build();
 }
 
 class ClockSkewTest : public ::testing::Test {

@@ -9,7 +9,7 @@ namespace {
 
 using Field = EventRecord::Field;
 
-EventRecord MakeRecord() {
+EventRef MakeRecord() {
   EventRecord::Builder b;
   b.Set(Field::kUid, "uid-1")
       .Set(Field::kResourceVersion, "100")
@@ -32,53 +32,160 @@ TEST(EventRecordTest, BuilderKeepsEveryFieldByteExact) {
     values.push_back("value-" + std::to_string(i));
     b.Set(static_cast<Field>(i), values.back());
   }
-  const EventRecord r = b.Build();
+  const EventRef r = b.Build();
   for (std::size_t i = 0; i < EventRecord::kFieldCount; ++i) {
-    EXPECT_EQ(r.Get(static_cast<Field>(i)), values[i]) << i;
+    EXPECT_EQ(r->Get(static_cast<Field>(i)), values[i]) << i;
   }
 }
 
 TEST(EventRecordTest, EmbeddedNulAndNewlineSurvive) {
-  const EventRecord r = MakeRecord();
-  EXPECT_EQ(r.message(), std::string_view("multi\nline \0 nul", 16));
-  EXPECT_EQ(r.Get(Field::kAction), "last-field");
-  EXPECT_EQ(r.count(), 3);
+  const EventRef r = MakeRecord();
+  EXPECT_EQ(r->message(), std::string_view("multi\nline \0 nul", 16));
+  EXPECT_EQ(r->Get(Field::kAction), "last-field");
+  EXPECT_EQ(r->count(), 3);
 }
 
 TEST(EventRecordTest, EmptyRecordHasEmptyFields) {
-  const EventRecord r = EventRecord::Builder().Build();
+  const EventRef r = EventRecord::Builder().Build();
   for (std::size_t i = 0; i < EventRecord::kFieldCount; ++i) {
-    EXPECT_TRUE(r.Get(static_cast<Field>(i)).empty());
+    EXPECT_TRUE(r->Get(static_cast<Field>(i)).empty());
   }
-  EXPECT_EQ(r.TextSize(), 0u);
-  EXPECT_EQ(r.Key(), "//");
+  EXPECT_EQ(r->StorageBytes(), 0u);
+  EXPECT_EQ(r->stored_fields(), 0u);
+  EXPECT_EQ(r->Key(), "//");
 }
 
 TEST(EventRecordTest, KeyIsNamespaceKindName) {
-  EXPECT_EQ(MakeRecord().Key(), "ns/Pod/web-0");
+  EXPECT_EQ(MakeRecord()->Key(), "ns/Pod/web-0");
   EXPECT_EQ(MakeKey("", "Node", "worker-1"), "/Node/worker-1");
   std::string out = "prefix:";
-  MakeRecord().AppendKey(&out);
+  MakeRecord()->AppendKey(&out);
   EXPECT_EQ(out, "prefix:ns/Pod/web-0");
 }
 
 TEST(EventRecordTest, CopyIsDeepAndEqual) {
-  const EventRecord a = MakeRecord();
-  EventRecord b = a;
-  EXPECT_EQ(a, b);
-  EXPECT_NE(a.message().data(), b.message().data());
-  EventRecord c = EventRecord::Builder().Set(Field::kUid, "other").Build();
-  EXPECT_FALSE(a == c);
-  c = a;
-  EXPECT_EQ(a, c);
+  const EventRef a = MakeRecord();
+  const EventRef b = CopyRecord(*a);
+  EXPECT_EQ(*a, *b);
+  EXPECT_NE(a->message().data(), b->message().data());
+  const EventRef c = EventRecord::Builder().Set(Field::kUid, "other").Build();
+  EXPECT_FALSE(*a == *c);
 }
 
-TEST(EventRecordTest, MemoryIsOneBlockOfText) {
-  const EventRecord r = MakeRecord();
-  EXPECT_EQ(r.TextSize(), 5u + 3u + 2u + 3u + 5u + 16u + 10u);
-  EXPECT_EQ(r.MemoryBytes(), sizeof(EventRecord) + r.TextSize());
-  // The inline part stays small: offsets, numbers and one pointer.
-  EXPECT_LE(sizeof(EventRecord), 128u);
+TEST(EventRecordTest, OneBlockWithOffsetsOnlyForStoredFields) {
+  const EventRef r = MakeRecord();
+  // uid, rv, name, message inline; namespace, kind and action interned (2-byte ids).
+  const std::size_t text = 5 + 3 + 5 + 16 + 3 * 2;
+  EXPECT_EQ(r->StorageBytes(), text + 7 * 2);  // 7 stored fields, 16-bit offsets
+  EXPECT_EQ(r->MemoryBytes(), EventRecord::kBlockOverhead + sizeof(EventRecord) + r->StorageBytes());
+  EXPECT_LE(sizeof(EventRecord), 64u);
+}
+
+TEST(EventRecordTest, LongTextUsesWideOffsets) {
+  const std::string message(70000, 'm');
+  EventRecord::Builder b;
+  b.Set(Field::kUid, "u").Set(Field::kMessage, message).Set(Field::kAction, "after-message");
+  const EventRef r = b.Build();
+  EXPECT_EQ(r->message(), message);
+  EXPECT_EQ(r->uid(), "u");
+  EXPECT_EQ(r->Get(Field::kAction), "after-message");
+}
+
+TEST(EventRecordTest, TimestampsEqualToFirstTimestampAreStoredOnce) {
+  const std::string t = "2024-05-01T10:13:22Z";
+  EventRecord::Builder b;
+  b.Set(Field::kUid, "u")
+      .Set(Field::kFirstTimestamp, t)
+      .Set(Field::kLastTimestamp, t)
+      .Set(Field::kCreationTimestamp, t);
+  const EventRef r = b.Build();
+  EXPECT_EQ(r->Get(Field::kLastTimestamp), t);
+  EXPECT_EQ(r->Get(Field::kCreationTimestamp), t);
+  EXPECT_EQ(r->StorageBytes(), 1 + t.size() + 2 * 2);  // uid and firstTimestamp only
+}
+
+// A revision of the same Event (same uid) keeps only what changed and shares the rest.
+TEST(EventRecordTest, RevisionStoresOnlyChangedFields) {
+  const std::string first = "2024-05-01T10:13:22Z", later = "2024-05-01T10:18:22Z";
+  const std::string message = "Back-off restarting failed container app in pod web-0";
+  auto make = [&](std::string_view rv, std::string_view last, int count) {
+    EventRecord::Builder b;
+    b.Set(Field::kUid, "6f1c-uid")
+        .Set(Field::kResourceVersion, rv)
+        .Set(Field::kName, "web-0.17a")
+        .Set(Field::kInvolvedNamespace, "shop")
+        .Set(Field::kInvolvedKind, "Pod")
+        .Set(Field::kInvolvedName, "web-0")
+        .Set(Field::kReason, "BackOff")
+        .Set(Field::kMessage, message)
+        .Set(Field::kFirstTimestamp, first)
+        .Set(Field::kLastTimestamp, last);
+    b.numbers().count = count;
+    return b;
+  };
+  const EventRef v1 = make("100", first, 1).Build();
+  const EventRef v2 = make("101", later, 2).Build(v1);
+  const EventRef v3 = make("102", later, 3).Build(v2);  // built against a revision
+  ASSERT_EQ(v2->base(), v1.get());
+  ASSERT_EQ(v3->base(), v1.get());  // bases never chain
+  EXPECT_EQ(v2->stored_fields(), (1u << static_cast<unsigned>(Field::kResourceVersion)) |
+                                     (1u << static_cast<unsigned>(Field::kLastTimestamp)));
+  EXPECT_LT(v2->MemoryBytes(), v1->MemoryBytes());
+  EXPECT_EQ(*v2, *make("101", later, 2).Build());
+  EXPECT_EQ(*v3, *make("102", later, 3).Build());
+  EXPECT_EQ(v3->message(), message);
+  EXPECT_EQ(v3->count(), 3);
+  EXPECT_EQ(v3->Get(Field::kLastTimestamp), later);
+  EXPECT_EQ(v1->Get(Field::kLastTimestamp), first);
+
+  // Another Event's record is no base: the uid differs.
+  EventRecord::Builder other = make("103", later, 1);
+  other.Set(Field::kUid, "other-uid");
+  EXPECT_EQ(other.Build(v1)->base(), nullptr);
+  // Mostly changed (a new long message): a full record of its own.
+  const std::string long_message(400, 'x');
+  EventRecord::Builder changed = make("104", later, 4);
+  changed.Set(Field::kMessage, long_message);
+  const EventRef v4 = changed.Build(v3);
+  EXPECT_EQ(v4->base(), nullptr);
+  EXPECT_EQ(v4->message(), long_message);
+  // A field emptied in a revision reads back empty, not the base's value.
+  EventRecord::Builder emptied = make("105", later, 5);
+  emptied.Set(Field::kReason, "");
+  const EventRef v5 = emptied.Build(v1);
+  ASSERT_EQ(v5->base(), v1.get());
+  EXPECT_EQ(v5->reason(), "");
+}
+
+// The base outlives the first revision that held it: dropping the base's own reference
+// (the buffer evicting the oldest revision) never breaks a newer one.
+TEST(EventRecordTest, RevisionKeepsItsBaseAlive) {
+  EventRecord::Builder b;
+  b.Set(Field::kUid, "u").Set(Field::kResourceVersion, "1").Set(Field::kMessage, "shared text");
+  EventRef base = b.Build();
+  b.Set(Field::kResourceVersion, "2");
+  const EventRef rev = b.Build(base);
+  ASSERT_EQ(rev->base(), base.get());
+  base.reset();
+  EXPECT_EQ(rev->message(), "shared text");
+  EXPECT_EQ(rev->resource_version(), "2");
+}
+
+TEST(EventRecordTest, HeldBytesCountEachBlockOnce) {
+  EventRecord::Builder b;
+  b.Set(Field::kUid, "u").Set(Field::kResourceVersion, "1").Set(Field::kMessage, "shared text");
+  const EventRef base = b.Build();
+  b.Set(Field::kResourceVersion, "2");
+  const EventRef r2 = b.Build(base);
+  b.Set(Field::kResourceVersion, "3");
+  const EventRef r3 = b.Build(base);
+  // The revision is stored first: its block and its base's become held.
+  EXPECT_EQ(r2->AcquireHeld(), r2->MemoryBytes() + base->MemoryBytes());
+  EXPECT_EQ(base->AcquireHeld(), 0u);  // already held (shared)
+  EXPECT_EQ(r3->AcquireHeld(), r3->MemoryBytes());
+  EXPECT_EQ(base->ReleaseHeld(), 0u);  // the revisions still share it
+  EXPECT_EQ(r2->ReleaseHeld(), r2->MemoryBytes());
+  EXPECT_EQ(r3->ReleaseHeld(), r3->MemoryBytes() + base->MemoryBytes());
 }
 
 TEST(ParseRfc3339Test, ParsesKubernetesTimestamps) {

@@ -72,7 +72,7 @@ class FaultySliceBackend final : public SliceBackend {
         b.SetNumbers(value->numbers());
         const std::string bad = std::string(value->message()) + " (bit flip)";
         b.Set(EventRecord::Field::kMessage, bad);
-        v.push_back(std::make_shared<const EventRecord>(b.Build()));
+        v.push_back(b.Build());
         break;
       }
     }

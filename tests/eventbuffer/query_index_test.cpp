@@ -34,7 +34,7 @@ EventRef Ev(const std::string& ns, const std::string& name, const std::string& u
       .Set(F::kInvolvedKind, "Pod")
       .Set(F::kInvolvedName, name);
   b.numbers().receive_unix_ns = time_ms * 1'000'000;
-  return std::make_shared<const EventRecord>(b.Build());
+  return b.Build();
 }
 
 bool RefLess(const EventRef& a, const EventRef& b) {
@@ -90,7 +90,7 @@ TEST(EventQueryTest, OccurrenceTimePrefersSeriesThenLastThenEventTimeThenFirstTh
         .Set(F::kFirstTimestamp, first);
     // Received after the timestamps (none is clamped; clock_skew_test covers clamping).
     b.numbers().receive_unix_ns = 1'714'600'000'123'999'999;
-    return OccurrenceTimeMs(b.Build());
+    return OccurrenceTimeMs(*b.Build());
   };
   const std::string s = "2024-05-01T10:06:03.123456Z", l = "2024-05-01T10:05:00Z",
                     e = "2024-05-01T10:04:00.5Z", f = "2024-05-01T10:00:00Z";

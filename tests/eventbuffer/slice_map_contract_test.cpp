@@ -146,7 +146,7 @@ TYPED_TEST(SliceMapContractTest, DroppedSharedValuesAreReleased) {
   typename TypeParam::template Map<EventRef> m;
   std::vector<std::weak_ptr<const EventRecord>> weak;
   for (int i = 0; i < 100; ++i) {
-    auto r = std::make_shared<const EventRecord>();
+    auto r = EventRecord::Builder().Build();
     weak.push_back(r);
     m.Append(i % 2 ? "odd" : "even", std::move(r));
   }
@@ -167,7 +167,7 @@ TYPED_TEST(SliceMapContractTest, SharedValuesAreReleasedWithTheMap) {
   std::weak_ptr<const EventRecord> weak;
   {
     typename TypeParam::template Map<EventRef> m;
-    auto r = std::make_shared<const EventRecord>();
+    auto r = EventRecord::Builder().Build();
     weak = r;
     m.Append("k", r);
     m.Append("k", r);

@@ -38,7 +38,7 @@ TEST(VerifierTest, SameRecordsMatch) {
   EXPECT_TRUE(CompareOccurrences({}, {}).match);
   // Equal content in distinct objects (a backend that copies) is a match too.
   std::vector<EventRef> copies;
-  for (const auto& r : v) copies.push_back(std::make_shared<const EventRecord>(*r));
+  for (const auto& r : v) copies.push_back(CopyRecord(*r));
   EXPECT_TRUE(CompareOccurrences(Ptrs(v), Ptrs(copies)).match);
 }
 

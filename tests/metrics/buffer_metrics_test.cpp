@@ -169,6 +169,9 @@ TEST_F(BufferMetricsTest, SizesComeFromTheSourceAtScrape) {
     s.backend[static_cast<std::size_t>(Backend::kLegacy)] = {3, 40, 5000};
     s.backend[static_cast<std::size_t>(Backend::kAtomic)] = {2, 39, 4900};
     s.record_bytes = 24000;
+    s.intern_bytes = 530000;
+    s.intern_entries = 41;
+    s.intern_fallbacks = 7;
     return s;
   });
   const std::string t = Render(registry_, m_);
@@ -177,6 +180,9 @@ TEST_F(BufferMetricsTest, SizesComeFromTheSourceAtScrape) {
   EXPECT_EQ(Sample(t, "eventbuffer_events{backend=\"atomic\"}"), 39);
   EXPECT_EQ(Sample(t, "eventbuffer_memory_bytes{backend=\"legacy\"}"), 5000);
   EXPECT_EQ(Sample(t, "eventbuffer_record_memory_bytes"), 24000);
+  EXPECT_EQ(Sample(t, "eventbuffer_intern_table_bytes"), 530000);
+  EXPECT_EQ(Sample(t, "eventbuffer_intern_table_entries"), 41);
+  EXPECT_EQ(Sample(t, "eventbuffer_intern_fallbacks_total"), 7);
 }
 
 TEST_F(BufferMetricsTest, ConcurrentObserversAndScrapesCountEverything) {

@@ -27,7 +27,7 @@ EventRef Event(const std::string& uid, const std::string& rv, std::int64_t time_
       .Set(F::kReason, "BackOff")
       .Set(F::kMessage, "Back-off restarting failed container " + uid);
   b.numbers().last_seen_unix_ms = time_ms;
-  return std::make_shared<const EventRecord>(b.Build());
+  return b.Build();
 }
 
 // The documented identity key: 64-bit FNV-1a over uid, 0xff, resourceVersion.

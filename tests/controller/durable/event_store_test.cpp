@@ -39,7 +39,7 @@ EventRef FullEvent(const std::string& uid, const std::string& rv, std::int64_t t
   b.numbers().series_count = 2'000'000'000;
   b.numbers().last_seen_unix_ms = time_ms;
   b.numbers().receive_unix_ns = -1;
-  return std::make_shared<const EventRecord>(b.Build());
+  return b.Build();
 }
 
 class EventStoreTest : public ::testing::Test {
@@ -72,28 +72,49 @@ TEST(RecordCodecTest, RoundTripsEveryField) {
   const EventRef e = FullEvent("u1", "42", 1'700'000'000'123);
   std::string bytes;
   EncodeRecord(*e, &bytes);
-  EventRecord back;
+  EventRef back;
   ASSERT_TRUE(DecodeRecord(bytes, &back));
-  EXPECT_TRUE(back == *e);
+  EXPECT_TRUE(*back == *e);
   for (std::size_t i = 0; i < EventRecord::kFieldCount; ++i) {
-    EXPECT_EQ(back.Get(F(i)), e->Get(F(i))) << "field " << i;
+    EXPECT_EQ(back->Get(F(i)), e->Get(F(i))) << "field " << i;
   }
-  EXPECT_EQ(back.numbers().count, -7);
-  EXPECT_EQ(back.numbers().series_count, 2'000'000'000);
-  EXPECT_EQ(back.numbers().receive_unix_ns, -1);
+  EXPECT_EQ(back->numbers().count, -7);
+  EXPECT_EQ(back->numbers().series_count, 2'000'000'000);
+  EXPECT_EQ(back->numbers().receive_unix_ns, -1);
+}
+
+// Restored in write order through a RevisionCache, revisions share their base again.
+TEST(RecordCodecTest, RevisionsShareTheirBaseWhenDecodedInOrder) {
+  const EventRef first = FullEvent("u1", "1", 1'700'000'000'000);
+  EventRecord::Builder next;  // the next revision: a new resourceVersion and count
+  for (std::size_t i = 0; i < EventRecord::kFieldCount; ++i) next.Set(F(i), first->Get(F(i)));
+  next.SetNumbers(first->numbers());
+  next.Set(F::kResourceVersion, "2");
+  next.numbers().count = 8;
+  const EventRef second = next.Build();
+  std::string a, b;
+  EncodeRecord(*first, &a);
+  EncodeRecord(*second, &b);
+  RevisionCache revisions;
+  EventRef back1, back2;
+  ASSERT_TRUE(DecodeRecord(a, &back1, &revisions));
+  ASSERT_TRUE(DecodeRecord(b, &back2, &revisions));
+  EXPECT_EQ(back1->base(), nullptr);
+  EXPECT_EQ(back2->base(), back1.get());
+  EXPECT_TRUE(*back2 == *second);
 }
 
 TEST(RecordCodecTest, RefusesDamagedInput) {
   std::string bytes;
   EncodeRecord(*FullEvent("u1", "1", 5), &bytes);
-  EventRecord out;
+  EventRef out;
   EXPECT_FALSE(DecodeRecord(bytes.substr(0, bytes.size() - 1), &out));  // short
   EXPECT_FALSE(DecodeRecord(bytes + "x", &out));                        // trailing
   EXPECT_FALSE(DecodeRecord("", &out));
   std::string wrong_version = bytes;
   wrong_version[0] = 9;
   EXPECT_FALSE(DecodeRecord(wrong_version, &out));
-  EXPECT_TRUE(out == EventRecord());  // unchanged
+  EXPECT_EQ(out, nullptr);  // unchanged
 }
 
 TEST_F(EventStoreTest, RoundTripsThroughTheDatabase) {

@@ -35,7 +35,7 @@ EventRef Occurrence(const std::string& object, const std::string& uid, int rv,
       .Set(F::kMessage, "Back-off restarting failed container");
   b.numbers().count = rv;
   b.numbers().last_seen_unix_ms = time_ms;
-  return std::make_shared<const EventRecord>(b.Build());
+  return b.Build();
 }
 
 BufferConfig Config(GrayMode mode) {
@@ -124,7 +124,7 @@ TEST_P(RestoreTest, TheStoreKeepsTheMessageAsTheBufferHoldsIt) {
   b.Set(F::kName, "big.1").Set(F::kInvolvedKind, "Pod").Set(F::kInvolvedNamespace, "default");
   b.Set(F::kInvolvedName, "big").Set(F::kMessage, message);
   b.numbers().last_seen_unix_ms = kBase;
-  sink.Append(std::make_shared<const EventRecord>(b.Build()));
+  sink.Append(b.Build());
   ASSERT_TRUE(store->Flush());
   const auto held = buffer.Read("default/Pod/big");
   ASSERT_EQ(held.size(), 1u);

@@ -94,7 +94,7 @@ struct EventSpec {
     b.numbers().count = count;
     b.numbers().series_count = series_count;
     b.numbers().receive_unix_ns = receive_unix_ns;
-    return std::make_shared<const EventRecord>(b.Build());
+    return b.Build();
   }
 };
 
