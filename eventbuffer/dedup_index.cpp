@@ -41,12 +41,20 @@ OccurrenceId IdOf(const EventRecord& record) {
 
 std::int64_t RecordTimeMs(const EventRecord& record) { return OccurrenceTimeMs(record); }
 
-std::size_t DedupIndex::Find(OccurrenceId id) const {
+std::uint32_t DedupIndex::StoredSeconds(std::int64_t time_ms) {
+  if (time_ms <= 0) return 0;
+  // Rounded up: the stored time is never earlier than time_ms (see the header).
+  const std::int64_t secs = time_ms / 1000 + (time_ms % 1000 != 0 ? 1 : 0);
+  return secs >= std::int64_t{UINT32_MAX} ? UINT32_MAX : static_cast<std::uint32_t>(secs);
+}
+
+std::size_t DedupIndex::Find(Key k) const {
   const std::size_t mask = slots_.size() - 1;
-  // h2 is fully mixed (splitmix64 finaliser), so its low bits make a good table index.
-  for (std::size_t i = id.h2 & mask;; i = (i + 1) & mask) {
+  // The folded fingerprint comes from h2, which is fully mixed (splitmix64 finaliser), so
+  // its low bits make a good table index.
+  for (std::size_t i = k.fp & mask;; i = (i + 1) & mask) {
     const Slot& s = slots_[i];
-    if (Empty(s) || (s.h1 == id.h1 && s.h2 == id.h2)) return i;
+    if (Empty(s) || (s.h1 == k.h1 && s.fp() == k.fp)) return i;
   }
 }
 
@@ -55,7 +63,7 @@ void DedupIndex::Resize(std::size_t capacity) {
   old.swap(slots_);
   slots_.assign(capacity, Slot{});
   for (const Slot& s : old) {
-    if (!Empty(s)) slots_[Find(OccurrenceId{s.h1, s.h2})] = s;
+    if (!Empty(s)) slots_[Find(Key{s.h1, s.fp()})] = s;
   }
 }
 
@@ -65,7 +73,7 @@ void DedupIndex::EraseAt(std::size_t i) {
   const std::size_t mask = slots_.size() - 1;
   std::size_t hole = i;
   for (std::size_t j = (i + 1) & mask; !Empty(slots_[j]); j = (j + 1) & mask) {
-    const std::size_t home = slots_[j].h2 & mask;
+    const std::size_t home = slots_[j].fp() & mask;
     const bool movable = hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
     if (movable) {
       slots_[hole] = slots_[j];
@@ -82,55 +90,56 @@ bool DedupIndex::Contains(OccurrenceId id) const {
 }
 
 bool DedupIndex::Insert(OccurrenceId id, std::int64_t time_ms) {
-  id = Normal(id);
-  if ((size_ + 1) * 2 > slots_.size()) Resize(slots_.empty() ? 16 : slots_.size() * 2);
-  Slot& s = slots_[Find(id)];
+  const Key k = Normal(id);
+  // Grow before the load would pass 3/4.
+  if ((size_ + 1) * 4 > slots_.size() * 3) Resize(slots_.empty() ? 16 : slots_.size() * 2);
+  Slot& s = slots_[Find(k)];
   if (!Empty(s)) return false;
-  s = Slot{id.h1, id.h2, time_ms, 1};
+  s = Slot{k.h1, k.fp | kLiveBit, StoredSeconds(time_ms)};
   ++size_;
   return true;
 }
 
 void DedupIndex::Evict(OccurrenceId id) {
   if (slots_.empty()) return;
-  id = Normal(id);
-  Slot& s = slots_[Find(id)];
-  if (Empty(s) || !s.live) return;
-  s.live = 0;
-  tombstone_order_.push_back(id);
+  const Key k = Normal(id);
+  Slot& s = slots_[Find(k)];
+  if (Empty(s) || !s.live()) return;
+  s.tag &= ~kLiveBit;
+  tombstone_order_.push_back(PackedKey::Of(k));
 }
 
 void DedupIndex::Erase(OccurrenceId id) {
   if (slots_.empty()) return;
-  id = Normal(id);
-  const std::size_t i = Find(id);
-  if (!Empty(slots_[i]) && slots_[i].live) EraseAt(i);
+  const std::size_t i = Find(Normal(id));
+  if (!Empty(slots_[i]) && slots_[i].live()) EraseAt(i);
 }
 
 std::size_t DedupIndex::PruneTombstones(std::int64_t cutoff_ms, std::size_t max_tombstones) {
   std::size_t forgotten = 0;
-  auto forget = [&](OccurrenceId id) {
-    const std::size_t i = Find(id);
-    if (!Empty(slots_[i]) && !slots_[i].live) {
+  auto forget = [&](Key k) {
+    const std::size_t i = Find(k);
+    if (!Empty(slots_[i]) && !slots_[i].live()) {
       EraseAt(i);
       ++forgotten;
     }
   };
-  // Age: keep, in order, the tombstones not yet past the cutoff.
-  std::deque<OccurrenceId> kept;
-  for (const OccurrenceId& id : tombstone_order_) {
-    const Slot& s = slots_[Find(id)];
-    if (Empty(s) || s.live) continue;
-    if (s.time_ms < cutoff_ms) {
-      forget(id);
+  // Age: keep, in order, the tombstones not yet past the cutoff (at seconds resolution).
+  std::deque<PackedKey> kept;
+  for (const PackedKey& packed : tombstone_order_) {
+    const Key k = packed.key();
+    const Slot& s = slots_[Find(k)];
+    if (Empty(s) || s.live()) continue;
+    if (std::int64_t{s.secs} * 1000 < cutoff_ms) {
+      forget(k);
     } else {
-      kept.push_back(id);
+      kept.push_back(packed);
     }
   }
   tombstone_order_.swap(kept);
   // Count: the oldest evictions beyond the cap.
   while (tombstone_order_.size() > max_tombstones) {
-    forget(tombstone_order_.front());
+    forget(tombstone_order_.front().key());
     tombstone_order_.pop_front();
   }
   // Give memory back when the table is mostly empty.
@@ -143,7 +152,7 @@ std::size_t DedupIndex::PruneTombstones(std::int64_t cutoff_ms, std::size_t max_
 }
 
 std::size_t DedupIndex::MemoryBytes() const {
-  return slots_.capacity() * sizeof(Slot) + tombstone_order_.size() * sizeof(OccurrenceId);
+  return slots_.capacity() * sizeof(Slot) + tombstone_order_.size() * sizeof(PackedKey);
 }
 
 }  // namespace eventbuffer

@@ -637,10 +637,21 @@ def sized_message(prefix, size, unicode_fill):
     return out + "." * (size - len(out.encode("utf-8")))
 
 
-def build_fast_stream(sim, count, base_rv, objects, managed_fields_ratio=0.35):
-    """Pre-builds `count` watch lines: ADDED Events and (1 in 5) MODIFIED repeats of recent
-    stream Events, ~850-1000 bytes each. Lines are rendered from templates so that a million
-    events take seconds, not minutes."""
+FAST_STREAM_REVISION_WINDOW = 256
+
+
+def build_fast_stream(sim, count, base_rv, objects, managed_fields_ratio=0.35, revisions=0):
+    """Pre-builds `count` watch lines, ~850-1000 bytes each. Lines are rendered from templates
+    so that a million events take seconds, not minutes.
+
+    revisions == 0: ADDED Events and (1 in 5) MODIFIED repeats of recent stream Events.
+    revisions == N > 0: every Event arrives as ADDED (count 1) and then exactly N MODIFIED
+    revisions (count 2..N+1), each with a new resourceVersion and lastTimestamp and nothing
+    else changed, like a kubelet BackOff repeating. FAST_STREAM_REVISION_WINDOW Events are
+    in flight at a time and each line's revision goes to one of them picked at random, so an
+    Event's revisions are interleaved with other Events' lines; an Event leaves the window
+    after its N-th MODIFIED and a new one takes its place. When count is a multiple of N+1,
+    every Event gets all its revisions (the window drains at the end of the stream)."""
     rng = random.Random(sim.rng.random())
     objects = max(1, objects)
 
@@ -685,27 +696,55 @@ def build_fast_stream(sim, count, base_rv, objects, managed_fields_ratio=0.35):
     last_second, stamp = None, ""
     messages = {}
     use_mf = sim.managed_fields
+
+    def new_event(now, stamp):
+        ri, mi = rng.randrange(objects), rng.randrange(len(reasons))
+        ns, name, uid, ref_json, node = refs[ri]
+        reason, etype, msg = reasons[mi]
+        msg_json = messages.get((ri, mi))
+        if msg_json is None:
+            msg_json = messages[(ri, mi)] = js(msg.format(name=name, ns=ns, uid=uid))
+        mf = "," + mf_template % stamp if use_mf and rng.random() < managed_fields_ratio else ""
+        return [name, int(now * 1e9), ns, fast_uid(), stamp, mf, ref_json, reason,
+                stamp, 1, etype, node, msg_json]
+
+    window = []  # revisions > 0: [event, revisions still to come]
+    pending = 0  # revisions > 0: sum of the window's revisions still to come
     for i in range(count):
         rv = base_rv + 1 + i
         now = t0 + i / 1000.0
         second = int(now)
         if second != last_second:
             last_second, stamp = second, rfc3339(second)
-        if recent and rng.random() < 0.2:
+        if revisions > 0:
+            left = count - i
+            # A new Event while the window has room and the lines left can still hold all
+            # its revisions (or nothing else is left to revise: a stream whose length is not
+            # a multiple of N+1 ends with an incomplete Event).
+            if not window or (len(window) < FAST_STREAM_REVISION_WINDOW and pending + revisions < left):
+                ev = new_event(now, stamp)
+                wtype = "ADDED"
+                window.append([ev, revisions])
+                pending += revisions
+            else:
+                k = rng.randrange(len(window))
+                slot = window[k]
+                ev = slot[0]
+                ev[9] += 1
+                ev[8] = stamp
+                wtype = "MODIFIED"
+                slot[1] -= 1
+                pending -= 1
+                if slot[1] == 0:
+                    window[k] = window[-1]
+                    window.pop()
+        elif recent and rng.random() < 0.2:
             ev = recent[rng.randrange(len(recent))]
             ev[9] += 1
             ev[8] = stamp
             wtype = "MODIFIED"
         else:
-            ri, mi = rng.randrange(objects), rng.randrange(len(reasons))
-            ns, name, uid, ref_json, node = refs[ri]
-            reason, etype, msg = reasons[mi]
-            msg_json = messages.get((ri, mi))
-            if msg_json is None:
-                msg_json = messages[(ri, mi)] = js(msg.format(name=name, ns=ns, uid=uid))
-            mf = "," + mf_template % stamp if use_mf and rng.random() < managed_fields_ratio else ""
-            ev = [name, int(now * 1e9), ns, fast_uid(), stamp, mf, ref_json, reason,
-                  stamp, 1, etype, node, msg_json]
+            ev = new_event(now, stamp)
             wtype = "ADDED"
             recent.append(ev)
             if len(recent) > 256:
@@ -2410,7 +2449,8 @@ class Emulator:
                 self.sim.step()
         if a.scenario == "fast-stream":
             n = a.stream_events
-            stream = build_fast_stream(self.sim, n, self.store.rv, a.stream_objects or max(1, n // 8))
+            stream = build_fast_stream(self.sim, n, self.store.rv, a.stream_objects or max(1, n // 8),
+                                       revisions=a.stream_revisions)
             with self.store.cond:
                 self.store.stream = stream
                 self.store.rv = stream.end
@@ -2474,6 +2514,10 @@ def parse_args(argv):
                    help="event TTL in seconds (0: never delete; default 600 for demo, else 3600)")
     p.add_argument("--stream-events", type=int, default=200000, help="fast-stream: number of pre-built events")
     p.add_argument("--stream-objects", type=int, default=0, help="fast-stream: distinct involved objects")
+    p.add_argument("--stream-revisions", type=int, default=0,
+                   help="fast-stream: 0 (default): ADDED Events, 1 in 5 lines a MODIFIED repeat of a recent one; "
+                        "N > 0: each Event as ADDED then exactly N MODIFIED revisions (count 1..N+1), the "
+                        "revisions of a few hundred Events in flight interleaved")
     p.add_argument("--no-managed-fields", action="store_true", help="omit metadata.managedFields")
     p.add_argument("--fault-script", help="JSON file: a list of timed steps (faults, events, token rotation, "
                                           "traffic rate), see README")

@@ -767,6 +767,40 @@ class ScenarioTest(unittest.TestCase):
             rvs = [int(e["object"]["metadata"]["resourceVersion"]) for e in w3.events()]
             self.assertEqual(rvs, [first + n - 1, first + n, first + n + 1])
 
+    def test_fast_stream_with_revisions(self):
+        n, revisions = 3000, 4   # n a multiple of revisions + 1: every Event complete
+        with Emulator("--scenario", "fast-stream", "--stream-events", str(n), "--stream-revisions",
+                      str(revisions), tls=False) as emu:
+            first = int(emu.stats()["stream"]["first_resource_version"])
+            w = emu.watch("resourceVersion=%d&timeoutSeconds=2" % (first - 1))
+            w.read_to_end(timeout=30)
+            w.close()
+            events = [e for e in w.events() if e["type"] != "BOOKMARK"]
+            self.assertEqual(len(events), n)
+            by_uid = {}
+            for pos, e in enumerate(events):
+                by_uid.setdefault(e["object"]["metadata"]["uid"], []).append((pos, e))
+            self.assertEqual(len(by_uid), n // (revisions + 1))
+            changing = ("count", "lastTimestamp")
+            spans = []
+            for uid, revs in by_uid.items():
+                self.assertEqual(len(revs), revisions + 1, uid)
+                self.assertEqual([e["type"] for _, e in revs], ["ADDED"] + ["MODIFIED"] * revisions)
+                self.assertEqual([e["object"]["count"] for _, e in revs], list(range(1, revisions + 2)))
+                rvs = [int(e["object"]["metadata"]["resourceVersion"]) for _, e in revs]
+                self.assertEqual(rvs, sorted(set(rvs)), uid)
+                stamps = [e["object"]["lastTimestamp"] for _, e in revs]
+                self.assertEqual(stamps, sorted(stamps), uid)
+                base = revs[0][1]["object"]
+                for _, e in revs[1:]:
+                    o = e["object"]
+                    self.assertEqual(o["metadata"], base["metadata"] | {"resourceVersion": o["metadata"]["resourceVersion"]})
+                    self.assertEqual({k: v for k, v in o.items() if k not in changing and k != "metadata"},
+                                     {k: v for k, v in base.items() if k not in changing and k != "metadata"})
+                spans.append(revs[-1][0] - revs[0][0])
+            # Revisions are interleaved with other Events' lines, not back to back.
+            self.assertGreater(sum(spans) / len(spans), 10 * revisions)
+
 
 # ---------------------------------------------------------------------------------------
 # Delegated authentication and authorization (TokenReview, SubjectAccessReview, the

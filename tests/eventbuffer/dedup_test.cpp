@@ -2,9 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <random>
+#include <vector>
 
 #include "eventbuffer/event_buffer.h"
 #include "tests/eventbuffer/buffer_test_util.h"
@@ -31,16 +33,16 @@ TEST(DedupIndexTest, IdentityIsUidAndResourceVersion) {
 TEST(DedupIndexTest, EvictedIdsStayDuplicatesUntilPruned) {
   DedupIndex index;
   const OccurrenceId a{1, 2}, b{3, 4}, c{5, 6};
-  EXPECT_TRUE(index.Insert(a, 100));
-  EXPECT_FALSE(index.Insert(a, 100));
-  EXPECT_TRUE(index.Insert(b, 200));
-  EXPECT_TRUE(index.Insert(c, 300));
+  EXPECT_TRUE(index.Insert(a, 100'000));
+  EXPECT_FALSE(index.Insert(a, 100'000));
+  EXPECT_TRUE(index.Insert(b, 200'000));
+  EXPECT_TRUE(index.Insert(c, 300'000));
   index.Evict(a);
   index.Evict(b);
   EXPECT_EQ(index.tombstones(), 2u);
-  EXPECT_FALSE(index.Insert(a, 100)) << "a tombstone still deduplicates";
-  // Age: tombstones older than 150 go; live entries are never pruned.
-  EXPECT_EQ(index.PruneTombstones(150, 100), 1u);
+  EXPECT_FALSE(index.Insert(a, 100'000)) << "a tombstone still deduplicates";
+  // Age: tombstones older than 150 s go; live entries are never pruned.
+  EXPECT_EQ(index.PruneTombstones(150'000, 100), 1u);
   EXPECT_FALSE(index.Contains(a));
   EXPECT_TRUE(index.Contains(b));
   EXPECT_TRUE(index.Contains(c));
@@ -62,7 +64,9 @@ TEST(DedupIndexTest, AgreesWithAReferenceModelThroughGrowthEvictionAndPruning) {
       // Few distinct h2 values force long probe clusters and wrap-around.
       const OccurrenceId id{rng() % 4000, (rng() % 64) << 58 | (rng() % 3)};
       const std::int64_t t = round * 1000 + i;
-      const bool fresh = model.try_emplace({id.h1, id.h2}, t, true).second;
+      // The index keeps times rounded up to whole seconds.
+      const std::int64_t stored_t = (t + 999) / 1000 * 1000;
+      const bool fresh = model.try_emplace({id.h1, id.h2}, stored_t, true).second;
       ASSERT_EQ(index.Insert(id, t), fresh);
     }
     for (auto& [k, v] : model) {
@@ -95,6 +99,70 @@ TEST(DedupIndexTest, AgreesWithAReferenceModelThroughGrowthEvictionAndPruning) {
       const OccurrenceId probe{rng() % 4000, (rng() % 64) << 58 | (rng() % 3)};
       ASSERT_EQ(index.Contains(probe), model.count({probe.h1, probe.h2}) == 1);
     }
+  }
+}
+
+TEST(DedupIndexTest, TombstoneTimesAreRoundedUpToWholeSeconds) {
+  DedupIndex index;
+  const OccurrenceId a{1, 2}, b{3, 4}, early{5, 6}, late{7, 8};
+  ASSERT_TRUE(index.Insert(a, 1'000'001));    // kept as 1001 s
+  ASSERT_TRUE(index.Insert(b, 2'000'000));    // a whole second: kept as is
+  ASSERT_TRUE(index.Insert(early, -5'000));   // before 1970: kept as 0 s
+  ASSERT_TRUE(index.Insert(late, INT64_MAX)); // after 2106: kept as 2^32 - 1 s
+  index.Evict(a);
+  index.Evict(b);
+  index.Evict(early);
+  index.Evict(late);
+  // Never forgotten before the exact time is past the cutoff, at most a second after.
+  EXPECT_EQ(index.PruneTombstones(0, 100), 0u);
+  EXPECT_EQ(index.PruneTombstones(1, 100), 1u);
+  EXPECT_FALSE(index.Contains(early));
+  EXPECT_EQ(index.PruneTombstones(1'000'002, 100), 0u) << "1'000'001 ms is not forgotten early";
+  EXPECT_EQ(index.PruneTombstones(1'001'000, 100), 0u);
+  EXPECT_EQ(index.PruneTombstones(1'001'001, 100), 1u);
+  EXPECT_FALSE(index.Contains(a));
+  EXPECT_EQ(index.PruneTombstones(2'000'000, 100), 0u);
+  EXPECT_EQ(index.PruneTombstones(2'000'001, 100), 1u);
+  EXPECT_FALSE(index.Contains(b));
+  EXPECT_EQ(index.PruneTombstones(std::int64_t{UINT32_MAX} * 1000, 100), 0u);
+  EXPECT_TRUE(index.Contains(late));
+  EXPECT_EQ(DedupIndex::StoredSeconds(999), 1u);
+  EXPECT_EQ(DedupIndex::StoredSeconds(1000), 1u);
+  EXPECT_EQ(DedupIndex::StoredSeconds(1001), 2u);
+  EXPECT_EQ(DedupIndex::StoredSeconds(0), 0u);
+}
+
+TEST(DedupIndexTest, ZeroIdsAndTombstonesStayDistinctFromEmptySlots) {
+  DedupIndex index;
+  const OccurrenceId zero{0, 0}, one{0, 1};
+  // {0, 0} is stored as {0, 1}: the two are one identity to the index, never an empty slot.
+  EXPECT_TRUE(index.Insert(zero, 1000));
+  EXPECT_TRUE(index.Contains(zero));
+  EXPECT_FALSE(index.Insert(one, 1000));
+  index.Evict(zero);
+  EXPECT_TRUE(index.Contains(zero)) << "a tombstone of the zero id is not an empty slot";
+  EXPECT_EQ(index.tombstones(), 1u);
+  EXPECT_EQ(index.PruneTombstones(2001, 100), 1u);
+  EXPECT_FALSE(index.Contains(zero));
+  EXPECT_EQ(index.size(), 0u);
+}
+
+TEST(DedupIndexTest, MemoryPerEntryIsBoundedBySlotSizeAndLoadFactor) {
+  // 16-byte slots, at least 3/8 full after growth (grow at 3/4, doubling): at most
+  // 16 * 8 / 3 bytes of table per entry, plus 12 bytes per tombstone.
+  for (const std::size_t n : {100u, 1000u, 10'000u, 50'000u}) {
+    DedupIndex index;
+    std::mt19937_64 rng(n);
+    std::vector<OccurrenceId> ids;
+    for (std::size_t i = 0; i < n; ++i) {
+      ids.push_back(OccurrenceId{rng(), rng()});
+      ASSERT_TRUE(index.Insert(ids.back(), 1'700'000'000'000 + static_cast<std::int64_t>(i)));
+      ASSERT_LE(index.MemoryBytes() * 3, (i + 1) * 16 * 8 + 16 * 16 * 3) << i;
+    }
+    for (const OccurrenceId& id : ids) index.Evict(id);
+    EXPECT_EQ(index.tombstones(), n);
+    EXPECT_LE(index.MemoryBytes() * 3, n * (16 * 8 + 12 * 3) + 16 * 16 * 3);
+    for (const OccurrenceId& id : ids) ASSERT_TRUE(index.Contains(id));
   }
 }
 
