@@ -11,6 +11,7 @@
 #include "controller/buffer_sink.h"
 #include "controller/durable/event_store.h"
 #include "eventbuffer/event_buffer.h"
+#include "eventbuffer/revision_cache.h"
 
 namespace eventbuffer::controller {
 namespace {
@@ -20,8 +21,10 @@ using F = EventRecord::Field;
 
 constexpr std::int64_t kBase = 1'700'000'000'000;
 
+// With revisions, built as the watch decoder builds it: a revision of an Event seen
+// before shares its base.
 EventRef Occurrence(const std::string& object, const std::string& uid, int rv,
-                    std::int64_t time_ms) {
+                    std::int64_t time_ms, RevisionCache* revisions = nullptr) {
   const std::string rv_text = std::to_string(rv), name = object + ".abc";
   EventRecord::Builder b;
   b.Set(F::kUid, uid)
@@ -35,7 +38,10 @@ EventRef Occurrence(const std::string& object, const std::string& uid, int rv,
       .Set(F::kMessage, "Back-off restarting failed container");
   b.numbers().count = rv;
   b.numbers().last_seen_unix_ms = time_ms;
-  return b.Build();
+  if (revisions == nullptr) return b.Build();
+  EventRef r = b.Build(revisions->Lookup(uid));
+  revisions->Remember(r);
+  return r;
 }
 
 BufferConfig Config(GrayMode mode) {
@@ -170,12 +176,13 @@ TEST_P(RestoreRolloutTest, RestoredBufferHoldsRoutesAndVerifiesLikeTheLiveOne) {
     auto store = EventStore::Open(options_, &error);
     ASSERT_NE(store, nullptr) << error;
     BufferSink sink(&live, store.get());
+    RevisionCache revisions;
     // 200 objects, each with an Event seen 1..4 times (MODIFIED revisions).
     for (int object = 0; object < 200; ++object) {
       const std::string name = "pod-" + std::to_string(object);
       keys.push_back("default/Pod/" + name);
       for (int rv = 1; rv <= 1 + object % 4; ++rv) {
-        sink.Append(Occurrence(name, "u-" + name, 1000 * object + rv, kBase + rv));
+        sink.Append(Occurrence(name, "u-" + name, 1000 * object + rv, kBase + rv, &revisions));
       }
     }
     store->Stop();
@@ -194,6 +201,8 @@ TEST_P(RestoreRolloutTest, RestoredBufferHoldsRoutesAndVerifiesLikeTheLiveOne) {
     EXPECT_EQ(a.backend[be].events, b.backend[be].events) << be;
   }
   EXPECT_EQ(a.appended, b.appended);
+  // The restore shares revisions' text with their base as the live decoder did: the same
+  // bytes are held.
   EXPECT_EQ(a.record_bytes, b.record_bytes);
   for (const std::string& key : keys) {
     const auto x = live.Read(key), y = restored.Read(key);
