@@ -106,26 +106,33 @@ std::string_view EventRecord::InternedView(std::string_view id_bytes) {
 }
 
 EventRef EventRecord::Builder::Build(const EventRef& previous) const {
-  // A revision shares its base's text: only the fields that differ are stored.
-  const EventRecord* base = nullptr;
+  // The base to share text with: for a new revision of an Event, the Event's first kept
+  // record (previous, or previous's base when that is of the same Event); otherwise (a
+  // different Event, typically about the same object) previous itself when it is full.
+  // So a base is a full record, or a record whose own base is full: at most two hops.
+  const EventRef* base_ref = nullptr;
   if (previous != nullptr) {
-    base = previous->base_ ? previous->base_.get() : previous.get();
-    if (base->uid() != values_[0]) base = nullptr;
+    const std::string_view uid = values_[static_cast<std::size_t>(Field::kUid)];
+    if (previous->uid() == uid) {
+      base_ref = previous->base_ && previous->base_->uid() == uid ? &previous->base_ : &previous;
+    } else if (previous->base_ == nullptr) {
+      base_ref = &previous;
+    }
   }
+  const EventRecord* base = base_ref != nullptr ? base_ref->get() : nullptr;
   std::array<std::string_view, kFieldCount> base_values;
   if (base != nullptr) base->GetAll(&base_values);
   std::uint32_t present = 0, interned = 0, aliases = 0;
   std::array<std::uint16_t, kFieldCount> ids{};
-  std::size_t text = 0, changed = 0, full = 0;
+  // text: bytes this record stores; alone: what a full record would store (for the choice
+  // below; interned fields counted as ids).
+  std::size_t text = 0, alone = 0;
   const std::string_view first = values_[static_cast<std::size_t>(Field::kFirstTimestamp)];
   for (std::size_t i = 0; i < kFieldCount; ++i) {
     const std::string_view v = values_[i];
-    full += v.size();
     const std::uint32_t bit = 1u << i;
-    if (base != nullptr) {
-      if (base_values[i] == v) continue;  // shared with the base
-      changed += v.size();
-    }
+    if (!v.empty()) alone += 2 + ((bit & kInternable) != 0 && v.size() <= 64 ? 2 : v.size());
+    if (base != nullptr && base_values[i] == v) continue;  // shared with the base
     if (v.empty()) {
       if (base != nullptr) present |= bit;  // differs from a non-empty base value
       continue;
@@ -146,18 +153,18 @@ EventRef EventRecord::Builder::Build(const EventRef& previous) const {
     }
     text += v.size();
   }
-  // Mostly different from the base (a new message, say): a full record of its own, which
-  // later revisions then share.
-  if (base != nullptr && 2 * changed > full) return Build(nullptr);
+  // Sharing must pay for the base it keeps alive: unless it saves more than kMinSaving bytes
+  // (a revision with a new message, say), the record is full and later revisions share it.
+  constexpr std::size_t kMinSaving = 32;
+  if (base != nullptr && text + 2 * Count(present) + kMinSaving >= alone) return Build(nullptr);
   if (text > UINT32_MAX) throw std::length_error("EventRecord text exceeds 4 GiB");
 
   const bool wide = text > UINT16_MAX;
   const std::size_t stored = Count(present);
   const std::size_t storage = stored * (wide ? 4 : 2) + text;
   t_trailing_bytes = storage;
-  auto record = std::allocate_shared<EventRecord>(
-      TrailingAllocator<EventRecord>(), Token(), numbers_,
-      base != nullptr ? (previous->base_ ? previous->base_ : previous) : nullptr);
+  auto record = std::allocate_shared<EventRecord>(TrailingAllocator<EventRecord>(), Token(),
+                                                  numbers_, base_ref != nullptr ? *base_ref : nullptr);
   EventRecord& r = *record;
   r.present_ = present;
   r.interned_ = interned | (wide ? kWide : 0);

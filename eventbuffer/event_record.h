@@ -14,11 +14,14 @@
 //     once in the process-wide InternTable and stored in a record as a 2-byte id;
 //   - lastTimestamp and creationTimestamp equal to firstTimestamp (a new Event) are stored
 //     as a flag;
-//   - a *revision* built with a previous record of the same Event (Builder::Build(previous))
-//     stores only the fields that differ from that Event's *base* record (its first kept
-//     revision) and holds a reference to the base for the rest. The base is immutable and
-//     reference-counted: evicting it (or any revision) never breaks another revision;
-//     bases never chain (a base is always a full record), so a read costs at most one hop.
+//   - a record built against a previous one (Builder::Build(previous), found by the
+//     decoder's RevisionCache) stores only the fields that differ from its *base* and holds
+//     a reference to the base for the rest. A new revision of an Event (count++, a new
+//     resourceVersion and lastTimestamp) takes the Event's first kept record as base; a new
+//     Event about an object seen recently takes a full record about that object (sharing
+//     the involvedObject, source and reporting fields). Bases are immutable and
+//     reference-counted: evicting a base (or any record) never breaks another; a base is a
+//     full record or a revision of one, so a read costs at most two hops.
 //
 // Thread safety: an EventRecord is immutable after construction (except its held count,
 // which is atomic); any number of threads may read one at once. Both buffer backends share
@@ -114,7 +117,7 @@ class EventRecord {
   std::size_t MemoryBytes() const { return kBlockOverhead + sizeof(EventRecord) + storage_bytes_; }
   // Bytes of text and offsets stored in this record itself.
   std::size_t StorageBytes() const { return storage_bytes_; }
-  // The full record this revision shares its unchanged fields with; null for a full record.
+  // The record this one shares its unchanged fields with; null for a full record.
   const EventRecord* base() const { return base_.get(); }
   const std::shared_ptr<const EventRecord>& shared_base() const { return base_; }
   // Fields stored in this record itself (bit i: Field i), the rest come from base().
@@ -210,10 +213,11 @@ class EventRecord::Builder {
   }
   Numbers& numbers() { return numbers_; }
   std::string_view Get(Field field) const { return values_[static_cast<std::size_t>(field)]; }
-  // Copies every value into a new record. When previous is a record of the same Event
-  // (same uid), the new record is a revision of previous's base (previous itself when it
-  // is full): it stores only the fields whose value differs from the base and shares the
-  // rest; when more than half of the text differs it is a full record instead.
+  // Copies every value into a new record. With previous (any record; the decoder passes
+  // RevisionCache::Lookup's), the new record shares the fields equal to its base's and
+  // stores the others. The base: for the same Event (same uid), previous's base when that
+  // is of the same Event too, else previous; for another Event, previous when it is a full
+  // record, else none. A record that would save less than 32 bytes by sharing is full.
   // REQUIRES: total text < 4 GiB.
   EventRef Build(const EventRef& previous = nullptr) const;
 

@@ -1,9 +1,12 @@
-// RevisionCache: the latest base record of recently seen Events, by uid, so that a decoder
-// can build a new revision of an Event as a revision of its base (EventRecord::Builder::
-// Build(previous)) and store only what changed.
+// RevisionCache: recent records to build new records against, so that a record stores
+// only what differs from one already held (EventRecord::Builder::Build(previous)):
+//   - by Event uid: the first kept record of each recent Event, for its next revisions
+//     (count++, a new resourceVersion and lastTimestamp: the rest is shared);
+//   - by involved object uid: a recent full record about each object, for a new Event
+//     about the same object (its involvedObject, source and reporting fields are shared).
 //
-// Direct-mapped by a hash of the uid: kSlots slots, a new Event takes its slot over. Each
-// slot holds a reference to a full record, so up to kSlots records (and only full ones) may
+// Two direct-mapped tables of kSlots slots each, indexed by a hash of the uid; a newer
+// record takes its slot over. Each slot holds a reference, so up to 2 * kSlots records may
 // stay alive after the buffer evicted them, until their slot is reused; the buffer's
 // record_bytes does not count them (docs/storage.md).
 //
@@ -23,25 +26,38 @@ namespace eventbuffer {
 
 class RevisionCache {
  public:
-  static constexpr std::size_t kSlots = 8192;  // power of two
+  static constexpr std::size_t kSlots = 8192;  // per table, power of two
 
-  RevisionCache() : slots_(std::make_unique<std::array<EventRef, kSlots>>()) {}
+  RevisionCache() : events_(std::make_unique<Table>()), objects_(std::make_unique<Table>()) {}
 
-  // The base to build a new revision of uid against, or null.
-  const EventRef& Lookup(std::string_view uid) const {
-    const EventRef& r = (*slots_)[SlotOf(uid)];
-    return r != nullptr && r->uid() == uid ? r : kNone;
+  // The record to build a new record of Event uid about object involved_uid against: the
+  // Event's own when it was seen recently, else one about the same object, else null.
+  const EventRef& Lookup(std::string_view uid, std::string_view involved_uid = {}) const {
+    const EventRef& e = (*events_)[SlotOf(uid)];
+    if (e != nullptr && e->uid() == uid) return e;
+    if (involved_uid.empty()) return kNone;
+    const EventRef& o = (*objects_)[SlotOf(involved_uid)];
+    if (o != nullptr && o->Get(EventRecord::Field::kInvolvedUid) == involved_uid) return o;
+    return kNone;
   }
-  // Remembers record as its Event's latest base when it is a full record (a revision's
-  // base is already remembered, or was displaced by another Event).
+  // Remembers record: as its Event's first kept record unless it is a revision of one
+  // (its base is of the same Event), and as its object's when it is a full record.
   void Remember(const EventRef& record) {
-    if (record->base() == nullptr) (*slots_)[SlotOf(record->uid())] = record;
+    const EventRecord* base = record->base();
+    if (base == nullptr || base->uid() != record->uid()) (*events_)[SlotOf(record->uid())] = record;
+    if (base == nullptr) {
+      const std::string_view object = record->Get(EventRecord::Field::kInvolvedUid);
+      if (!object.empty()) (*objects_)[SlotOf(object)] = record;
+    }
   }
 
  private:
-  static std::size_t SlotOf(std::string_view uid) { return segmented_detail::HashKey(uid) & (kSlots - 1); }
+  using Table = std::array<EventRef, kSlots>;
+  static std::size_t SlotOf(std::string_view uid) {
+    return segmented_detail::HashKey(uid) & (kSlots - 1);
+  }
   static inline const EventRef kNone{};
-  std::unique_ptr<std::array<EventRef, kSlots>> slots_;
+  std::unique_ptr<Table> events_, objects_;
 };
 
 }  // namespace eventbuffer

@@ -87,7 +87,7 @@ bool DecodeRecord(std::string_view bytes, EventRef* record, RevisionCache* revis
   if (revisions == nullptr) {
     *record = b.Build();
   } else {
-    *record = b.Build(revisions->Lookup(b.Get(F::kUid)));
+    *record = b.Build(revisions->Lookup(b.Get(F::kUid), b.Get(F::kInvolvedUid)));
     revisions->Remember(*record);
   }
   return true;

@@ -284,7 +284,7 @@ bool DecodeEventObject(Reader& r, const Path& at, element value, std::int64_t re
   b.numbers().last_seen_unix_ms = times.best_ms;
   b.numbers().receive_unix_ns = receive_unix_ns;
   // A revision of an Event seen recently stores only what changed from its base.
-  *out = b.Build(revisions->Lookup(b.Get(Field::kUid)));
+  *out = b.Build(revisions->Lookup(b.Get(Field::kUid), b.Get(Field::kInvolvedUid)));
   revisions->Remember(*out);
   return true;
 }

@@ -145,6 +145,7 @@ void BM_EndToEnd(benchmark::State& state, GrayMode mode, bool store = true) {
     FromStreamStart lw(&client, first_rv);
     malloc_trim(0);
     const long rss_before = RssBytes();
+    const std::size_t heap_before = mallinfo2().uordblks;
     auto buffer = std::make_unique<EventBuffer>(config, &metrics.buffer());
     TimingSink sink(store ? buffer.get() : nullptr, expected);
     WatchMetrics watch_metrics(metrics.registry());
@@ -163,6 +164,19 @@ void BM_EndToEnd(benchmark::State& state, GrayMode mode, bool store = true) {
     const std::size_t held =
         store ? buffer->Stats().backend[mode == GrayMode::kLegacy ? 0 : 1].events : 0;
     const long rss_after = RssBytes();
+    // The same after giving the allocator's free pages back: transient buffers (watch
+    // chunks read ahead of the decoder, decoded lines) freed during the run no longer count,
+    // so this is what holding the occurrences costs.
+    malloc_trim(0);
+    const long rss_trimmed = RssBytes();
+    // And once the process has been idle for a while: the atomic map's chunk reserve (up to
+    // 32 MiB mapped ahead while growing fast) goes back after 5 s without takes
+    // (segmented/chunks.h). This is what a process holding the occurrences keeps.
+    std::this_thread::sleep_for(std::chrono::milliseconds(6500));
+    malloc_trim(0);
+    const long rss_settled = RssBytes();
+    const std::size_t heap_after = mallinfo2().uordblks;
+    const BufferStats stats = buffer->Stats();
     if (sink.count() < expected) {
       state.SkipWithError("stream did not complete within 120 s");
       return;
@@ -177,6 +191,20 @@ void BM_EndToEnd(benchmark::State& state, GrayMode mode, bool store = true) {
     state.counters["p99_us"] = Percentile(sink.latencies(), 0.99);
     state.counters["rss_bytes_per_event"] =
         held > 0 ? static_cast<double>(rss_after - rss_before) / held : 0;
+    state.counters["rss_trimmed_bytes_per_event"] =
+        held > 0 ? static_cast<double>(rss_trimmed - rss_before) / held : 0;
+    state.counters["rss_settled_bytes_per_event"] =
+        held > 0 ? static_cast<double>(rss_settled - rss_before) / held : 0;
+    // The allocator's view of the same growth (bytes in use), and what the buffer counts as
+    // record memory (record_bytes): the gap to RSS is the indexes, maps and allocator slack.
+    state.counters["heap_bytes_per_event"] =
+        held > 0 ? (static_cast<double>(heap_after) - static_cast<double>(heap_before)) / held : 0;
+    state.counters["record_bytes_per_event"] =
+        held > 0 ? static_cast<double>(stats.record_bytes) / held : 0;
+    // The backends' own structures (both maps in shadow mode; the atomic map's are mmap'd,
+    // outside the heap figure).
+    state.counters["map_bytes_per_event"] =
+        held > 0 ? static_cast<double>(stats.backend[0].bytes + stats.backend[1].bytes) / held : 0;
     state.counters["cpu_seconds"] = cpu;
     // The rate one fully available core would sustain: occurrences per CPU-second of the
     // whole process. Equals events_per_second when the process is CPU-bound on its core;

@@ -138,14 +138,29 @@ TEST(EventRecordTest, RevisionStoresOnlyChangedFields) {
   EXPECT_EQ(v3->Get(Field::kLastTimestamp), later);
   EXPECT_EQ(v1->Get(Field::kLastTimestamp), first);
 
-  // Another Event's record is no base: the uid differs.
+  // Another Event about the same object shares with a full record of it (here v1)...
   EventRecord::Builder other = make("103", later, 1);
   other.Set(Field::kUid, "other-uid");
-  EXPECT_EQ(other.Build(v1)->base(), nullptr);
-  // Mostly changed (a new long message): a full record of its own.
+  const EventRef sibling = other.Build(v1);
+  EXPECT_EQ(sibling->base(), v1.get());
+  EXPECT_EQ(*sibling, *other.Build());
+  // ...but not with a revision (bases are full records, or revisions of a full one).
+  EXPECT_EQ(other.Build(v3)->base(), nullptr);
+  // The sibling's own next revision shares with the sibling: two hops at most.
+  other.Set(Field::kResourceVersion, "106");
+  const EventRef sibling2 = other.Build(sibling);
+  EXPECT_EQ(sibling2->base(), sibling.get());
+  EXPECT_EQ(*sibling2, *other.Build());
+  // Sharing that saves too little (nearly every field new): a full record of its own.
   const std::string long_message(400, 'x');
   EventRecord::Builder changed = make("104", later, 4);
-  changed.Set(Field::kMessage, long_message);
+  changed.Set(Field::kMessage, long_message)
+      .Set(Field::kName, "db-1.18b")
+      .Set(Field::kInvolvedName, "db-1")
+      .Set(Field::kInvolvedNamespace, "data")
+      .Set(Field::kInvolvedKind, "StatefulSet")
+      .Set(Field::kReason, "Failed")
+      .Set(Field::kFirstTimestamp, later);
   const EventRef v4 = changed.Build(v3);
   EXPECT_EQ(v4->base(), nullptr);
   EXPECT_EQ(v4->message(), long_message);
@@ -160,20 +175,22 @@ TEST(EventRecordTest, RevisionStoresOnlyChangedFields) {
 // The base outlives the first revision that held it: dropping the base's own reference
 // (the buffer evicting the oldest revision) never breaks a newer one.
 TEST(EventRecordTest, RevisionKeepsItsBaseAlive) {
+  const std::string shared(200, 's');  // worth sharing (records that save < 32 bytes do not)
   EventRecord::Builder b;
-  b.Set(Field::kUid, "u").Set(Field::kResourceVersion, "1").Set(Field::kMessage, "shared text");
+  b.Set(Field::kUid, "u").Set(Field::kResourceVersion, "1").Set(Field::kMessage, shared);
   EventRef base = b.Build();
   b.Set(Field::kResourceVersion, "2");
   const EventRef rev = b.Build(base);
   ASSERT_EQ(rev->base(), base.get());
   base.reset();
-  EXPECT_EQ(rev->message(), "shared text");
+  EXPECT_EQ(rev->message(), shared);
   EXPECT_EQ(rev->resource_version(), "2");
 }
 
 TEST(EventRecordTest, HeldBytesCountEachBlockOnce) {
+  const std::string shared(200, 's');
   EventRecord::Builder b;
-  b.Set(Field::kUid, "u").Set(Field::kResourceVersion, "1").Set(Field::kMessage, "shared text");
+  b.Set(Field::kUid, "u").Set(Field::kResourceVersion, "1").Set(Field::kMessage, shared);
   const EventRef base = b.Build();
   b.Set(Field::kResourceVersion, "2");
   const EventRef r2 = b.Build(base);
