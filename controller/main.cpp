@@ -170,6 +170,8 @@ int main(int argc, char** argv) {
       sizes.backend[b].bytes = stats.backend[b].bytes;
     }
     sizes.record_bytes = stats.record_bytes;
+    sizes.dedup_bytes = stats.dedup_bytes;
+    sizes.query_index_bytes = stats.query_index_bytes;
     sizes.intern_bytes = stats.intern_bytes;
     sizes.intern_entries = stats.intern_entries;
     sizes.intern_fallbacks = stats.intern_fallbacks;

@@ -265,7 +265,9 @@ BufferStats EventBuffer::Stats() const {
   for (std::size_t i = 0; i < kStripes; ++i) {
     std::lock_guard<std::mutex> lock(stripes_[i].mu);
     st.dedup_entries += stripes_[i].dedup.size();
+    st.dedup_bytes += stripes_[i].dedup.MemoryBytes();
   }
+  st.query_index_bytes = index_.MemoryBytes();
   return st;
 }
 

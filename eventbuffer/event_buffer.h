@@ -93,6 +93,9 @@ struct BufferStats {
   std::size_t intern_bytes = 0, intern_entries = 0;
   std::uint64_t intern_fallbacks = 0;
   std::size_t dedup_entries = 0;  // live entries plus tombstones
+  // The buffer's own indexes, shared by both backends: the dedup index (all stripes) and
+  // the list index (QueryIndex::MemoryBytes, without the records).
+  std::size_t dedup_bytes = 0, query_index_bytes = 0;
   std::uint64_t truncated_messages = 0;  // occurrences stored with a truncated message
 };
 

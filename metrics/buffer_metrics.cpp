@@ -222,6 +222,14 @@ std::vector<prometheus::MetricFamily> BufferMetrics::Collect() const {
                             "backends, in bytes.",
                             MetricType::Gauge);
   records.metric.push_back(MakeGauge(static_cast<double>(sizes.record_bytes)));
+  auto index_bytes = MakeFamily("eventbuffer_index_memory_bytes",
+                                "Memory of the buffer's own indexes, shared by both backends: "
+                                "the dedup index of held identities and the list index, in bytes.",
+                                MetricType::Gauge);
+  index_bytes.metric.push_back(
+      MakeGauge(static_cast<double>(sizes.dedup_bytes), {{"index", "dedup"}}));
+  index_bytes.metric.push_back(
+      MakeGauge(static_cast<double>(sizes.query_index_bytes), {{"index", "list"}}));
   auto intern_bytes = MakeFamily("eventbuffer_intern_table_bytes",
                                  "Memory of the table of interned short strings (namespaces, "
                                  "kinds, reasons, hosts...) the records refer to, in bytes.",
@@ -240,7 +248,7 @@ std::vector<prometheus::MetricFamily> BufferMetrics::Collect() const {
   return {std::move(append),       std::move(recent),         std::move(pause),
           std::move(pause_max),    std::move(objects),        std::move(events),
           std::move(bytes),        std::move(records),        std::move(intern_bytes),
-          std::move(intern_entries), std::move(intern_fallbacks)};
+          std::move(intern_entries), std::move(intern_fallbacks), std::move(index_bytes)};
 }
 
 }  // namespace eventbuffer::metrics

@@ -58,6 +58,10 @@ struct BufferSizes {
   // Memory of the stored event records themselves, shared by both backends
   // (BufferStats::record_bytes): each record block and each revision's base counted once.
   std::uint64_t record_bytes = 0;
+  // The buffer's own indexes, shared by both backends (BufferStats::dedup_bytes,
+  // query_index_bytes).
+  std::uint64_t dedup_bytes = 0;
+  std::uint64_t query_index_bytes = 0;
   // The process-wide table of interned short strings (BufferStats::intern_*).
   std::uint64_t intern_bytes = 0;
   std::uint64_t intern_entries = 0;

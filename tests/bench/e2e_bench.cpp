@@ -203,6 +203,8 @@ void BM_EndToEnd(benchmark::State& state, GrayMode mode, bool store = true) {
         held > 0 ? static_cast<double>(stats.record_bytes) / held : 0;
     // The backends' own structures (both maps in shadow mode; the atomic map's are mmap'd,
     // outside the heap figure).
+    state.counters["index_bytes_per_event"] =
+        held > 0 ? static_cast<double>(stats.dedup_bytes + stats.query_index_bytes) / held : 0;
     state.counters["map_bytes_per_event"] =
         held > 0 ? static_cast<double>(stats.backend[0].bytes + stats.backend[1].bytes) / held : 0;
     state.counters["cpu_seconds"] = cpu;

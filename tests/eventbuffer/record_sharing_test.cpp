@@ -282,7 +282,8 @@ TEST(RecordSharingConcurrencyTest, ReadsOfAChainWhileAppendedAndTrimmed) {
       const std::string uid = "uid-" + std::to_string(i % 4);
       const std::string rv = std::to_string(i);
       const std::string message = "container app of " + uid + " restarting";
-      EventRecord::Builder b;
+      const std::string last = "2023-11-14T22:13:2" + std::to_string(i % 10) + "Z";
+      EventRecord::Builder b;  // holds views: every value must outlive Build()
       b.Set(Field::kUid, uid)
           .Set(Field::kResourceVersion, rv)
           .Set(Field::kNamespace, "shop")
@@ -291,7 +292,7 @@ TEST(RecordSharingConcurrencyTest, ReadsOfAChainWhileAppendedAndTrimmed) {
           .Set(Field::kInvolvedName, "web-3")
           .Set(Field::kMessage, message)
           .Set(Field::kFirstTimestamp, "2023-11-14T22:13:20Z")
-          .Set(Field::kLastTimestamp, "2023-11-14T22:13:2" + std::to_string(i % 10) + "Z");
+          .Set(Field::kLastTimestamp, last);
       b.numbers().count = i;
       b.numbers().last_seen_unix_ms = kBaseMs + i;
       EventRef r = b.Build(cache.Lookup(uid));

@@ -169,6 +169,8 @@ TEST_F(BufferMetricsTest, SizesComeFromTheSourceAtScrape) {
     s.backend[static_cast<std::size_t>(Backend::kLegacy)] = {3, 40, 5000};
     s.backend[static_cast<std::size_t>(Backend::kAtomic)] = {2, 39, 4900};
     s.record_bytes = 24000;
+    s.dedup_bytes = 1600;
+    s.query_index_bytes = 2400;
     s.intern_bytes = 530000;
     s.intern_entries = 41;
     s.intern_fallbacks = 7;
@@ -180,6 +182,8 @@ TEST_F(BufferMetricsTest, SizesComeFromTheSourceAtScrape) {
   EXPECT_EQ(Sample(t, "eventbuffer_events{backend=\"atomic\"}"), 39);
   EXPECT_EQ(Sample(t, "eventbuffer_memory_bytes{backend=\"legacy\"}"), 5000);
   EXPECT_EQ(Sample(t, "eventbuffer_record_memory_bytes"), 24000);
+  EXPECT_EQ(Sample(t, "eventbuffer_index_memory_bytes{index=\"dedup\"}"), 1600);
+  EXPECT_EQ(Sample(t, "eventbuffer_index_memory_bytes{index=\"list\"}"), 2400);
   EXPECT_EQ(Sample(t, "eventbuffer_intern_table_bytes"), 530000);
   EXPECT_EQ(Sample(t, "eventbuffer_intern_table_entries"), 41);
   EXPECT_EQ(Sample(t, "eventbuffer_intern_fallbacks_total"), 7);
