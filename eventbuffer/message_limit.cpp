@@ -50,7 +50,8 @@ EventRef WithMessageLimit(const EventRef& record, std::size_t max_bytes) {
   }
   b.Set(EventRecord::Field::kMessage, message);
   b.SetNumbers(record->numbers());
-  return b.Build(record->shared_base());
+  // A full record: sharing with record's base could keep a long text alive through it.
+  return b.Build();
 }
 
 }  // namespace eventbuffer

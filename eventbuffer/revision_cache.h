@@ -27,6 +27,10 @@ namespace eventbuffer {
 class RevisionCache {
  public:
   static constexpr std::size_t kSlots = 8192;  // per table, power of two
+  // Records storing more than this are not remembered: a base is kept alive by every
+  // record sharing it, and a huge one (a 1 MiB message the buffer will truncate) must not
+  // outlive its own eviction that way, nor be pinned here.
+  static constexpr std::size_t kMaxRememberedBytes = 16 * 1024;
 
   RevisionCache() : events_(std::make_unique<Table>()), objects_(std::make_unique<Table>()) {}
 
@@ -41,8 +45,10 @@ class RevisionCache {
     return kNone;
   }
   // Remembers record: as its Event's first kept record unless it is a revision of one
-  // (its base is of the same Event), and as its object's when it is a full record.
+  // (its base is of the same Event), and as its object's when it is a full record; not at
+  // all when it stores more than kMaxRememberedBytes.
   void Remember(const EventRef& record) {
+    if (record->StorageBytes() > kMaxRememberedBytes) return;
     const EventRecord* base = record->base();
     if (base == nullptr || base->uid() != record->uid()) (*events_)[SlotOf(record->uid())] = record;
     if (base == nullptr) {

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <ctime>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -325,6 +326,38 @@ TEST(RecordSharingConcurrencyTest, ReadsOfAChainWhileAppendedAndTrimmed) {
   buffer.EnforceRetention(kBaseMs);
   EXPECT_LE(buffer.Read(key).size(), 16u);
   EXPECT_GT(checked.load(), 0u);
+}
+
+// A huge record (a message the buffer will truncate) is never a base: the cache does not
+// remember it, and the truncated copy the buffer stores shares nothing, so the long text
+// goes as soon as the decoder's reference does.
+TEST(RecordSharingTest, HugeRecordsAreNotBasesAndTruncationKeepsNoLongText) {
+  const std::string huge(1 << 20, 'm');
+  RevisionCache cache;
+  EventRecord::Builder b;
+  b.Set(Field::kUid, "u-huge").Set(Field::kResourceVersion, "1").Set(Field::kNamespace, "ns");
+  b.Set(Field::kInvolvedKind, "Pod").Set(Field::kInvolvedNamespace, "ns");
+  b.Set(Field::kInvolvedName, "big").Set(Field::kInvolvedUid, "pod-uid").Set(Field::kMessage, huge);
+  b.numbers().last_seen_unix_ms = kBaseMs;
+  std::weak_ptr<const EventRecord> first_alive;
+  {
+    EventRef first = b.Build(cache.Lookup("u-huge", "pod-uid"));
+    cache.Remember(first);
+    first_alive = first;
+    EXPECT_EQ(cache.Lookup("u-huge", "pod-uid"), nullptr);
+    BufferConfig c;
+    c.retention.max_message_bytes = 1024;
+    c.retention.max_clock_skew = std::chrono::hours(24 * 365 * 30);
+    c.retention.max_age = std::chrono::hours(24 * 365 * 30);
+    EventBuffer buffer(c);
+    EventRef stored;
+    ASSERT_EQ(buffer.Append(first, &stored), EventBuffer::AppendResult::kStored);
+    EXPECT_EQ(stored->base(), nullptr);
+    EXPECT_LE(stored->message().size(), 1024u);
+    first.reset();
+    EXPECT_TRUE(first_alive.expired());  // the buffer holds only the truncated copy
+    EXPECT_LT(buffer.Stats().record_bytes, 4096u);
+  }
 }
 
 TEST(InternTableTest, SameValueSameIdAndViewsStayValid) {
