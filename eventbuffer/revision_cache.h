@@ -6,9 +6,10 @@
 //     about the same object (its involvedObject, source and reporting fields are shared).
 //
 // Two direct-mapped tables of kSlots slots each, indexed by a hash of the uid; a newer
-// record takes its slot over. Each slot holds a reference, so up to 2 * kSlots records may
-// stay alive after the buffer evicted them, until their slot is reused; the buffer's
-// record_bytes does not count them (docs/storage.md).
+// record takes its slot over. Each slot holds a reference, so records may stay alive after
+// the buffer evicted them, until their slot is reused; the buffer's record_bytes does not
+// count them. Bounded: only records storing at most kMaxRememberedBytes, kMaxTotalBytes in
+// all (docs/storage.md).
 //
 // Thread safety: none; one per decoding thread.
 #pragma once
@@ -30,7 +31,11 @@ class RevisionCache {
   // Records storing more than this are not remembered: a base is kept alive by every
   // record sharing it, and a huge one (a 1 MiB message the buffer will truncate) must not
   // outlive its own eviction that way, nor be pinned here.
-  static constexpr std::size_t kMaxRememberedBytes = 16 * 1024;
+  static constexpr std::size_t kMaxRememberedBytes = 4 * 1024;
+  // And the records remembered are bounded in total (their MemoryBytes), so that what the
+  // cache may keep alive after the buffer evicted it stays small: a record that would go
+  // over is not remembered.
+  static constexpr std::size_t kMaxTotalBytes = 8 << 20;
 
   RevisionCache() : events_(std::make_unique<Table>()), objects_(std::make_unique<Table>()) {}
 
@@ -50,20 +55,31 @@ class RevisionCache {
   void Remember(const EventRef& record) {
     if (record->StorageBytes() > kMaxRememberedBytes) return;
     const EventRecord* base = record->base();
-    if (base == nullptr || base->uid() != record->uid()) (*events_)[SlotOf(record->uid())] = record;
+    if (base == nullptr || base->uid() != record->uid()) {
+      Put(&(*events_)[SlotOf(record->uid())], record);
+    }
     if (base == nullptr) {
       const std::string_view object = record->Get(EventRecord::Field::kInvolvedUid);
-      if (!object.empty()) (*objects_)[SlotOf(object)] = record;
+      if (!object.empty()) Put(&(*objects_)[SlotOf(object)], record);
     }
   }
+  // MemoryBytes of the records remembered (a record in both tables counted twice).
+  std::size_t bytes() const { return bytes_; }
 
  private:
   using Table = std::array<EventRef, kSlots>;
   static std::size_t SlotOf(std::string_view uid) {
     return segmented_detail::HashKey(uid) & (kSlots - 1);
   }
+  void Put(EventRef* slot, const EventRef& record) {
+    const std::size_t old = *slot ? (*slot)->MemoryBytes() : 0;
+    if (bytes_ - old + record->MemoryBytes() > kMaxTotalBytes) return;
+    bytes_ = bytes_ - old + record->MemoryBytes();
+    *slot = record;
+  }
   static inline const EventRef kNone{};
   std::unique_ptr<Table> events_, objects_;
+  std::size_t bytes_ = 0;
 };
 
 }  // namespace eventbuffer

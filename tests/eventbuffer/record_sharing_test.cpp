@@ -360,6 +360,24 @@ TEST(RecordSharingTest, HugeRecordsAreNotBasesAndTruncationKeepsNoLongText) {
   }
 }
 
+// What the cache keeps is bounded in bytes: past the bound a record is not remembered.
+TEST(RecordSharingTest, RevisionCacheIsBoundedInBytes) {
+  RevisionCache cache;
+  const std::string message(3000, 'x');
+  std::size_t remembered = 0;
+  for (int i = 0; i < 20000; ++i) {
+    const std::string uid = "uid-" + std::to_string(i), object = "obj-" + std::to_string(i);
+    EventRecord::Builder b;
+    b.Set(Field::kUid, uid).Set(Field::kInvolvedUid, object).Set(Field::kMessage, message);
+    EventRef r = b.Build();
+    cache.Remember(r);
+    remembered += cache.Lookup(uid) != nullptr;
+    ASSERT_LE(cache.bytes(), RevisionCache::kMaxTotalBytes);
+  }
+  EXPECT_GT(remembered, 0u);
+  EXPECT_LT(remembered, 20000u);
+}
+
 TEST(InternTableTest, SameValueSameIdAndViewsStayValid) {
   InternTable table(1 << 16);
   const int a = table.Intern("kube-system");
