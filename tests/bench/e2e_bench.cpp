@@ -10,6 +10,11 @@
 //                       EventBuffer::Append
 //   rss_bytes_per_event growth of the process's resident set while ingesting, divided by
 //                       the occurrences held (records, both maps, dedup index, allocator)
+//   rss_trimmed_bytes_per_event, rss_settled_bytes_per_event  the same after malloc_trim,
+//                       and after 6.5 s idle (the atomic map's chunk reserve given back)
+//   heap_bytes_per_event  growth of malloc's bytes in use (mallinfo2), per occurrence
+//   map_bytes_per_event, index_bytes_per_event, record_bytes_per_event  the backends'
+//                       structures, the dedup and list indexes, the records (BufferStats)
 //   cpu_seconds         CPU time of the whole process during the run (all threads)
 //   events_per_cpu_second  occurrences / cpu_seconds
 // and "decode_only": the same stream through client and decoder, dropped before the buffer.
