@@ -81,7 +81,7 @@ void EventRecord::GetAll(std::array<std::string_view, kFieldCount>* out) const {
   if (base_) {
     base_->GetAll(out);
   } else {
-    out->fill(std::string_view());
+    out->fill(std::string_view("", 0));  // empty, never a null pointer
   }
   const char* text = Text();
   std::uint32_t begin = 0;

@@ -88,7 +88,7 @@ class EventRecord {
   std::string_view Get(Field field) const {
     const std::uint32_t bit = 1u << static_cast<unsigned>(field);
     if ((aliases_ & bit) != 0) return Get(Field::kFirstTimestamp);
-    if ((present_ & bit) == 0) return base_ ? base_->Get(field) : std::string_view();
+    if ((present_ & bit) == 0) return base_ ? base_->Get(field) : std::string_view("", 0);
     const std::string_view v = Stored(Count(present_ & (bit - 1)));
     if ((interned_ & bit) != 0) return InternedView(v);
     return v;

@@ -53,7 +53,7 @@ std::uint64_t HashBytes(std::uint64_t h, std::string_view s) {
     h = MixWord(h, v);
   }
   std::uint64_t v = 0;
-  std::memcpy(&v, p, n);
+  if (n > 0) std::memcpy(&v, p, n);
   return MixWord(h, v ^ (std::uint64_t{n} << 56));
 }
 std::uint64_t NameHash(std::string_view name, std::string_view rv) {
