@@ -86,12 +86,19 @@ class EventRecord {
   class Builder;
 
   std::string_view Get(Field field) const {
-    const std::uint32_t bit = 1u << static_cast<unsigned>(field);
-    if ((aliases_ & bit) != 0) return Get(Field::kFirstTimestamp);
-    if ((present_ & bit) == 0) return base_ ? base_->Get(field) : std::string_view("", 0);
-    const std::string_view v = Stored(Count(present_ & (bit - 1)));
-    if ((interned_ & bit) != 0) return InternedView(v);
-    return v;
+    std::uint32_t bit = 1u << static_cast<unsigned>(field);
+    for (const EventRecord* r = this; r != nullptr;) {
+      if ((r->aliases_ & bit) != 0) {  // equal to r's firstTimestamp: look that up from r
+        bit = 1u << static_cast<unsigned>(Field::kFirstTimestamp);
+        continue;
+      }
+      if ((r->present_ & bit) != 0) {
+        const std::string_view v = r->Stored(Count(r->present_ & (bit - 1)));
+        return (r->interned_ & bit) != 0 ? InternedView(v) : v;
+      }
+      r = r->base_.get();
+    }
+    return std::string_view("", 0);  // empty, never a null pointer
   }
   const Numbers& numbers() const { return numbers_; }
 
