@@ -12,10 +12,11 @@ command -v "$CXX" >/dev/null || CXX=clang++
 
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I.)
 if [[ ! -x $out/event_decoder_fuzz || tests/fuzz/event_decoder_fuzz.cpp -nt $out/event_decoder_fuzz ||
-      controller/kube/event_decoder.cpp -nt $out/event_decoder_fuzz || eventbuffer/event_record.cpp -nt $out/event_decoder_fuzz ]]; then
+      controller/kube/event_decoder.cpp -nt $out/event_decoder_fuzz || eventbuffer/event_record.cpp -nt $out/event_decoder_fuzz ||
+      eventbuffer/intern_table.cpp -nt $out/event_decoder_fuzz ]]; then
   echo "fuzz: building $out/event_decoder_fuzz with $CXX"
   "$CXX" "${flags[@]}" tests/fuzz/event_decoder_fuzz.cpp controller/kube/event_decoder.cpp \
-    eventbuffer/event_record.cpp -lsimdjson -o "$out/event_decoder_fuzz"
+    eventbuffer/event_record.cpp eventbuffer/intern_table.cpp -lsimdjson -o "$out/event_decoder_fuzz"
 fi
 
 # Seed corpus: real list and watch shapes, one file per entry point (first byte = mode).
