@@ -71,6 +71,33 @@ bool ReadBounded(const http::http_response& response, std::size_t cap, std::stri
   }
 }
 
+// Reads and drops the rest of a response body, at most max_bytes of it. Returns true when
+// the body ended within that. Used instead of cancelling where it can be: cpprestsdk closes
+// a cancelled request's TLS socket from the cancelling thread while its I/O thread may be
+// starting the next read on it, which now and then crashes the process; a body read to its
+// end needs no cancel. Memory stays bounded: every block is released as soon as it is seen.
+bool DrainBounded(const http::http_response& response, std::size_t max_bytes) {
+  auto buffer = response.body().streambuf();
+  std::size_t seen = 0;
+  unsigned char one = 0;
+  while (seen <= max_bytes) {
+    unsigned char* data = nullptr;
+    std::size_t count = 0;
+    if (buffer.acquire(data, count) && count > 0) {
+      buffer.release(data, count);
+      seen += count;
+      continue;
+    }
+    if (buffer.getn(&one, 1).get() == 0) return true;
+    ++seen;
+  }
+  return false;
+}
+
+// A list page over the cap is read to its end (and dropped) up to this many more bytes
+// rather than cancelled; a longer one is cancelled.
+constexpr std::size_t kMaxListDrainBytes = std::size_t{64} << 20;
+
 // The body of a watch response that is not 200 (a Status) is short; more is not read.
 constexpr std::size_t kMaxWatchErrorBodyBytes = std::size_t{1} << 20;
 
@@ -243,9 +270,10 @@ ApiResponse ApiClient::List(const ListRequest& request) {
       result.http_status = response.status_code();
       result.retry_after_seconds = RetryAfterSeconds(response.headers());
       if (!ReadBounded(response, impl_->options.max_list_page_bytes, &result.body)) {
-        // Over the cap: stop here and close the connection rather than drain it.
+        // Over the cap: the rest is dropped as it comes (a page up to 64 MiB past the cap
+        // is read to its end, which needs no cancel); a longer one closes the connection.
         result.body_too_large = true;
-        scope.Cancel();
+        if (!DrainBounded(response, kMaxListDrainBytes)) scope.Cancel();
       }
     } catch (const std::exception& e) {
       result.http_status = 0;
