@@ -156,11 +156,11 @@ EventRef EventRecord::Builder::Build(const EventRef& previous) const {
   // Sharing must pay for the base it keeps alive: unless it saves more than kMinSaving bytes
   // (a revision with a new message, say), the record is full and later revisions share it.
   constexpr std::size_t kMinSaving = 32;
-  if (base != nullptr && text + 2 * Count(present) + kMinSaving >= alone) return Build(nullptr);
+  const std::size_t stored = Count(present);
+  if (base != nullptr && text + 2 * stored + kMinSaving >= alone) return Build(nullptr);
   if (text > UINT32_MAX) throw std::length_error("EventRecord text exceeds 4 GiB");
 
   const bool wide = text > UINT16_MAX;
-  const std::size_t stored = Count(present);
   const std::size_t storage = stored * (wide ? 4 : 2) + text;
   t_trailing_bytes = storage;
   auto record = std::allocate_shared<EventRecord>(TrailingAllocator<EventRecord>(), Token(),
@@ -226,14 +226,14 @@ bool EventRecord::operator==(const EventRecord& other) const {
   return true;
 }
 
-EventRef CopyRecord(const EventRecord& record) {
-  EventRecord::Builder b;
-  for (std::size_t i = 0; i < EventRecord::kFieldCount; ++i) {
-    b.Set(static_cast<Field>(i), record.Get(static_cast<Field>(i)));
-  }
-  b.SetNumbers(record.numbers());
-  return b.Build();
+EventRecord::Builder EventRecord::Builder::Of(const EventRecord& record) {
+  Builder b;
+  record.GetAll(&b.values_);
+  b.numbers_ = record.numbers();
+  return b;
 }
+
+EventRef CopyRecord(const EventRecord& record) { return EventRecord::Builder::Of(record).Build(); }
 
 void EventRecord::AppendKey(std::string* out) const {
   const auto ns = involved_namespace();

@@ -210,6 +210,10 @@ using EventRef = std::shared_ptr<const EventRecord>;
 // Collects field values (views into caller-owned text) and builds one record.
 class EventRecord::Builder {
  public:
+  // A builder holding every field (views into record, which must outlive Build) and the
+  // numbers of record: a copy with some fields changed.
+  static Builder Of(const EventRecord& record);
+
   Builder& Set(Field field, std::string_view value) {
     values_[static_cast<std::size_t>(field)] = value;
     return *this;

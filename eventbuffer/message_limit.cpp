@@ -43,15 +43,8 @@ std::string LimitMessage(std::string_view message, std::size_t max_bytes) {
 EventRef WithMessageLimit(const EventRef& record, std::size_t max_bytes) {
   if (record->message().size() <= max_bytes) return record;
   const std::string message = LimitMessage(record->message(), max_bytes);
-  EventRecord::Builder b;
-  for (std::size_t i = 0; i < EventRecord::kFieldCount; ++i) {
-    const auto field = static_cast<EventRecord::Field>(i);
-    b.Set(field, record->Get(field));
-  }
-  b.Set(EventRecord::Field::kMessage, message);
-  b.SetNumbers(record->numbers());
   // A full record: sharing with record's base could keep a long text alive through it.
-  return b.Build();
+  return EventRecord::Builder::Of(*record).Set(EventRecord::Field::kMessage, message).Build();
 }
 
 }  // namespace eventbuffer

@@ -86,9 +86,8 @@ TEST(RecordCodecTest, RoundTripsEveryField) {
 // Restored in write order through a RevisionCache, revisions share their base again.
 TEST(RecordCodecTest, RevisionsShareTheirBaseWhenDecodedInOrder) {
   const EventRef first = FullEvent("u1", "1", 1'700'000'000'000);
-  EventRecord::Builder next;  // the next revision: a new resourceVersion and count
-  for (std::size_t i = 0; i < EventRecord::kFieldCount; ++i) next.Set(F(i), first->Get(F(i)));
-  next.SetNumbers(first->numbers());
+  // The next revision: a new resourceVersion and count.
+  EventRecord::Builder next = EventRecord::Builder::Of(*first);
   next.Set(F::kResourceVersion, "2");
   next.numbers().count = 8;
   const EventRef second = next.Build();
