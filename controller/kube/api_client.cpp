@@ -47,28 +47,37 @@ void AppendCapped(std::string_view part, std::size_t cap, std::string* out) {
   out->append(part);
 }
 
-// Reads a response body into *out, at most `cap` bytes. Returns false when the body is
-// longer: *out then holds its first `cap` bytes and the rest is left unread.
-bool ReadBounded(const http::http_response& response, std::size_t cap, std::string* out) {
+// Hands the bytes of a response body to fn as they arrive, until fn returns false (then
+// returns false) or the body ends (returns true). Zero-copy: the bytes already received
+// are read straight out of the response buffer's front block (acquire/release); copying
+// them out first cost ~4 % of the CPU per event at full watch rate. With nothing buffered
+// it waits for the next byte (a getn of one byte completes as soon as any data arrives).
+template <class Fn>
+bool ForEachBodyBlock(const http::http_response& response, Fn&& fn) {
   auto buffer = response.body().streambuf();
   unsigned char one = 0;
   for (;;) {
-    // The bytes already received, straight from the response buffer's front block.
     unsigned char* data = nullptr;
     std::size_t count = 0;
     if (buffer.acquire(data, count) && count > 0) {
-      const std::size_t room = cap - out->size();
-      const std::size_t take = std::min(count, room);
-      AppendCapped(std::string_view(reinterpret_cast<const char*>(data), take), cap, out);
+      const bool more = fn(std::string_view(reinterpret_cast<const char*>(data), count));
       buffer.release(data, count);
-      if (count > room) return false;
+      if (!more) return false;
       continue;
     }
-    // Nothing buffered: wait for the next byte (or the end of the body).
     if (buffer.getn(&one, 1).get() == 0) return true;
-    if (out->size() >= cap) return false;
-    AppendCapped(std::string_view(reinterpret_cast<const char*>(&one), 1), cap, out);
+    if (!fn(std::string_view(reinterpret_cast<const char*>(&one), 1))) return false;
   }
+}
+
+// Reads a response body into *out, at most `cap` bytes. Returns false when the body is
+// longer: *out then holds its first `cap` bytes and the rest is left unread.
+bool ReadBounded(const http::http_response& response, std::size_t cap, std::string* out) {
+  return ForEachBodyBlock(response, [&](std::string_view block) {
+    const std::size_t room = cap - out->size();
+    AppendCapped(block.substr(0, room), cap, out);
+    return block.size() <= room;
+  });
 }
 
 // Reads and drops the rest of a response body, at most max_bytes of it. Returns true when
@@ -77,21 +86,11 @@ bool ReadBounded(const http::http_response& response, std::size_t cap, std::stri
 // starting the next read on it, which now and then crashes the process; a body read to its
 // end needs no cancel. Memory stays bounded: every block is released as soon as it is seen.
 bool DrainBounded(const http::http_response& response, std::size_t max_bytes) {
-  auto buffer = response.body().streambuf();
   std::size_t seen = 0;
-  unsigned char one = 0;
-  while (seen <= max_bytes) {
-    unsigned char* data = nullptr;
-    std::size_t count = 0;
-    if (buffer.acquire(data, count) && count > 0) {
-      buffer.release(data, count);
-      seen += count;
-      continue;
-    }
-    if (buffer.getn(&one, 1).get() == 0) return true;
-    ++seen;
-  }
-  return false;
+  return ForEachBodyBlock(response, [&](std::string_view block) {
+    seen += block.size();
+    return seen <= max_bytes;
+  });
 }
 
 // A list page over the cap is read to its end (and dropped) up to this many more bytes
@@ -337,26 +336,8 @@ ApiResponse ApiClient::Watch(const WatchRequest& request, const LineHandler& on_
         }
         return;
       }
-      auto buffer = response.body().streambuf();
-      std::vector<unsigned char> one(1);
-      bool keep_going = true;
-      while (keep_going) {
-        // Zero-copy: read the bytes already received straight out of the response buffer's
-        // front block (acquire/release); copying them out first cost ~4 % of the CPU per
-        // event at full rate.
-        unsigned char* data = nullptr;
-        std::size_t count = 0;
-        if (buffer.acquire(data, count) && count > 0) {
-          keep_going = feed(std::string_view(reinterpret_cast<const char*>(data), count));
-          buffer.release(data, count);
-          continue;
-        }
-        // Nothing buffered: wait for the next byte from the network (a getn of one byte
-        // completes as soon as any data arrives, without waiting for a full buffer).
-        const std::size_t n = buffer.getn(one.data(), 1).get();
-        if (n == 0) break;  // end of stream: the server closed the watch
-        keep_going = feed(std::string_view(reinterpret_cast<const char*>(one.data()), n));
-      }
+      // Until the handler is done or the server closes the watch.
+      const bool keep_going = ForEachBodyBlock(response, feed);
       if (!keep_going) {
         // The handler is done with this stream (ERROR event, bad line, shutdown): close
         // the connection rather than draining it.
