@@ -160,6 +160,15 @@ std::uint64_t BufferMetrics::AppendCount(Backend backend) const {
   return backends_[static_cast<std::size_t>(backend)]->append.Count();
 }
 
+namespace {
+// A gauge family of one unlabelled sample.
+prometheus::MetricFamily OneGauge(std::string name, std::string help, std::uint64_t value) {
+  auto family = MakeFamily(std::move(name), std::move(help), MetricType::Gauge);
+  family.metric.push_back(MakeGauge(static_cast<double>(value)));
+  return family;
+}
+}  // namespace
+
 std::vector<prometheus::MetricFamily> BufferMetrics::Collect() const {
   auto append = MakeFamily("eventbuffer_append_duration_seconds",
                            "Duration of sampled appends into one backend.", MetricType::Histogram);
@@ -217,11 +226,10 @@ std::vector<prometheus::MetricFamily> BufferMetrics::Collect() const {
     events.metric.push_back(MakeGauge(static_cast<double>(s.events), labels));
     bytes.metric.push_back(MakeGauge(static_cast<double>(s.bytes), labels));
   }
-  auto records = MakeFamily("eventbuffer_record_memory_bytes",
-                            "Approximate memory of the stored event records, shared by both "
-                            "backends, in bytes.",
-                            MetricType::Gauge);
-  records.metric.push_back(MakeGauge(static_cast<double>(sizes.record_bytes)));
+  auto records = OneGauge("eventbuffer_record_memory_bytes",
+                          "Approximate memory of the stored event records, shared by both "
+                          "backends, in bytes.",
+                          sizes.record_bytes);
   auto index_bytes = MakeFamily("eventbuffer_index_memory_bytes",
                                 "Memory of the buffer's own indexes, shared by both backends: "
                                 "the dedup index of held identities and the list index, in bytes.",
@@ -230,15 +238,12 @@ std::vector<prometheus::MetricFamily> BufferMetrics::Collect() const {
       MakeGauge(static_cast<double>(sizes.dedup_bytes), {{"index", "dedup"}}));
   index_bytes.metric.push_back(
       MakeGauge(static_cast<double>(sizes.query_index_bytes), {{"index", "list"}}));
-  auto intern_bytes = MakeFamily("eventbuffer_intern_table_bytes",
-                                 "Memory of the table of interned short strings (namespaces, "
-                                 "kinds, reasons, hosts...) the records refer to, in bytes.",
-                                 MetricType::Gauge);
-  intern_bytes.metric.push_back(MakeGauge(static_cast<double>(sizes.intern_bytes)));
-  auto intern_entries = MakeFamily("eventbuffer_intern_table_entries",
-                                   "Distinct short strings in the intern table.",
-                                   MetricType::Gauge);
-  intern_entries.metric.push_back(MakeGauge(static_cast<double>(sizes.intern_entries)));
+  auto intern_bytes = OneGauge("eventbuffer_intern_table_bytes",
+                               "Memory of the table of interned short strings (namespaces, "
+                               "kinds, reasons, hosts...) the records refer to, in bytes.",
+                               sizes.intern_bytes);
+  auto intern_entries = OneGauge("eventbuffer_intern_table_entries",
+                                 "Distinct short strings in the intern table.", sizes.intern_entries);
   auto intern_fallbacks =
       MakeFamily("eventbuffer_intern_fallbacks_total",
                  "Short strings stored inline in their record because the intern table was full.",
