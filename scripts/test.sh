@@ -3,7 +3,8 @@
 # test suite. Exits non-zero on any failure.
 #   1. RelWithDebInfo build: all GoogleTest suites, emulator, integration, Prometheus and
 #      manifest tests (CTest);
-#   2. ThreadSanitizer build of the storage, buffer and metrics code: their suites again;
+#   2. ThreadSanitizer build of the storage, buffer and metrics code and of the watch body
+#      buffer: their suites again;
 #   3. AddressSanitizer + UBSan build of the same;
 #   4. the short A/A soak of the EventBuffer (1M appends in shadow mode, 0 mismatches);
 #   5. a bounded libFuzzer run of the event decoder (FUZZ_SECONDS, default 60; 0 skips).
@@ -32,14 +33,14 @@ build/tests/bench/event_buffer_bench --soak_appends=1000000 --benchmark_filter=S
 
 if [[ ${SKIP_SANITIZERS:-0} != 1 ]]; then
   for san in thread address; do
-    step "tests under ${san} sanitizer (storage, buffer, metrics)"
+    step "tests under ${san} sanitizer (storage, buffer, metrics, watch body buffer)"
     cmake -S . -B "build-$san" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSANITIZE=$san \
       -DKEB_WITH_CONTROLLER=OFF -DKEB_BUILD_BENCH=OFF >/dev/null
     cmake --build "build-$san" -j "$jobs"
     TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
     ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
       ctest --test-dir "build-$san" --output-on-failure -j 2 --timeout 900 \
-        -L 'eventbuffer_tests|metrics_tests' || failed=1
+        -L 'eventbuffer_tests|metrics_tests|body_buffer_tests' || failed=1
   done
 fi
 

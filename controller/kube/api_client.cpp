@@ -15,6 +15,7 @@
 #include <mutex>
 #include <vector>
 
+#include "controller/kube/bounded_body_buffer.h"
 #include "controller/kube/line_splitter.h"
 
 namespace eventbuffer::controller {
@@ -53,8 +54,7 @@ void AppendCapped(std::string_view part, std::size_t cap, std::string* out) {
 // them out first cost ~4 % of the CPU per event at full watch rate. With nothing buffered
 // it waits for the next byte (a getn of one byte completes as soon as any data arrives).
 template <class Fn>
-bool ForEachBodyBlock(const http::http_response& response, Fn&& fn) {
-  auto buffer = response.body().streambuf();
+bool ForEachBodyBlock(concurrency::streams::streambuf<std::uint8_t> buffer, Fn&& fn) {
   unsigned char one = 0;
   for (;;) {
     unsigned char* data = nullptr;
@@ -72,8 +72,9 @@ bool ForEachBodyBlock(const http::http_response& response, Fn&& fn) {
 
 // Reads a response body into *out, at most `cap` bytes. Returns false when the body is
 // longer: *out then holds its first `cap` bytes and the rest is left unread.
-bool ReadBounded(const http::http_response& response, std::size_t cap, std::string* out) {
-  return ForEachBodyBlock(response, [&](std::string_view block) {
+bool ReadBounded(const concurrency::streams::streambuf<std::uint8_t>& body, std::size_t cap,
+                 std::string* out) {
+  return ForEachBodyBlock(body, [&](std::string_view block) {
     const std::size_t room = cap - out->size();
     AppendCapped(block.substr(0, room), cap, out);
     return block.size() <= room;
@@ -85,9 +86,9 @@ bool ReadBounded(const http::http_response& response, std::size_t cap, std::stri
 // a cancelled request's TLS socket from the cancelling thread while its I/O thread may be
 // starting the next read on it, which now and then crashes the process; a body read to its
 // end needs no cancel. Memory stays bounded: every block is released as soon as it is seen.
-bool DrainBounded(const http::http_response& response, std::size_t max_bytes) {
+bool DrainBounded(const concurrency::streams::streambuf<std::uint8_t>& body, std::size_t max_bytes) {
   std::size_t seen = 0;
-  return ForEachBodyBlock(response, [&](std::string_view block) {
+  return ForEachBodyBlock(body, [&](std::string_view block) {
     seen += block.size();
     return seen <= max_bytes;
   });
@@ -99,6 +100,14 @@ constexpr std::size_t kMaxListDrainBytes = std::size_t{64} << 20;
 
 // The body of a watch response that is not 200 (a Status) is short; more is not read.
 constexpr std::size_t kMaxWatchErrorBodyBytes = std::size_t{1} << 20;
+
+// Stops a watch body's buffer when the read ends for any reason (a no-op after its end).
+struct StopOnExit {
+  std::shared_ptr<BoundedBodyBuffer> buffer;
+  ~StopOnExit() {
+    if (buffer) buffer->Stop();
+  }
+};
 
 }  // namespace
 
@@ -268,11 +277,12 @@ ApiResponse ApiClient::List(const ListRequest& request) {
           impl_->list_client->request(impl_->MakeRequest(uri), scope.token()).get();
       result.http_status = response.status_code();
       result.retry_after_seconds = RetryAfterSeconds(response.headers());
-      if (!ReadBounded(response, impl_->options.max_list_page_bytes, &result.body)) {
+      const auto body = response.body().streambuf();
+      if (!ReadBounded(body, impl_->options.max_list_page_bytes, &result.body)) {
         // Over the cap: the rest is dropped as it comes (a page up to 64 MiB past the cap
         // is read to its end, which needs no cancel); a longer one closes the connection.
         result.body_too_large = true;
-        if (!DrainBounded(response, kMaxListDrainBytes)) scope.Cancel();
+        if (!DrainBounded(body, kMaxListDrainBytes)) scope.Cancel();
       }
     } catch (const std::exception& e) {
       result.http_status = 0;
@@ -309,21 +319,30 @@ ApiResponse ApiClient::Watch(const WatchRequest& request, const LineHandler& on_
           std::max<std::uint64_t>(result.peak_line_buffer_bytes, splitter.buffer_capacity());
       return more;
     };
+    const bool read_lines = impl_->options.read_mode == Options::ReadMode::kReadLine;
+    // The body goes through a bounded buffer (not for the read_line mode, which reads the
+    // response's own): at most options.watch_read_ahead_bytes are read ahead of the
+    // decoder, and stopping early needs no cancel.
+    std::shared_ptr<BoundedBodyBuffer> bounded;
+    http::http_request http_request = impl_->MakeRequest(uri);
+    if (!read_lines) {
+      http_request.set_response_stream(
+          BoundedBodyBuffer::Make(impl_->options.watch_read_ahead_bytes, &bounded).create_ostream());
+    }
+    StopOnExit stop_on_exit{bounded};
     try {
-      http::http_response response =
-          watch_client.request(impl_->MakeRequest(uri), scope.token()).get();
+      http::http_response response = watch_client.request(http_request, scope.token()).get();
       got_headers = true;
       result.http_status = response.status_code();
       result.retry_after_seconds = RetryAfterSeconds(response.headers());
-      if (result.http_status != 200) {
-        // A Status; a 401 is retried by WithTokenRetry.
-        if (!ReadBounded(response, kMaxWatchErrorBodyBytes, &result.body)) {
-          result.body_too_large = true;
-          scope.Cancel();
+      if (read_lines) {
+        if (result.http_status != 200) {
+          if (!ReadBounded(response.body().streambuf(), kMaxWatchErrorBodyBytes, &result.body)) {
+            result.body_too_large = true;
+            scope.Cancel();
+          }
+          return;
         }
-        return;
-      }
-      if (impl_->options.read_mode == Options::ReadMode::kReadLine) {
         auto body = response.body();
         for (;;) {
           concurrency::streams::container_buffer<std::string> line;
@@ -336,19 +355,27 @@ ApiResponse ApiClient::Watch(const WatchRequest& request, const LineHandler& on_
         }
         return;
       }
-      // Until the handler is done or the server closes the watch.
-      const bool keep_going = ForEachBodyBlock(response, feed);
-      if (!keep_going) {
-        // The handler is done with this stream (ERROR event, bad line, shutdown): close
-        // the connection rather than draining it.
-        scope.Cancel();
-        splitter.Reset();
+      BoundedBodyBuffer::CloseWriteWhenDone(response, bounded);
+      const concurrency::streams::streambuf<std::uint8_t> body(bounded);
+      if (result.http_status != 200) {
+        // A Status; a 401 is retried by WithTokenRetry. A longer body is not read on.
+        if (!ReadBounded(body, kMaxWatchErrorBodyBytes, &result.body)) {
+          result.body_too_large = true;
+        }
+        return;
       }
+      // Until the handler is done or the server closes the watch. When the handler is
+      // done with this stream (ERROR event, bad line, shutdown), the buffer is stopped on
+      // return: the connection is dropped without reading the rest.
+      const bool keep_going = ForEachBodyBlock(body, feed);
+      result.peak_read_ahead_bytes = bounded->peak_unread_bytes();
+      if (!keep_going) splitter.Reset();
       if (splitter.HasPartial()) {
         result.stream_cut = true;
         result.transport_error = "stream ended inside a line";
       }
     } catch (const std::exception& e) {
+      if (bounded) result.peak_read_ahead_bytes = bounded->peak_unread_bytes();
       result.transport_error = e.what();
       result.cancelled = impl_->cancelled.load(std::memory_order_acquire);
       if (!got_headers) {

@@ -62,10 +62,14 @@ class ApiClient final : public ListerWatcher {
     std::size_t max_watch_event_bytes = kDefaultMaxWatchEventBytes;
     // The most bytes of one response body (a list page) that are read.
     std::size_t max_list_page_bytes = kDefaultMaxListPageBytes;
+    // The most bytes of a watch stream read from the socket ahead of the decoder
+    // (BoundedBodyBuffer); past it the socket is not read until the decoder catches up.
+    std::size_t watch_read_ahead_bytes = kDefaultWatchReadAheadBytes;
   };
   // 4 MiB: well above the API server's object limit (~1.5 MiB) for an Event.
   static constexpr std::size_t kDefaultMaxWatchEventBytes = std::size_t{4} << 20;
   static constexpr std::size_t kDefaultMaxListPageBytes = std::size_t{16} << 20;
+  static constexpr std::size_t kDefaultWatchReadAheadBytes = std::size_t{1} << 20;
 
   // REQUIRES: token outlives the client.
   ApiClient(KubeConfig config, TokenSource* token, Options options);

@@ -48,11 +48,15 @@ struct ApiResponse {
   // Never more than the client's cap: see body_too_large.
   std::string body;
   // The body was longer than the client's cap (a list page over its byte cap): `body`
-  // holds its first cap bytes only, the rest was not read and the connection was closed.
+  // holds its first cap bytes only, the rest was not read and the connection was closed
+  // (a list page up to 64 MiB over the cap is read to its end and dropped).
   bool body_too_large = false;
   // Watch only: the largest allocation of the line buffer during the stream, in bytes
   // (bounded by the client's line cap; for logs and tests).
   std::uint64_t peak_line_buffer_bytes = 0;
+  // Watch only: the most bytes read from the connection ahead of the line handler at once
+  // (bounded by about the client's read-ahead limit plus one socket read).
+  std::uint64_t peak_read_ahead_bytes = 0;
   // Retry-After header in seconds; -1 when absent.
   double retry_after_seconds = -1;
   // Watch only: the stream broke off (transport error after 200, or a last line without

@@ -254,6 +254,100 @@ TEST(ApiClientLimitsTest, HundredMegabyteWatchLineIsSkippedAndNeverHeld) {
   EXPECT_LE(response.peak_line_buffer_bytes, ApiClient::kDefaultMaxWatchEventBytes);
 }
 
+// A server streams 32 MiB of watch lines while the line handler is stalled: the client
+// stops reading the socket once it holds the read-ahead limit (TCP holds back the rest),
+// instead of buffering the stream in memory, and every line still arrives in order.
+TEST(ApiClientLimitsTest, AFastWatchStreamIsReadAheadOnlyUpToTheLimit) {
+  InitializeHttpThreads(2);  // before any cpprestsdk use (once per process)
+  constexpr std::size_t kLines = 8192;
+  const std::string message(4000, 'm');
+  std::atomic<std::uint64_t> sent{0};
+  LoopbackHttpServer server([&](const std::string&) {
+    LoopbackHttpServer::Response r;
+    r.body = [&](const LoopbackHttpServer::Write& write) {
+      for (std::size_t i = 0; i < kLines; ++i) {
+        const std::string line = R"({"type":"ADDED","object":)" +
+                                 EventJson("u" + std::to_string(i), std::to_string(i), message) +
+                                 "}\n";
+        if (!write(line)) return;
+        sent += line.size();
+      }
+    };
+    return r;
+  });
+  auto token = TokenSource::Static("");
+  KubeConfig config;
+  config.server = server.url();
+  ApiClient::Options options;
+  options.watch_read_ahead_bytes = 256 * 1024;
+  ApiClient client(config, token.get(), options);
+
+  std::size_t lines = 0;
+  bool in_order = true;
+  std::uint64_t sent_while_stalled = 0;
+  WatchRequest request;
+  request.timeout_seconds = 60;
+  const ApiResponse response = client.Watch(request, [&](std::string_view line) {
+    in_order = in_order && line.find(R"("uid":"u)" + std::to_string(lines) + "\"") !=
+                               std::string_view::npos;
+    if (lines++ == 0) {
+      // Stalled long enough for the server to send everything if the client read on.
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      sent_while_stalled = sent.load();
+    }
+    return true;
+  });
+  EXPECT_EQ(response.http_status, 200);
+  EXPECT_FALSE(response.stream_cut) << response.transport_error;
+  EXPECT_EQ(lines, kLines);
+  EXPECT_TRUE(in_order);
+  // 32 MiB went through; at most the limit plus one socket read was held at once, and the
+  // server could send only that and what the sockets' buffers take while the handler stalled.
+  EXPECT_GT(response.peak_read_ahead_bytes, 0u);
+  EXPECT_LE(response.peak_read_ahead_bytes, 256u * 1024 + 128 * 1024);
+  EXPECT_LT(sent_while_stalled, 16 * kMiB);
+}
+
+// The line handler stops after 10 lines of an endless stream: the watch returns, and the
+// client drops the connection from its own I/O thread (no cancel), so the server sees it go.
+TEST(ApiClientLimitsTest, AHandlerThatStopsEndsAnEndlessStreamWithoutCancel) {
+  InitializeHttpThreads(2);  // before any cpprestsdk use (once per process)
+  std::atomic<bool> client_gone{false};
+  std::atomic<std::uint64_t> sent{0};
+  LoopbackHttpServer server([&](const std::string&) {
+    LoopbackHttpServer::Response r;
+    r.body = [&](const LoopbackHttpServer::Write& write) {
+      for (std::uint64_t i = 0;; ++i) {
+        const std::string line = AddedLine("u" + std::to_string(i), std::to_string(i));
+        if (!write(line)) break;
+        sent += line.size();
+      }
+      client_gone = true;
+    };
+    return r;
+  });
+  auto token = TokenSource::Static("");
+  KubeConfig config;
+  config.server = server.url();
+  ApiClient client(config, token.get(), ApiClient::Options{});
+
+  for (int round = 0; round < 3; ++round) {  // and the next watch works as before
+    int lines = 0;
+    WatchRequest request;
+    request.timeout_seconds = 60;
+    const ApiResponse response =
+        client.Watch(request, [&](std::string_view) { return ++lines < 10; });
+    EXPECT_EQ(response.http_status, 200);
+    EXPECT_FALSE(response.cancelled);
+    EXPECT_EQ(lines, 10);
+  }
+  for (int i = 0; i < 1000 && !client_gone.load(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(client_gone.load());
+  EXPECT_LT(sent.load(), 3 * 16 * kMiB);  // three watches, each read at most ~1 MiB ahead
+}
+
 TEST(ApiClientLimitsTest, ErrorBodiesAreReadOnlyUpToTheirCap) {
   InitializeHttpThreads(2);  // before any cpprestsdk use (once per process)
   LoopbackHttpServer server([&](const std::string&) {
