@@ -122,15 +122,27 @@ class CountingObserver : public WatchObserver {
   std::map<std::string, int> skipped;
 };
 
+// An ApiClient of a loopback server, without a token.
+struct LoopbackClient {
+  explicit LoopbackClient(const LoopbackHttpServer& server, ApiClient::Options options = {})
+      : token(TokenSource::Static("")), client(ConfigOf(server), token.get(), std::move(options)) {}
+  static KubeConfig ConfigOf(const LoopbackHttpServer& server) {
+    InitializeHttpThreads(2);  // before any cpprestsdk use (once per process)
+    KubeConfig config;
+    config.server = server.url();
+    return config;
+  }
+  std::unique_ptr<TokenSource> token;
+  ApiClient client;
+};
+
 // A Watcher over a real ApiClient against `server`, run on its own thread until `done`
 // holds (or 60 s pass: a failure, not a measurement).
 struct Harness {
   Harness(LoopbackHttpServer* server, ApiClient::Options client_options, int list_limit)
       : token(TokenSource::Static("")) {
-    InitializeHttpThreads(2);  // before any cpprestsdk use (once per process)
-    KubeConfig config;
-    config.server = server->url();
-    client = std::make_unique<ApiClient>(config, token.get(), client_options);
+    client = std::make_unique<ApiClient>(LoopbackClient::ConfigOf(*server), token.get(),
+                                         client_options);
     Watcher::Options options;
     options.list_limit = list_limit;
     options.seed = 7;
@@ -219,11 +231,8 @@ TEST(ApiClientLimitsTest, HundredMegabyteWatchLineIsSkippedAndNeverHeld) {
     };
     return r;
   });
-  InitializeHttpThreads(2);  // before any cpprestsdk use (once per process)
-  auto token = TokenSource::Static("");
-  KubeConfig config;
-  config.server = server.url();
-  ApiClient client(config, token.get(), ApiClient::Options{});  // default cap: 4 MiB
+  LoopbackClient loopback(server);  // default cap: 4 MiB
+  ApiClient& client = loopback.client;
 
   std::vector<std::string> lines;
   std::vector<std::uint64_t> oversized_bytes;
@@ -258,7 +267,6 @@ TEST(ApiClientLimitsTest, HundredMegabyteWatchLineIsSkippedAndNeverHeld) {
 // stops reading the socket once it holds the read-ahead limit (TCP holds back the rest),
 // instead of buffering the stream in memory, and every line still arrives in order.
 TEST(ApiClientLimitsTest, AFastWatchStreamIsReadAheadOnlyUpToTheLimit) {
-  InitializeHttpThreads(2);  // before any cpprestsdk use (once per process)
   constexpr std::size_t kLines = 8192;
   const std::string message(4000, 'm');
   std::atomic<std::uint64_t> sent{0};
@@ -275,12 +283,10 @@ TEST(ApiClientLimitsTest, AFastWatchStreamIsReadAheadOnlyUpToTheLimit) {
     };
     return r;
   });
-  auto token = TokenSource::Static("");
-  KubeConfig config;
-  config.server = server.url();
   ApiClient::Options options;
   options.watch_read_ahead_bytes = 256 * 1024;
-  ApiClient client(config, token.get(), options);
+  LoopbackClient loopback(server, options);
+  ApiClient& client = loopback.client;
 
   std::size_t lines = 0;
   bool in_order = true;
@@ -311,7 +317,6 @@ TEST(ApiClientLimitsTest, AFastWatchStreamIsReadAheadOnlyUpToTheLimit) {
 // The line handler stops after 10 lines of an endless stream: the watch returns, and the
 // client drops the connection from its own I/O thread (no cancel), so the server sees it go.
 TEST(ApiClientLimitsTest, AHandlerThatStopsEndsAnEndlessStreamWithoutCancel) {
-  InitializeHttpThreads(2);  // before any cpprestsdk use (once per process)
   std::atomic<bool> client_gone{false};
   std::atomic<std::uint64_t> sent{0};
   LoopbackHttpServer server([&](const std::string&) {
@@ -326,10 +331,8 @@ TEST(ApiClientLimitsTest, AHandlerThatStopsEndsAnEndlessStreamWithoutCancel) {
     };
     return r;
   });
-  auto token = TokenSource::Static("");
-  KubeConfig config;
-  config.server = server.url();
-  ApiClient client(config, token.get(), ApiClient::Options{});
+  LoopbackClient loopback(server);
+  ApiClient& client = loopback.client;
 
   for (int round = 0; round < 3; ++round) {  // and the next watch works as before
     int lines = 0;
@@ -349,7 +352,6 @@ TEST(ApiClientLimitsTest, AHandlerThatStopsEndsAnEndlessStreamWithoutCancel) {
 }
 
 TEST(ApiClientLimitsTest, ErrorBodiesAreReadOnlyUpToTheirCap) {
-  InitializeHttpThreads(2);  // before any cpprestsdk use (once per process)
   LoopbackHttpServer server([&](const std::string&) {
     LoopbackHttpServer::Response r;
     r.status = 500;
@@ -361,12 +363,10 @@ TEST(ApiClientLimitsTest, ErrorBodiesAreReadOnlyUpToTheirCap) {
     };
     return r;
   });
-  auto token = TokenSource::Static("");
-  KubeConfig config;
-  config.server = server.url();
   ApiClient::Options options;
   options.max_list_page_bytes = 64 * 1024;
-  ApiClient client(config, token.get(), options);
+  LoopbackClient loopback(server, options);
+  ApiClient& client = loopback.client;
 
   const ApiResponse list = client.List(ListRequest{});
   EXPECT_EQ(list.http_status, 500);
