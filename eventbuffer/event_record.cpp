@@ -169,7 +169,6 @@ EventRef EventRecord::Builder::Build(const EventRef& previous) const {
   r.present_ = present;
   r.interned_ = interned | (wide ? kWide : 0);
   r.aliases_ = aliases;
-  r.storage_bytes_ = static_cast<std::uint32_t>(storage);
   char* offsets = r.storage();
   char* out = offsets + stored * (wide ? 4 : 2);
   std::uint32_t end = 0;

@@ -121,9 +121,12 @@ class EventRecord {
 
   // Bytes of this record's own heap block (control block, object, offsets and text), not
   // counting its base or the intern table.
-  std::size_t MemoryBytes() const { return kBlockOverhead + sizeof(EventRecord) + storage_bytes_; }
+  std::size_t MemoryBytes() const { return kBlockOverhead + sizeof(EventRecord) + StorageBytes(); }
   // Bytes of text and offsets stored in this record itself.
-  std::size_t StorageBytes() const { return storage_bytes_; }
+  std::size_t StorageBytes() const {
+    const unsigned stored = StoredCount();
+    return stored * ((interned_ & kWide) ? 4 : 2) + (stored == 0 ? 0 : End(stored - 1));
+  }
   // The record this one shares its unchanged fields with; null for a full record.
   const EventRecord* base() const { return base_.get(); }
   const std::shared_ptr<const EventRecord>& shared_base() const { return base_; }
@@ -199,7 +202,6 @@ class EventRecord {
   std::uint32_t present_ = 0;   // fields stored here (bit per Field)
   std::uint32_t interned_ = 0;  // of those, kept as a 2-byte InternTable id; bit 31: kWide
   std::uint32_t aliases_ = 0;   // fields equal to firstTimestamp, stored as this bit alone
-  std::uint32_t storage_bytes_ = 0;  // offsets and text after the object
   // Followed in the same heap block by: an end offset per stored field (16-bit, or 32-bit
   // when kWide), then their text back to back (an interned field's text is its 2-byte id).
 };

@@ -78,7 +78,7 @@ TEST(EventRecordTest, OneBlockWithOffsetsOnlyForStoredFields) {
   const std::size_t text = 5 + 3 + 5 + 16 + 3 * 2;
   EXPECT_EQ(r->StorageBytes(), text + 7 * 2);  // 7 stored fields, 16-bit offsets
   EXPECT_EQ(r->MemoryBytes(), EventRecord::kBlockOverhead + sizeof(EventRecord) + r->StorageBytes());
-  EXPECT_LE(sizeof(EventRecord), 64u);
+  EXPECT_LE(sizeof(EventRecord), 56u);
 }
 
 TEST(EventRecordTest, LongTextUsesWideOffsets) {
