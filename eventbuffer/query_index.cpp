@@ -211,6 +211,16 @@ struct Block {
   std::size_t size() const { return v.size() - head; }
   const Entry& front() const { return v[head]; }
   const Entry& back() const { return v.back(); }
+  // Makes room for `extra` more entries. A small block grows by doubling; from
+  // kWholeFrom entries on, straight to a whole block, so a block is reallocated a few
+  // times while small and then never again (the partial allocations a growing block
+  // frees would stay resident between the records allocated around them).
+  void Reserve(std::size_t extra) {
+    constexpr std::size_t kWholeFrom = 32;
+    const std::size_t need = v.size() + extra;
+    if (need <= v.capacity()) return;
+    v.reserve(need > kWholeFrom ? QueryIndex::kBlockCapacity : std::max(need, 2 * v.capacity()));
+  }
   // Drops the empty slots before head.
   void Compact() {
     if (head == 0) return;
@@ -259,6 +269,47 @@ struct QueryIndex::Namespace {
     return {lo, l};
   }
 
+  // Block bi is full: moves entries from it to a neighbour with room for two or more, half
+  // of that room (the next block takes b's last entries at its front, or the previous one
+  // b's first at its end), and updates (bi, i), the insertion point, to where it now is;
+  // both blocks keep room, so the entry fits wherever it lands. No-op when neither
+  // neighbour has that room. Random inserts among the newest entries (Events of the
+  // same second arrive in uid order, not position order) then fill blocks to ~3/4
+  // instead of splitting them to half-full ones that are never filled again.
+  void MakeRoom(std::size_t* bi, std::size_t* i) {
+    Block* b = blocks[*bi].get();
+    if (*bi + 1 < blocks.size() && blocks[*bi + 1]->size() + 2 <= kBlockCapacity) {
+      Block* next = blocks[*bi + 1].get();
+      next->Compact();
+      const std::size_t k = (kBlockCapacity - next->v.size()) / 2;
+      const std::size_t keep = kBlockCapacity - k;
+      next->Reserve(k);
+      next->v.insert(next->v.begin(), std::make_move_iterator(b->v.begin() + keep),
+                     std::make_move_iterator(b->v.end()));
+      b->v.resize(keep);
+      if (*i > keep) {  // among the moved ones (i == keep: at b's end, which has room)
+        ++*bi;
+        *i -= keep;
+      }
+      return;
+    }
+    if (*bi > 0 && blocks[*bi - 1]->v.size() + 2 <= kBlockCapacity) {
+      Block* prev = blocks[*bi - 1].get();
+      const std::size_t k = (kBlockCapacity - prev->v.size()) / 2;
+      const std::size_t old_prev = prev->v.size();
+      prev->Reserve(k);
+      prev->v.insert(prev->v.end(), std::make_move_iterator(b->v.begin()),
+                     std::make_move_iterator(b->v.begin() + static_cast<std::ptrdiff_t>(k)));
+      b->v.erase(b->v.begin(), b->v.begin() + static_cast<std::ptrdiff_t>(k));
+      if (*i < k) {  // among the moved ones (i == k: at b's front, which has room)
+        --*bi;
+        *i += old_prev;
+      } else {
+        *i -= k;
+      }
+    }
+  }
+
   bool Insert(Entry e) {
     const EventRecord* record = e.ref.get();
     const std::uint64_t hash = NameTable::Hash(*record);
@@ -269,15 +320,19 @@ struct QueryIndex::Namespace {
       if (blocks.empty() || blocks.back()->v.size() == kBlockCapacity) {
         blocks.push_back(std::make_unique<Block>());
       }
+      blocks.back()->Reserve(1);
       blocks.back()->v.push_back(std::move(e));
     } else {
       auto [bi, i] = Seek(p, false);
       Block* b = blocks[bi].get();
       if (Compare(b->v[i], p) == 0) return false;  // this position is indexed already
+      if (b->v.size() == kBlockCapacity && b->head == 0) MakeRoom(&bi, &i);
+      b = blocks[bi].get();
       if (b->v.size() == kBlockCapacity && b->head == 0) {
-        // Full: move the upper half to a new block after this one.
+        // Full, and so are its neighbours: move the upper half to a new block after it.
         auto upper = std::make_unique<Block>();
         const std::size_t mid = kBlockCapacity / 2;
+        upper->v.reserve(kBlockCapacity);
         upper->v.assign(std::make_move_iterator(b->v.begin() + mid),
                         std::make_move_iterator(b->v.end()));
         b->v.resize(mid);
@@ -288,6 +343,7 @@ struct QueryIndex::Namespace {
         }  // i == mid: at the end of the lower half, which has room now
       }
       if (b->v.size() < kBlockCapacity) {
+        b->Reserve(1);
         b->v.insert(b->v.begin() + static_cast<std::ptrdiff_t>(i), std::move(e));
       } else {
         // No room at the end but free slots before head: shift the front part down.
@@ -337,6 +393,7 @@ struct QueryIndex::Namespace {
       // Sparse after removals in the middle: merge with the next block.
       Block& next = *blocks[bi + 1];
       b.Compact();
+      b.Reserve(next.size());
       b.v.insert(b.v.end(),
                  std::make_move_iterator(next.v.begin() + static_cast<std::ptrdiff_t>(next.head)),
                  std::make_move_iterator(next.v.end()));
