@@ -101,11 +101,15 @@ constexpr std::size_t kMaxListDrainBytes = std::size_t{64} << 20;
 // The body of a watch response that is not 200 (a Status) is short; more is not read.
 constexpr std::size_t kMaxWatchErrorBodyBytes = std::size_t{1} << 20;
 
-// Stops a watch body's buffer when the read ends for any reason (a no-op after its end).
-struct StopOnExit {
-  std::shared_ptr<BoundedBodyBuffer> buffer;
-  ~StopOnExit() {
-    if (buffer) buffer->Stop();
+// When a watch's read ends for any reason: stops its body buffer (a no-op after the
+// body's end) and reports how far it was read ahead.
+struct FinishOnExit {
+  std::shared_ptr<BoundedBodyBuffer> buffer;  // null in the read_line mode
+  std::uint64_t* peak_read_ahead_bytes;
+  ~FinishOnExit() {
+    if (!buffer) return;
+    buffer->Stop();
+    *peak_read_ahead_bytes = buffer->peak_unread_bytes();
   }
 };
 
@@ -326,28 +330,35 @@ ApiResponse ApiClient::Watch(const WatchRequest& request, const LineHandler& on_
     std::shared_ptr<BoundedBodyBuffer> bounded;
     http::http_request http_request = impl_->MakeRequest(uri);
     if (!read_lines) {
+      bounded = std::make_shared<BoundedBodyBuffer>(impl_->options.watch_read_ahead_bytes);
       http_request.set_response_stream(
-          BoundedBodyBuffer::Make(impl_->options.watch_read_ahead_bytes, &bounded).create_ostream());
+          concurrency::streams::streambuf<std::uint8_t>(bounded).create_ostream());
     }
-    StopOnExit stop_on_exit{bounded};
+    FinishOnExit finish{bounded, &result.peak_read_ahead_bytes};
     try {
       http::http_response response = watch_client.request(http_request, scope.token()).get();
       got_headers = true;
       result.http_status = response.status_code();
       result.retry_after_seconds = RetryAfterSeconds(response.headers());
-      if (read_lines) {
-        if (result.http_status != 200) {
-          if (!ReadBounded(response.body().streambuf(), kMaxWatchErrorBodyBytes, &result.body)) {
-            result.body_too_large = true;
-            scope.Cancel();
-          }
-          return;
+      if (bounded) BoundedBodyBuffer::CloseWriteWhenDone(response, bounded);
+      const concurrency::streams::streambuf<std::uint8_t> body =
+          bounded ? concurrency::streams::streambuf<std::uint8_t>(bounded)
+                  : response.body().streambuf();
+      if (result.http_status != 200) {
+        // A Status; a 401 is retried by WithTokenRetry. A longer body is not read on: a
+        // bounded buffer is stopped on return, the read_line mode's request is cancelled.
+        if (!ReadBounded(body, kMaxWatchErrorBodyBytes, &result.body)) {
+          result.body_too_large = true;
+          if (!bounded) scope.Cancel();
         }
-        auto body = response.body();
+        return;
+      }
+      if (read_lines) {
+        auto lines = response.body();
         for (;;) {
           concurrency::streams::container_buffer<std::string> line;
-          const std::size_t n = body.read_line(line).get();
-          if (n == 0 && body.is_eof()) break;
+          const std::size_t n = lines.read_line(line).get();
+          if (n == 0 && lines.is_eof()) break;
           if (!on_line(line.collection())) {
             scope.Cancel();
             break;
@@ -355,27 +366,16 @@ ApiResponse ApiClient::Watch(const WatchRequest& request, const LineHandler& on_
         }
         return;
       }
-      BoundedBodyBuffer::CloseWriteWhenDone(response, bounded);
-      const concurrency::streams::streambuf<std::uint8_t> body(bounded);
-      if (result.http_status != 200) {
-        // A Status; a 401 is retried by WithTokenRetry. A longer body is not read on.
-        if (!ReadBounded(body, kMaxWatchErrorBodyBytes, &result.body)) {
-          result.body_too_large = true;
-        }
-        return;
-      }
       // Until the handler is done or the server closes the watch. When the handler is
       // done with this stream (ERROR event, bad line, shutdown), the buffer is stopped on
       // return: the connection is dropped without reading the rest.
       const bool keep_going = ForEachBodyBlock(body, feed);
-      result.peak_read_ahead_bytes = bounded->peak_unread_bytes();
       if (!keep_going) splitter.Reset();
       if (splitter.HasPartial()) {
         result.stream_cut = true;
         result.transport_error = "stream ended inside a line";
       }
     } catch (const std::exception& e) {
-      if (bounded) result.peak_read_ahead_bytes = bounded->peak_unread_bytes();
       result.transport_error = e.what();
       result.cancelled = impl_->cancelled.load(std::memory_order_acquire);
       if (!got_headers) {

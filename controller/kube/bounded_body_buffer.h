@@ -47,13 +47,6 @@ class BoundedBodyBuffer final
   explicit BoundedBodyBuffer(std::size_t limit)
       : Base(kMinBlockBytes), limit_(static_cast<std::int64_t>(std::max<std::size_t>(1, limit))) {}
 
-  // A new buffer and the streambuf handle that owns it.
-  static concurrency::streams::streambuf<std::uint8_t> Make(
-      std::size_t limit, std::shared_ptr<BoundedBodyBuffer>* buffer) {
-    *buffer = std::make_shared<BoundedBodyBuffer>(limit);
-    return concurrency::streams::streambuf<std::uint8_t>(*buffer);
-  }
-
   // Closes the write side when `response` has been read to its end (the reader then sees
   // the end of the stream) or with its error (the reader's next read throws it).
   static void CloseWriteWhenDone(const web::http::http_response& response,

@@ -17,6 +17,15 @@ namespace {
 
 using Buffer = concurrency::streams::streambuf<std::uint8_t>;
 
+// A buffer with the given limit (raw, for its own calls) and the streambuf handle on it
+// that cpprestsdk and the reader use.
+struct Bounded {
+  explicit Bounded(std::size_t limit)
+      : raw(std::make_shared<BoundedBodyBuffer>(limit)), buffer(raw) {}
+  std::shared_ptr<BoundedBodyBuffer> raw;
+  Buffer buffer;
+};
+
 const std::uint8_t* Bytes(const std::string& s) {
   return reinterpret_cast<const std::uint8_t*>(s.data());
 }
@@ -38,8 +47,7 @@ bool StaysPending(const pplx::task<std::size_t>& task) {
 }
 
 TEST(BoundedBodyBufferTest, AWriteWithinTheLimitCompletesAtOnce) {
-  std::shared_ptr<BoundedBodyBuffer> raw;
-  Buffer buffer = BoundedBodyBuffer::Make(100, &raw);
+  auto [raw, buffer] = Bounded(100);
   const std::string data(100, 'a');
   auto write = buffer.putn_nocopy(Bytes(data), data.size());
   ASSERT_TRUE(write.is_done());
@@ -48,8 +56,7 @@ TEST(BoundedBodyBufferTest, AWriteWithinTheLimitCompletesAtOnce) {
 }
 
 TEST(BoundedBodyBufferTest, AWritePastTheLimitWaitsUntilHalfIsRead) {
-  std::shared_ptr<BoundedBodyBuffer> raw;
-  Buffer buffer = BoundedBodyBuffer::Make(100, &raw);
+  auto [raw, buffer] = Bounded(100);
   const std::string first(60, 'a');
   const std::string second(60, 'b');
   ASSERT_TRUE(buffer.putn_nocopy(Bytes(first), first.size()).is_done());
@@ -67,8 +74,7 @@ TEST(BoundedBodyBufferTest, AWritePastTheLimitWaitsUntilHalfIsRead) {
 }
 
 TEST(BoundedBodyBufferTest, GetnCountsWhatItReads) {
-  std::shared_ptr<BoundedBodyBuffer> raw;
-  Buffer buffer = BoundedBodyBuffer::Make(10, &raw);
+  auto [raw, buffer] = Bounded(10);
   const std::string data(30, 'x');
   auto write = buffer.putn_nocopy(Bytes(data), data.size());
   EXPECT_TRUE(StaysPending(write));
@@ -78,8 +84,7 @@ TEST(BoundedBodyBufferTest, GetnCountsWhatItReads) {
 }
 
 TEST(BoundedBodyBufferTest, StopFailsAWaitingWriteAndEveryLaterOne) {
-  std::shared_ptr<BoundedBodyBuffer> raw;
-  Buffer buffer = BoundedBodyBuffer::Make(10, &raw);
+  auto [raw, buffer] = Bounded(10);
   const std::string data(20, 'x');
   auto waiting = buffer.putn_nocopy(Bytes(data), data.size());
   EXPECT_TRUE(StaysPending(waiting));
@@ -90,8 +95,7 @@ TEST(BoundedBodyBufferTest, StopFailsAWaitingWriteAndEveryLaterOne) {
 }
 
 TEST(BoundedBodyBufferTest, StopFailsTheNextWriteWhenNoneIsWaiting) {
-  std::shared_ptr<BoundedBodyBuffer> raw;
-  Buffer buffer = BoundedBodyBuffer::Make(1000, &raw);
+  auto [raw, buffer] = Bounded(1000);
   const std::string data(20, 'x');
   ASSERT_EQ(buffer.putn_nocopy(Bytes(data), data.size()).get(), 20u);
   raw->Stop();
@@ -99,8 +103,7 @@ TEST(BoundedBodyBufferTest, StopFailsTheNextWriteWhenNoneIsWaiting) {
 }
 
 TEST(BoundedBodyBufferTest, TheClosedWriteSideEndsTheStreamAfterTheLastByte) {
-  std::shared_ptr<BoundedBodyBuffer> raw;
-  Buffer buffer = BoundedBodyBuffer::Make(1000, &raw);
+  auto [raw, buffer] = Bounded(1000);
   const std::string data = "hello";
   ASSERT_EQ(buffer.putn_nocopy(Bytes(data), data.size()).get(), 5u);
   buffer.close(std::ios_base::out).wait();
@@ -111,8 +114,7 @@ TEST(BoundedBodyBufferTest, TheClosedWriteSideEndsTheStreamAfterTheLastByte) {
 }
 
 TEST(BoundedBodyBufferTest, AWriteSideClosedWithAnErrorThrowsItToTheReader) {
-  std::shared_ptr<BoundedBodyBuffer> raw;
-  Buffer buffer = BoundedBodyBuffer::Make(1000, &raw);
+  auto [raw, buffer] = Bounded(1000);
   buffer.close(std::ios_base::out, std::make_exception_ptr(std::runtime_error("reset")))
       .wait();
   std::uint8_t one = 0;
@@ -129,8 +131,7 @@ TEST(BoundedBodyBufferTest, AStreamThroughTheBufferArrivesWholeAndBounded) {
   // pplx creates its scheduler on first use, in the (uninstrumented) library, which
   // ThreadSanitizer cannot see synchronised: create it here before the second thread.
   (void)pplx::get_ambient_scheduler();
-  std::shared_ptr<BoundedBodyBuffer> raw;
-  Buffer buffer = BoundedBodyBuffer::Make(kLimit, &raw);
+  auto [raw, buffer] = Bounded(kLimit);
   std::thread writer([&] {
     std::vector<std::uint8_t> piece(kPiece);
     for (std::size_t sent = 0; sent < kTotal; sent += kPiece) {
