@@ -125,7 +125,7 @@ class EventRecord {
   // Bytes of text and offsets stored in this record itself.
   std::size_t StorageBytes() const {
     const unsigned stored = StoredCount();
-    return stored * ((interned_ & kWide) ? 4 : 2) + (stored == 0 ? 0 : End(stored - 1));
+    return stored * OffsetBytes() + (stored == 0 ? 0 : End(stored - 1));
   }
   // The record this one shares its unchanged fields with; null for a full record.
   const EventRecord* base() const { return base_.get(); }
@@ -178,6 +178,8 @@ class EventRecord {
     return (((v + (v >> 4)) & 0x0f0f0f0fu) * 0x01010101u) >> 24;
   }
   unsigned StoredCount() const { return Count(present_); }
+  // Bytes of one end offset.
+  unsigned OffsetBytes() const { return (interned_ & kWide) != 0 ? 4 : 2; }
   std::uint32_t End(unsigned k) const {
     if ((interned_ & kWide) != 0) {
       std::uint32_t e;
@@ -188,7 +190,7 @@ class EventRecord {
     std::memcpy(&e, storage() + 2 * k, 2);
     return e;
   }
-  const char* Text() const { return storage() + StoredCount() * ((interned_ & kWide) ? 4 : 2); }
+  const char* Text() const { return storage() + StoredCount() * OffsetBytes(); }
   std::string_view Stored(unsigned k) const {
     const std::uint32_t begin = k == 0 ? 0 : End(k - 1);
     return std::string_view(Text() + begin, End(k) - begin);

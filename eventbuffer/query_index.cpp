@@ -272,11 +272,12 @@ struct QueryIndex::Namespace {
   // Block bi is full: moves entries from it to a neighbour with room for two or more, half
   // of that room (the next block takes b's last entries at its front, or the previous one
   // b's first at its end), and updates (bi, i), the insertion point, to where it now is;
-  // both blocks keep room, so the entry fits wherever it lands. No-op when neither
-  // neighbour has that room. Random inserts among the newest entries (Events of the
-  // same second arrive in uid order, not position order) then fill blocks to ~3/4
-  // instead of splitting them to half-full ones that are never filled again.
-  void MakeRoom(std::size_t* bi, std::size_t* i) {
+  // both blocks keep room, so the entry fits wherever it lands. Returns false (and
+  // changes nothing) when neither neighbour has that room. Random inserts among the
+  // newest entries (Events of the same second arrive in uid order, not position order)
+  // then fill blocks to ~90 % instead of splitting them to half-full ones that are never
+  // filled again.
+  bool MakeRoom(std::size_t* bi, std::size_t* i) {
     Block* b = blocks[*bi].get();
     if (*bi + 1 < blocks.size() && blocks[*bi + 1]->size() + 2 <= kBlockCapacity) {
       Block* next = blocks[*bi + 1].get();
@@ -291,7 +292,7 @@ struct QueryIndex::Namespace {
         ++*bi;
         *i -= keep;
       }
-      return;
+      return true;
     }
     if (*bi > 0 && blocks[*bi - 1]->v.size() + 2 <= kBlockCapacity) {
       Block* prev = blocks[*bi - 1].get();
@@ -307,7 +308,9 @@ struct QueryIndex::Namespace {
       } else {
         *i -= k;
       }
+      return true;
     }
+    return false;
   }
 
   bool Insert(Entry e) {
@@ -326,21 +329,23 @@ struct QueryIndex::Namespace {
       auto [bi, i] = Seek(p, false);
       Block* b = blocks[bi].get();
       if (Compare(b->v[i], p) == 0) return false;  // this position is indexed already
-      if (b->v.size() == kBlockCapacity && b->head == 0) MakeRoom(&bi, &i);
-      b = blocks[bi].get();
       if (b->v.size() == kBlockCapacity && b->head == 0) {
-        // Full, and so are its neighbours: move the upper half to a new block after it.
-        auto upper = std::make_unique<Block>();
-        const std::size_t mid = kBlockCapacity / 2;
-        upper->v.reserve(kBlockCapacity);
-        upper->v.assign(std::make_move_iterator(b->v.begin() + mid),
-                        std::make_move_iterator(b->v.end()));
-        b->v.resize(mid);
-        blocks.insert(blocks.begin() + static_cast<std::ptrdiff_t>(bi) + 1, std::move(upper));
-        if (i > mid) {
-          b = blocks[bi + 1].get();
-          i -= mid;
-        }  // i == mid: at the end of the lower half, which has room now
+        if (MakeRoom(&bi, &i)) {
+          b = blocks[bi].get();
+        } else {
+          // Its neighbours are full too: move the upper half to a new block after it.
+          auto upper = std::make_unique<Block>();
+          const std::size_t mid = kBlockCapacity / 2;
+          upper->v.reserve(kBlockCapacity);
+          upper->v.assign(std::make_move_iterator(b->v.begin() + mid),
+                          std::make_move_iterator(b->v.end()));
+          b->v.resize(mid);
+          blocks.insert(blocks.begin() + static_cast<std::ptrdiff_t>(bi) + 1, std::move(upper));
+          if (i > mid) {
+            b = blocks[bi + 1].get();
+            i -= mid;
+          }  // i == mid: at the end of the lower half, which has room now
+        }
       }
       if (b->v.size() < kBlockCapacity) {
         b->Reserve(1);
