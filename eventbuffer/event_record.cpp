@@ -23,29 +23,8 @@ constexpr std::uint32_t kInternable =
     Bit(Field::kReportingComponent) | Bit(Field::kReportingInstance) | Bit(Field::kAction);
 // The fields stored as an alias when equal to firstTimestamp.
 constexpr std::uint32_t kAliasable = Bit(Field::kLastTimestamp) | Bit(Field::kCreationTimestamp);
-
-// Bytes allocated for the trailing storage of the record being built. allocate_shared takes
-// its allocator by value and rebinds it, so the size travels beside it, set by Build just
-// before the one allocation on the same thread.
-thread_local std::size_t t_trailing_bytes = 0;
-
-// Allocates the shared_ptr control block (which holds the record) with the record's
-// offsets and text right after it: one heap block per record.
-template <class T>
-struct TrailingAllocator {
-  using value_type = T;
-  TrailingAllocator() = default;
-  template <class U>
-  TrailingAllocator(const TrailingAllocator<U>&) {}
-  T* allocate(std::size_t n) {
-    return static_cast<T*>(::operator new(n * sizeof(T) + t_trailing_bytes));
-  }
-  void deallocate(T* p, std::size_t) { ::operator delete(p); }
-  template <class U>
-  bool operator==(const TrailingAllocator<U>&) const {
-    return true;
-  }
-};
+// EventRecord::marks_ means "interned" for a stored field and "alias" for one not stored.
+static_assert((kInternable & kAliasable) == 0);
 
 // A per-thread front for the InternTable: the values a decoding thread interns repeat, and
 // this finds their id without hashing the value or touching the table's colder memory.
@@ -90,13 +69,22 @@ void EventRecord::GetAll(std::array<std::string_view, kFieldCount>* out) const {
     const unsigned i = static_cast<unsigned>(__builtin_ctz(left));
     const std::uint32_t end = End(k++);
     const std::string_view v(text + begin, end - begin);
-    (*out)[i] = (interned_ & (1u << i)) != 0 ? InternedView(v) : v;
+    (*out)[i] = (marks_ & (1u << i)) != 0 ? InternedView(v) : v;
     begin = end;
   }
-  for (std::uint32_t left = aliases_; left != 0; left &= left - 1) {
+  for (std::uint32_t left = marks_ & ~present_ & kAliasable; left != 0; left &= left - 1) {
     (*out)[static_cast<unsigned>(__builtin_ctz(left))] =
         (*out)[static_cast<std::size_t>(Field::kFirstTimestamp)];
   }
+}
+
+EventRecord* EventRecord::Allocate(std::size_t storage) {
+  return static_cast<EventRecord*>(::operator new(sizeof(EventRecord) + storage));
+}
+
+void EventRecord::Free(const EventRecord* record) noexcept {
+  record->~EventRecord();  // drops the base's reference
+  ::operator delete(const_cast<EventRecord*>(record));
 }
 
 std::string_view EventRecord::InternedView(std::string_view id_bytes) {
@@ -162,13 +150,11 @@ EventRef EventRecord::Builder::Build(const EventRef& previous) const {
 
   const bool wide = text > UINT16_MAX;
   const std::size_t storage = stored * (wide ? 4 : 2) + text;
-  t_trailing_bytes = storage;
-  auto record = std::allocate_shared<EventRecord>(TrailingAllocator<EventRecord>(), Token(),
-                                                  numbers_, base_ref != nullptr ? *base_ref : nullptr);
-  EventRecord& r = *record;
+  EventRecord* mem = Allocate(storage);
+  EventRef record(new (mem) EventRecord(Token(), numbers_, base_ref != nullptr ? *base_ref : nullptr));
+  EventRecord& r = *mem;
   r.present_ = present;
-  r.interned_ = interned | (wide ? kWide : 0);
-  r.aliases_ = aliases;
+  r.marks_ = interned | aliases | (wide ? kWide : 0);
   char* offsets = r.storage();
   char* out = offsets + stored * (wide ? 4 : 2);
   std::uint32_t end = 0;

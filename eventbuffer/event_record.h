@@ -5,8 +5,8 @@
 // is (uid, resourceVersion).
 //
 // Memory: millions of records live in the buffer, so a record is one heap block (the
-// shared_ptr control block, the record object and its text, see docs/storage.md "Record
-// layout"), and it stores as little text as it can:
+// record object with its reference count, then its offsets and text, see docs/storage.md
+// "Records"), and it stores as little text as it can:
 //   - a field stored in the record is addressed by a 16-bit end offset (32-bit when the
 //     record's text exceeds 64 KiB); empty fields take no offset at all (a bit mask says
 //     which fields a record stores);
@@ -25,8 +25,8 @@
 //
 // Thread safety: an EventRecord is immutable after construction (except its held count,
 // which is atomic); any number of threads may read one at once. Both buffer backends share
-// one record through a `std::shared_ptr<const EventRecord>` (EventRef), so dual writes do
-// not copy it.
+// one record through an EventRef (a counted reference, 8 bytes), so dual writes do not copy
+// it.
 
 #pragma once
 
@@ -39,6 +39,51 @@
 #include <string_view>
 
 namespace eventbuffer {
+
+class EventRecord;
+
+// How the buffer, its indexes and both backends hold a record: a counted reference to one
+// immutable record, shared. The count lives in the record (8 bytes a reference, no control
+// block); the last reference dropped frees the record. The subset of std::shared_ptr's
+// interface the buffer uses. Copying and dropping references is safe from any threads; one
+// EventRef object is not (as with shared_ptr).
+class EventRef {
+ public:
+  EventRef() noexcept = default;
+  EventRef(std::nullptr_t) noexcept {}  // NOLINT(google-explicit-constructor)
+  EventRef(const EventRef& other) noexcept;
+  EventRef(EventRef&& other) noexcept : p_(other.p_) { other.p_ = nullptr; }
+  EventRef& operator=(const EventRef& other) noexcept {
+    EventRef(other).swap(*this);
+    return *this;
+  }
+  EventRef& operator=(EventRef&& other) noexcept {
+    EventRef(std::move(other)).swap(*this);
+    return *this;
+  }
+  ~EventRef();
+
+  const EventRecord* get() const noexcept { return p_; }
+  const EventRecord& operator*() const noexcept { return *p_; }
+  const EventRecord* operator->() const noexcept { return p_; }
+  explicit operator bool() const noexcept { return p_ != nullptr; }
+  void reset() noexcept { EventRef().swap(*this); }
+  void swap(EventRef& other) noexcept {
+    const EventRecord* p = p_;
+    p_ = other.p_;
+    other.p_ = p;
+  }
+  // References to the record (0 for a null EventRef); a snapshot, for tests.
+  long use_count() const noexcept;
+
+  friend bool operator==(const EventRef& a, const EventRef& b) noexcept { return a.p_ == b.p_; }
+  friend bool operator==(const EventRef& a, std::nullptr_t) noexcept { return a.p_ == nullptr; }
+
+ private:
+  friend class EventRecord;
+  explicit EventRef(const EventRecord* adopted) noexcept : p_(adopted) {}  // takes a count
+  const EventRecord* p_ = nullptr;
+};
 
 class EventRecord {
  public:
@@ -88,13 +133,13 @@ class EventRecord {
   std::string_view Get(Field field) const {
     std::uint32_t bit = 1u << static_cast<unsigned>(field);
     for (const EventRecord* r = this; r != nullptr;) {
-      if ((r->aliases_ & bit) != 0) {  // equal to r's firstTimestamp: look that up from r
-        bit = 1u << static_cast<unsigned>(Field::kFirstTimestamp);
-        continue;
-      }
       if ((r->present_ & bit) != 0) {
         const std::string_view v = r->Stored(Count(r->present_ & (bit - 1)));
-        return (r->interned_ & bit) != 0 ? InternedView(v) : v;
+        return (r->marks_ & bit) != 0 ? InternedView(v) : v;
+      }
+      if ((r->marks_ & bit) != 0) {  // equal to r's firstTimestamp: look that up from r
+        bit = 1u << static_cast<unsigned>(Field::kFirstTimestamp);
+        continue;
       }
       r = r->base_.get();
     }
@@ -129,7 +174,7 @@ class EventRecord {
   }
   // The record this one shares its unchanged fields with; null for a full record.
   const EventRecord* base() const { return base_.get(); }
-  const std::shared_ptr<const EventRecord>& shared_base() const { return base_; }
+  const EventRef& shared_base() const { return base_; }
   // Fields stored in this record itself (bit i: Field i), the rest come from base().
   std::uint32_t stored_fields() const { return present_; }
 
@@ -158,16 +203,20 @@ class EventRecord {
     friend class Builder;
     Token() = default;
   };
-  EventRecord(Token, const Numbers& numbers, std::shared_ptr<const EventRecord> base)
+  EventRecord(Token, const Numbers& numbers, EventRef base) noexcept
       : numbers_(numbers), base_(std::move(base)) {}
 
-  // libstdc++'s shared_ptr control block in front of the object (two counts and a vtable
-  // pointer) and malloc's chunk header: what the block costs beyond the object and text.
-  static constexpr std::size_t kBlockOverhead = 24;
+  // malloc's chunk header: what the block costs beyond the object and its text.
+  static constexpr std::size_t kBlockOverhead = 8;
 
  private:
   friend class Builder;
-  static constexpr std::uint32_t kWide = 1u << 31;  // in interned_: 32-bit offsets
+  friend class EventRef;
+  static constexpr std::uint32_t kWide = 1u << 31;  // in marks_: 32-bit offsets
+
+  // The one heap block: the object, then offsets and text (storage bytes).
+  static EventRecord* Allocate(std::size_t storage);
+  static void Free(const EventRecord* record) noexcept;
 
   const char* storage() const { return reinterpret_cast<const char*>(this + 1); }
   char* storage() { return reinterpret_cast<char*>(this + 1); }
@@ -179,9 +228,9 @@ class EventRecord {
   }
   unsigned StoredCount() const { return Count(present_); }
   // Bytes of one end offset.
-  unsigned OffsetBytes() const { return (interned_ & kWide) != 0 ? 4 : 2; }
+  unsigned OffsetBytes() const { return (marks_ & kWide) != 0 ? 4 : 2; }
   std::uint32_t End(unsigned k) const {
-    if ((interned_ & kWide) != 0) {
+    if ((marks_ & kWide) != 0) {
       std::uint32_t e;
       std::memcpy(&e, storage() + 4 * k, 4);
       return e;
@@ -199,17 +248,32 @@ class EventRecord {
   static std::string_view InternedView(std::string_view id_bytes);
 
   Numbers numbers_{};
-  std::shared_ptr<const EventRecord> base_;
+  EventRef base_;
+  mutable std::atomic<std::uint32_t> refs_{1};  // EventRefs to this record
   mutable std::atomic<std::uint32_t> held_{0};
-  std::uint32_t present_ = 0;   // fields stored here (bit per Field)
-  std::uint32_t interned_ = 0;  // of those, kept as a 2-byte InternTable id; bit 31: kWide
-  std::uint32_t aliases_ = 0;   // fields equal to firstTimestamp, stored as this bit alone
+  std::uint32_t present_ = 0;  // fields stored here (bit per Field)
+  // Bit per Field: for a stored field, kept as a 2-byte InternTable id; for a field not
+  // stored (lastTimestamp, creationTimestamp), equal to firstTimestamp (an alias: this bit
+  // alone). Bit 31: kWide.
+  std::uint32_t marks_ = 0;
   // Followed in the same heap block by: an end offset per stored field (16-bit, or 32-bit
   // when kWide), then their text back to back (an interned field's text is its 2-byte id).
 };
 
-// How the buffer and both backends hold a record: one immutable record, shared.
-using EventRef = std::shared_ptr<const EventRecord>;
+inline EventRef::EventRef(const EventRef& other) noexcept : p_(other.p_) {
+  if (p_ != nullptr) p_->refs_.fetch_add(1, std::memory_order_relaxed);
+}
+
+inline EventRef::~EventRef() {
+  // acq_rel: every use of the record through other references happens before its free.
+  if (p_ != nullptr && p_->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    EventRecord::Free(p_);
+  }
+}
+
+inline long EventRef::use_count() const noexcept {
+  return p_ == nullptr ? 0 : static_cast<long>(p_->refs_.load(std::memory_order_relaxed));
+}
 
 // Collects field values (views into caller-owned text) and builds one record.
 class EventRecord::Builder {

@@ -6,7 +6,7 @@
 // Structure. One Namespace per metadata.namespace value, created on its first Add and
 // dropped when its last occurrence is removed. Each holds
 //   - its occurrences in list order in a vector of sorted blocks of at most
-//     kBlockCapacity entries {time_ms, EventRef} (24 bytes each). Appends in time order
+//     kBlockCapacity entries {time_ms, EventRef} (16 bytes each). Appends in time order
 //     go to the end of the last block (or open a new one); evictions of the oldest take
 //     from the front of the first block (a moving head: nothing shifts); an out-of-order
 //     insert or a removal elsewhere shifts entries within one block only (a full block is

@@ -28,7 +28,7 @@ namespace eventbuffer {
 class RevisionCache {
  public:
   // Per table, power of two. A direct-mapped table finds fewer objects once the objects
-  // with Events in flight near its size; 32,768 (1 MiB of slots for both tables) shares
+  // with Events in flight near its size; 32,768 (512 KiB of slots for both tables) shares
   // 10 % more bytes than 8,192 on a stream over 25,000 objects (docs/storage.md).
   static constexpr std::size_t kSlots = 32768;
   // Records storing more than this are not remembered: a base is kept alive by every

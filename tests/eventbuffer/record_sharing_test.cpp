@@ -339,11 +339,11 @@ TEST(RecordSharingTest, HugeRecordsAreNotBasesAndTruncationKeepsNoLongText) {
   b.Set(Field::kInvolvedKind, "Pod").Set(Field::kInvolvedNamespace, "ns");
   b.Set(Field::kInvolvedName, "big").Set(Field::kInvolvedUid, "pod-uid").Set(Field::kMessage, huge);
   b.numbers().last_seen_unix_ms = kBaseMs;
-  std::weak_ptr<const EventRecord> first_alive;
+  EventRef first_kept;  // only this reference left: nothing else holds the record
   {
     EventRef first = b.Build(cache.Lookup("u-huge", "pod-uid"));
     cache.Remember(first);
-    first_alive = first;
+    first_kept = first;
     EXPECT_EQ(cache.Lookup("u-huge", "pod-uid"), nullptr);
     BufferConfig c;
     c.retention.max_message_bytes = 1024;
@@ -355,7 +355,7 @@ TEST(RecordSharingTest, HugeRecordsAreNotBasesAndTruncationKeepsNoLongText) {
     EXPECT_EQ(stored->base(), nullptr);
     EXPECT_LE(stored->message().size(), 1024u);
     first.reset();
-    EXPECT_TRUE(first_alive.expired());  // the buffer holds only the truncated copy
+    EXPECT_EQ(first_kept.use_count(), 1);  // the buffer holds only the truncated copy
     EXPECT_LT(buffer.Stats().record_bytes, 4096u);
   }
 }

@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "eventbuffer/event_record.h"
 #include "eventbuffer/mutex_slice_map.h"
 #include "eventbuffer/segmented/slice_map.h"
 
@@ -50,7 +51,10 @@ constexpr std::uint64_t kBad = ~std::uint64_t{0};
 
 std::uint64_t Decode(std::uint64_t v) { return v; }
 std::uint64_t Decode(const Probe& p) { return p.magic == Probe::kLive ? p.x : kBad; }
-std::uint64_t Decode(const std::shared_ptr<const std::uint64_t>& v) { return *v; }
+// The values the buffer holds: counted references to records (x rides in a number).
+std::uint64_t Decode(const eventbuffer::EventRef& v) {
+  return static_cast<std::uint64_t>(v->numbers().receive_unix_ns);
+}
 template <class V>
 V Make(std::uint64_t x) {
   if constexpr (std::is_same_v<V, std::uint64_t>) {
@@ -58,7 +62,9 @@ V Make(std::uint64_t x) {
   } else if constexpr (std::is_same_v<V, Probe>) {
     return Probe(x);
   } else {
-    return std::make_shared<const std::uint64_t>(x);
+    eventbuffer::EventRecord::Builder b;
+    b.numbers().receive_unix_ns = static_cast<std::int64_t>(x);
+    return b.Build();
   }
 }
 
@@ -261,7 +267,7 @@ struct Config {
   }
 };
 
-using Shared = std::shared_ptr<const std::uint64_t>;
+using Shared = eventbuffer::EventRef;
 using Configs = ::testing::Types<
     Config<MutexSliceMap<std::uint64_t>, std::uint64_t>, Config<MutexSliceMap<Shared>, Shared>,
     Config<MutexSliceMap<Probe>, Probe>, Config<SegmentedSliceMap<std::uint64_t>, std::uint64_t>,
