@@ -62,14 +62,16 @@ void EventRecord::GetAll(std::array<std::string_view, kFieldCount>* out) const {
   } else {
     out->fill(std::string_view("", 0));  // empty, never a null pointer
   }
+  const char* ids = storage();
+  for (std::uint32_t left = present_ & marks_; left != 0; left &= left - 1, ids += 2) {
+    (*out)[static_cast<unsigned>(__builtin_ctz(left))] = InternedView(ids);
+  }
   const char* text = Text();
   std::uint32_t begin = 0;
   unsigned k = 0;
-  for (std::uint32_t left = present_; left != 0; left &= left - 1) {
-    const unsigned i = static_cast<unsigned>(__builtin_ctz(left));
+  for (std::uint32_t left = present_ & ~marks_; left != 0; left &= left - 1) {
     const std::uint32_t end = End(k++);
-    const std::string_view v(text + begin, end - begin);
-    (*out)[i] = (marks_ & (1u << i)) != 0 ? InternedView(v) : v;
+    (*out)[static_cast<unsigned>(__builtin_ctz(left))] = std::string_view(text + begin, end - begin);
     begin = end;
   }
   for (std::uint32_t left = marks_ & ~present_ & kAliasable; left != 0; left &= left - 1) {
@@ -87,9 +89,9 @@ void EventRecord::Free(const EventRecord* record) noexcept {
   ::operator delete(const_cast<EventRecord*>(record));
 }
 
-std::string_view EventRecord::InternedView(std::string_view id_bytes) {
+std::string_view EventRecord::InternedView(const char* id_bytes) {
   std::uint16_t id;
-  std::memcpy(&id, id_bytes.data(), 2);
+  std::memcpy(&id, id_bytes, 2);
   return InternTable::Global().View(id);
 }
 
@@ -112,14 +114,14 @@ EventRef EventRecord::Builder::Build(const EventRef& previous) const {
   if (base != nullptr) base->GetAll(&base_values);
   std::uint32_t present = 0, interned = 0, aliases = 0;
   std::array<std::uint16_t, kFieldCount> ids{};
-  // text: bytes this record stores; alone: what a full record would store (for the choice
-  // below; interned fields counted as ids).
+  // text: bytes of text this record stores (not its ids); alone: what a full record would
+  // store, offsets and ids included (for the choice below).
   std::size_t text = 0, alone = 0;
   const std::string_view first = values_[static_cast<std::size_t>(Field::kFirstTimestamp)];
   for (std::size_t i = 0; i < kFieldCount; ++i) {
     const std::string_view v = values_[i];
     const std::uint32_t bit = 1u << i;
-    if (!v.empty()) alone += 2 + ((bit & kInternable) != 0 && v.size() <= 64 ? 2 : v.size());
+    if (!v.empty()) alone += (bit & kInternable) != 0 && v.size() <= 64 ? 2 : 2 + v.size();
     if (base != nullptr && base_values[i] == v) continue;  // shared with the base
     if (v.empty()) {
       if (base != nullptr) present |= bit;  // differs from a non-empty base value
@@ -135,7 +137,6 @@ EventRef EventRecord::Builder::Build(const EventRef& previous) const {
       if (id != InternTable::kNotInterned) {
         interned |= bit;
         ids[i] = static_cast<std::uint16_t>(id);
-        text += 2;
         continue;
       }
     }
@@ -144,28 +145,33 @@ EventRef EventRecord::Builder::Build(const EventRef& previous) const {
   // Sharing must pay for the base it keeps alive: unless it saves more than kMinSaving bytes
   // (a revision with a new message, say), the record is full and later revisions share it.
   constexpr std::size_t kMinSaving = 32;
-  const std::size_t stored = Count(present);
+  // Each stored field costs 2 bytes: an id, or an end offset before its text.
+  const std::size_t stored = Count(present), id_count = Count(present & interned);
+  const std::size_t text_count = stored - id_count;
   if (base != nullptr && text + 2 * stored + kMinSaving >= alone) return Build(nullptr);
   if (text > UINT32_MAX) throw std::length_error("EventRecord text exceeds 4 GiB");
 
   const bool wide = text > UINT16_MAX;
-  const std::size_t storage = stored * (wide ? 4 : 2) + text;
+  const std::size_t storage = 2 * id_count + text_count * (wide ? 4 : 2) + text;
   EventRecord* mem = Allocate(storage);
   EventRef record(new (mem) EventRecord(Token(), numbers_, base_ref != nullptr ? *base_ref : nullptr));
   EventRecord& r = *mem;
   r.present_ = present;
   r.marks_ = interned | aliases | (wide ? kWide : 0);
-  char* offsets = r.storage();
-  char* out = offsets + stored * (wide ? 4 : 2);
+  char* id_out = r.storage();
+  char* offsets = id_out + 2 * id_count;
+  char* out = offsets + text_count * (wide ? 4 : 2);
   std::uint32_t end = 0;
   std::size_t k = 0;
   for (std::size_t i = 0; i < kFieldCount; ++i) {
     const std::uint32_t bit = 1u << i;
     if ((present & bit) == 0) continue;
     if ((interned & bit) != 0) {
-      std::memcpy(out + end, &ids[i], 2);
-      end += 2;
-    } else if (!values_[i].empty()) {
+      std::memcpy(id_out, &ids[i], 2);
+      id_out += 2;
+      continue;
+    }
+    if (!values_[i].empty()) {
       std::memcpy(out + end, values_[i].data(), values_[i].size());
       end += static_cast<std::uint32_t>(values_[i].size());
     }

@@ -7,11 +7,12 @@
 // Memory: millions of records live in the buffer, so a record is one heap block (the
 // record object with its reference count, then its offsets and text, see docs/storage.md
 // "Records"), and it stores as little text as it can:
-//   - a field stored in the record is addressed by a 16-bit end offset (32-bit when the
-//     record's text exceeds 64 KiB); empty fields take no offset at all (a bit mask says
-//     which fields a record stores);
+//   - a field stored as text is addressed by a 16-bit end offset (32-bit when the record's
+//     text exceeds 64 KiB); empty fields take no offset at all (a bit mask says which
+//     fields a record stores);
 //   - short repeated strings (namespaces, kinds, reasons, hosts, components...) are kept
-//     once in the process-wide InternTable and stored in a record as a 2-byte id;
+//     once in the process-wide InternTable and stored in a record as a 2-byte id, without
+//     an offset;
 //   - lastTimestamp and creationTimestamp equal to firstTimestamp (a new Event) are stored
 //     as a flag;
 //   - a record built against a previous one (Builder::Build(previous), found by the
@@ -134,8 +135,10 @@ class EventRecord {
     std::uint32_t bit = 1u << static_cast<unsigned>(field);
     for (const EventRecord* r = this; r != nullptr;) {
       if ((r->present_ & bit) != 0) {
-        const std::string_view v = r->Stored(Count(r->present_ & (bit - 1)));
-        return (r->marks_ & bit) != 0 ? InternedView(v) : v;
+        if ((r->marks_ & bit) != 0) {
+          return InternedView(r->storage() + 2 * Count(r->present_ & r->marks_ & (bit - 1)));
+        }
+        return r->Stored(Count(r->present_ & ~r->marks_ & (bit - 1)));
       }
       if ((r->marks_ & bit) != 0) {  // equal to r's firstTimestamp: look that up from r
         bit = 1u << static_cast<unsigned>(Field::kFirstTimestamp);
@@ -169,8 +172,8 @@ class EventRecord {
   std::size_t MemoryBytes() const { return kBlockOverhead + sizeof(EventRecord) + StorageBytes(); }
   // Bytes of text and offsets stored in this record itself.
   std::size_t StorageBytes() const {
-    const unsigned stored = StoredCount();
-    return stored * OffsetBytes() + (stored == 0 ? 0 : End(stored - 1));
+    const unsigned texts = TextCount();
+    return 2 * IdCount() + texts * OffsetBytes() + (texts == 0 ? 0 : End(texts - 1));
   }
   // The record this one shares its unchanged fields with; null for a full record.
   const EventRecord* base() const { return base_.get(); }
@@ -226,26 +229,31 @@ class EventRecord {
     v = (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
     return (((v + (v >> 4)) & 0x0f0f0f0fu) * 0x01010101u) >> 24;
   }
-  unsigned StoredCount() const { return Count(present_); }
+  // Stored fields kept as an InternTable id, and stored as text.
+  unsigned IdCount() const { return Count(present_ & marks_); }
+  unsigned TextCount() const { return Count(present_ & ~marks_); }
   // Bytes of one end offset.
   unsigned OffsetBytes() const { return (marks_ & kWide) != 0 ? 4 : 2; }
+  const char* Offsets() const { return storage() + 2 * IdCount(); }
+  // End offset of the k-th field stored as text.
   std::uint32_t End(unsigned k) const {
     if ((marks_ & kWide) != 0) {
       std::uint32_t e;
-      std::memcpy(&e, storage() + 4 * k, 4);
+      std::memcpy(&e, Offsets() + 4 * k, 4);
       return e;
     }
     std::uint16_t e;
-    std::memcpy(&e, storage() + 2 * k, 2);
+    std::memcpy(&e, Offsets() + 2 * k, 2);
     return e;
   }
-  const char* Text() const { return storage() + StoredCount() * OffsetBytes(); }
+  const char* Text() const { return Offsets() + TextCount() * OffsetBytes(); }
+  // The k-th field stored as text.
   std::string_view Stored(unsigned k) const {
     const std::uint32_t begin = k == 0 ? 0 : End(k - 1);
     return std::string_view(Text() + begin, End(k) - begin);
   }
   // The text of an interned field from its stored 2-byte id.
-  static std::string_view InternedView(std::string_view id_bytes);
+  static std::string_view InternedView(const char* id_bytes);
 
   Numbers numbers_{};
   EventRef base_;
@@ -256,8 +264,9 @@ class EventRecord {
   // stored (lastTimestamp, creationTimestamp), equal to firstTimestamp (an alias: this bit
   // alone). Bit 31: kWide.
   std::uint32_t marks_ = 0;
-  // Followed in the same heap block by: an end offset per stored field (16-bit, or 32-bit
-  // when kWide), then their text back to back (an interned field's text is its 2-byte id).
+  // Followed in the same heap block by: the 2-byte id of each interned field, an end
+  // offset per field stored as text (16-bit, or 32-bit when kWide), then their text back
+  // to back, all in field order.
 };
 
 inline EventRef::EventRef(const EventRef& other) noexcept : p_(other.p_) {

@@ -76,9 +76,10 @@ TEST(EventRecordTest, CopyIsDeepAndEqual) {
 
 TEST(EventRecordTest, OneBlockWithOffsetsOnlyForStoredFields) {
   const EventRef r = MakeRecord();
-  // uid, rv, name, message inline; namespace, kind and action interned (2-byte ids).
-  const std::size_t text = 5 + 3 + 5 + 16 + 3 * 2;
-  EXPECT_EQ(r->StorageBytes(), text + 7 * 2);  // 7 stored fields, 16-bit offsets
+  // uid, rv, name, message as text, each with a 16-bit end offset; namespace, kind and
+  // action interned: a 2-byte id each, no offset.
+  const std::size_t text = 5 + 3 + 5 + 16;
+  EXPECT_EQ(r->StorageBytes(), text + 4 * 2 + 3 * 2);
   EXPECT_EQ(r->MemoryBytes(), EventRecord::kBlockOverhead + sizeof(EventRecord) + r->StorageBytes());
   EXPECT_LE(sizeof(EventRecord), 48u);
   EXPECT_EQ(sizeof(EventRef), sizeof(void*));
@@ -92,6 +93,8 @@ TEST(EventRecordTest, LongTextUsesWideOffsets) {
   EXPECT_EQ(r->message(), message);
   EXPECT_EQ(r->uid(), "u");
   EXPECT_EQ(r->Get(Field::kAction), "after-message");
+  // action is interned (a 2-byte id); uid and message have 32-bit end offsets.
+  EXPECT_EQ(r->StorageBytes(), 2 + 2 * 4 + 1 + message.size());
 }
 
 TEST(EventRecordTest, TimestampsEqualToFirstTimestampAreStoredOnce) {
