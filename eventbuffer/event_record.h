@@ -5,8 +5,8 @@
 // is (uid, resourceVersion).
 //
 // Memory: millions of records live in the buffer, so a record is one heap block (the
-// record object with its reference count, then its offsets and text, see docs/storage.md
-// "Records"), and it stores as little text as it can:
+// record object with its reference count, then its ids, offsets and text, see
+// docs/storage.md "Records"), and it stores as little text as it can:
 //   - a field stored as text is addressed by a 16-bit end offset (32-bit when the record's
 //     text exceeds 64 KiB); empty fields take no offset at all (a bit mask says which
 //     fields a record stores);
@@ -170,7 +170,7 @@ class EventRecord {
   // Bytes of this record's own heap block (control block, object, offsets and text), not
   // counting its base or the intern table.
   std::size_t MemoryBytes() const { return kBlockOverhead + sizeof(EventRecord) + StorageBytes(); }
-  // Bytes of text and offsets stored in this record itself.
+  // Bytes of ids, offsets and text stored in this record itself.
   std::size_t StorageBytes() const {
     const unsigned texts = TextCount();
     return 2 * IdCount() + texts * OffsetBytes() + (texts == 0 ? 0 : End(texts - 1));
@@ -217,7 +217,7 @@ class EventRecord {
   friend class EventRef;
   static constexpr std::uint32_t kWide = 1u << 31;  // in marks_: 32-bit offsets
 
-  // The one heap block: the object, then offsets and text (storage bytes).
+  // The one heap block: the object, then ids, offsets and text (storage bytes).
   static EventRecord* Allocate(std::size_t storage);
   static void Free(const EventRecord* record) noexcept;
 
