@@ -66,11 +66,12 @@ void EventRecord::GetAll(std::array<std::string_view, kFieldCount>* out) const {
   for (std::uint32_t left = present_ & marks_; left != 0; left &= left - 1, ids += 2) {
     (*out)[static_cast<unsigned>(__builtin_ctz(left))] = InternedView(ids);
   }
-  const char* text = Text();
+  const char* offsets = Offsets();
+  const char* text = Text(offsets);
   std::uint32_t begin = 0;
   unsigned k = 0;
   for (std::uint32_t left = present_ & ~marks_; left != 0; left &= left - 1) {
-    const std::uint32_t end = End(k++);
+    const std::uint32_t end = End(offsets, k++);
     (*out)[static_cast<unsigned>(__builtin_ctz(left))] = std::string_view(text + begin, end - begin);
     begin = end;
   }
@@ -152,7 +153,8 @@ EventRef EventRecord::Builder::Build(const EventRef& previous) const {
   if (text > UINT32_MAX) throw std::length_error("EventRecord text exceeds 4 GiB");
 
   const bool wide = text > UINT16_MAX;
-  const std::size_t storage = 2 * id_count + text_count * (wide ? 4 : 2) + text;
+  const std::size_t offset_bytes = wide ? 4 : 2;
+  const std::size_t storage = 2 * id_count + text_count * offset_bytes + text;
   EventRecord* mem = Allocate(storage);
   EventRef record(new (mem) EventRecord(Token(), numbers_, base_ref != nullptr ? *base_ref : nullptr));
   EventRecord& r = *mem;
@@ -160,7 +162,7 @@ EventRef EventRecord::Builder::Build(const EventRef& previous) const {
   r.marks_ = interned | aliases | (wide ? kWide : 0);
   char* id_out = r.storage();
   char* offsets = id_out + 2 * id_count;
-  char* out = offsets + text_count * (wide ? 4 : 2);
+  char* out = offsets + text_count * offset_bytes;
   std::uint32_t end = 0;
   std::size_t k = 0;
   for (std::size_t i = 0; i < kFieldCount; ++i) {

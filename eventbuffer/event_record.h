@@ -173,7 +173,7 @@ class EventRecord {
   // Bytes of ids, offsets and text stored in this record itself.
   std::size_t StorageBytes() const {
     const unsigned texts = TextCount();
-    return 2 * IdCount() + texts * OffsetBytes() + (texts == 0 ? 0 : End(texts - 1));
+    return 2 * IdCount() + texts * OffsetBytes() + (texts == 0 ? 0 : End(Offsets(), texts - 1));
   }
   // The record this one shares its unchanged fields with; null for a full record.
   const EventRecord* base() const { return base_.get(); }
@@ -234,23 +234,26 @@ class EventRecord {
   unsigned TextCount() const { return Count(present_ & ~marks_); }
   // Bytes of one end offset.
   unsigned OffsetBytes() const { return (marks_ & kWide) != 0 ? 4 : 2; }
+  // Where the end offsets start (after the ids). Readers take it once and pass it on.
   const char* Offsets() const { return storage() + 2 * IdCount(); }
-  // End offset of the k-th field stored as text.
-  std::uint32_t End(unsigned k) const {
+  // End offset of the k-th field stored as text; offsets is Offsets().
+  std::uint32_t End(const char* offsets, unsigned k) const {
     if ((marks_ & kWide) != 0) {
       std::uint32_t e;
-      std::memcpy(&e, Offsets() + 4 * k, 4);
+      std::memcpy(&e, offsets + 4 * k, 4);
       return e;
     }
     std::uint16_t e;
-    std::memcpy(&e, Offsets() + 2 * k, 2);
+    std::memcpy(&e, offsets + 2 * k, 2);
     return e;
   }
-  const char* Text() const { return Offsets() + TextCount() * OffsetBytes(); }
+  // Where the text starts (after the offsets); offsets is Offsets().
+  const char* Text(const char* offsets) const { return offsets + TextCount() * OffsetBytes(); }
   // The k-th field stored as text.
   std::string_view Stored(unsigned k) const {
-    const std::uint32_t begin = k == 0 ? 0 : End(k - 1);
-    return std::string_view(Text() + begin, End(k) - begin);
+    const char* offsets = Offsets();
+    const std::uint32_t begin = k == 0 ? 0 : End(offsets, k - 1);
+    return std::string_view(Text(offsets) + begin, End(offsets, k) - begin);
   }
   // The text of an interned field from its stored 2-byte id.
   static std::string_view InternedView(const char* id_bytes);
