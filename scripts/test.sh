@@ -50,6 +50,18 @@ if [[ $fuzz_seconds != 0 ]]; then
 fi
 
 if [[ $failed != 0 ]]; then
+  # The end of each failed test's output once more, so that a log read from its end shows
+  # why (CTest's LastTest.log holds every test's output between "N/M Testing: NAME" and
+  # "NAME" end time).
+  for dir in build build-thread build-address; do
+    failed_list="$dir/Testing/Temporary/LastTestsFailed.log"
+    [[ -s $failed_list && $failed_list -nt $dir/CMakeCache.txt ]] || continue
+    while IFS=: read -r _ name; do
+      step "$dir: the end of what $name printed"
+      awk -v n="$name" '$0 ~ "Testing: " n "$" {on=1} on {print} on && index($0, "\"" n "\" end time") {exit}' \
+        "$dir/Testing/Temporary/LastTest.log" | tail -n 80
+    done < "$failed_list"
+  done
   step "FAILED (see above)"
   exit 1
 fi

@@ -481,7 +481,7 @@ Watcher::Next Watcher::WatchOnce() {
       // Watch again from the last complete event: nothing is lost.
       Restart(RestartReason::kNetwork);
       spdlog::info("watch stream cut after {:.3f}s ({}); rewatching from {}", seconds,
-                   response.transport_error, request.resource_version);
+                   response.transport_error, rv_scratch_);
       if (!SleepFor(backoff_.Next(options_.now()))) return Next::kStop;
       return Next::kWatch;
     }

@@ -1308,8 +1308,9 @@ bool Server::Start(std::string* error) {
   if (!ec) s.acceptor->bind(endpoint, ec);
   if (!ec) s.acceptor->listen(net::socket_base::max_listen_connections, ec);
   if (ec) {
+    const std::string why = ec.message();  // before close() overwrites ec
     s.acceptor->close(ec);
-    return fail("cannot listen on " + o.bind_address + ": " + ec.message());
+    return fail("cannot listen on " + o.bind_address + ": " + why);
   }
   const tcp::endpoint bound = s.acceptor->local_endpoint(ec);
   s.bound_port.store(ec ? 0 : bound.port(), std::memory_order_relaxed);

@@ -42,10 +42,18 @@ SYNC_MS = 300
 KILLS = int(os.environ.get("KEB_CRASH_KILLS", "10"))
 
 
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now and never handed out before by this process."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def http_status(url, timeout=5):
@@ -60,21 +68,36 @@ def http_status(url, timeout=5):
 
 class Controller:
     def __init__(self, workdir, kubeconfig, data_dir, run):
+        self.kubeconfig = kubeconfig
+        self.data_dir = data_dir
+        self.log_path = os.path.join(workdir, "controller-%d.log" % run)
+        self.log = None
+        self._launch()
+
+    def _launch(self):
         self.probe_port = free_port()
         self.api_port = free_port()
-        self.log_path = os.path.join(workdir, "controller-%d.log" % run)
+        if self.log:
+            self.log.close()
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [CONTROLLER, "--kubeconfig", kubeconfig,
+            [CONTROLLER, "--kubeconfig", self.kubeconfig,
              "--health-probe-bind-address", "127.0.0.1:%d" % self.probe_port,
              "--metrics-bind-address", "0", "--secure-port", str(self.api_port),
              "--bind-address", "127.0.0.1", "--authentication-skip-lookup",
-             "--data-dir", data_dir, "--sync-interval", "%dms" % SYNC_MS, "--log-level", "info"],
+             "--data-dir", self.data_dir, "--sync-interval", "%dms" % SYNC_MS, "--log-level", "info"],
             stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout=60):
         deadline = time.time() + timeout
+        relaunches = 0
         while time.time() < deadline:
+            if self.proc.poll() is not None and "Address already in use" in self.logs() and relaunches < 3:
+                # Another process bound a port between free_port() and the controller's bind
+                # (tests run in parallel): not what this test is about, so try new ports.
+                relaunches += 1
+                self._launch()
+                continue
             if self.proc.poll() is not None:
                 raise AssertionError("controller exited with %s:\n%s" % (self.proc.returncode, self.logs()))
             if http_status("http://127.0.0.1:%d/readyz" % self.probe_port) == 200:

@@ -53,10 +53,20 @@ API = "/apis/eventbuffer.dev/v1alpha1"
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io"
 
 
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nobody listens on now, never one this process handed out before.
+    Another process may still take it before the controller binds it: Controller retries
+    with new ports when that happens."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def http_json(url, data=None, timeout=10):
@@ -202,34 +212,50 @@ class Controller:
         self.ca, self.cert, self.key = serving
         self.token = token
         self.metrics_secure = metrics_secure
-        self.probe_port, self.secure_port, self.metrics_port = free_port(), free_port(), free_port()
-        self.base = "http://127.0.0.1:%d" % self.probe_port
         self.log_path = os.path.join(workdir, name + ".log")
-        self.log = open(self.log_path, "w")
+        self.log = None
         ttl = []
         if cache_ttl is not None:
             ttl = ["--authentication-token-webhook-cache-ttl", cache_ttl,
                    "--authorization-webhook-cache-authorized-ttl", cache_ttl,
                    "--authorization-webhook-cache-unauthorized-ttl", cache_ttl]
-        self.proc = subprocess.Popen(
-            [CONTROLLER, "--kubeconfig", kubeconfig,
-             "--health-probe-bind-address", "127.0.0.1:%d" % self.probe_port,
-             "--secure-port", str(self.secure_port), "--bind-address", "127.0.0.1",
-             "--tls-cert-file", self.cert, "--tls-private-key-file", self.key,
-             "--metrics-bind-address", "127.0.0.1:%d" % self.metrics_port,
-             "--metrics-secure=%s" % ("true" if metrics_secure else "false"),
-             "--log-level", "debug", *ttl,
-             # No pause after SIGTERM unless a test asks for one (its own flag comes later
-             # and wins): most tests stop the controller many times.
-             "--shutdown-delay", "0s", *args],
-            stdout=self.log, stderr=subprocess.STDOUT)
+        self._command = lambda: [
+            CONTROLLER, "--kubeconfig", kubeconfig,
+            "--health-probe-bind-address", "127.0.0.1:%d" % self.probe_port,
+            "--secure-port", str(self.secure_port), "--bind-address", "127.0.0.1",
+            "--tls-cert-file", self.cert, "--tls-private-key-file", self.key,
+            "--metrics-bind-address", "127.0.0.1:%d" % self.metrics_port,
+            "--metrics-secure=%s" % ("true" if metrics_secure else "false"),
+            "--log-level", "debug", *ttl,
+            # No pause after SIGTERM unless a test asks for one (its own flag comes later
+            # and wins): most tests stop the controller many times.
+            "--shutdown-delay", "0s", *args]
+        self._launch()
         self.ssl_ctx = ssl.create_default_context(cafile=self.ca)
         self._conn = None
 
     # -- process ----------------------------------------------------------------------------
+    def _launch(self):
+        self.probe_port, self.secure_port, self.metrics_port = free_port(), free_port(), free_port()
+        self.base = "http://127.0.0.1:%d" % self.probe_port
+        if self.log:
+            self.log.close()
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(self._command(), stdout=self.log, stderr=subprocess.STDOUT)
+
+    def _lost_a_port(self):
+        """The controller exited because another process bound one of its ports between
+        free_port() and its own bind (tests run in parallel)."""
+        return self.proc.poll() is not None and "Address already in use" in self.logs()
+
     def wait_ready(self, timeout=20):
         deadline = time.time() + timeout
+        relaunches = 0
         while time.time() < deadline:
+            if self._lost_a_port() and relaunches < 3:
+                relaunches += 1
+                self._launch()
+                continue
             if self.proc.poll() is not None:
                 raise AssertionError("controller exited with %s:\n%s" % (self.proc.returncode, self.logs()))
             if self.probe("/readyz")[0] == 200:

@@ -962,6 +962,7 @@ TEST(ServerTest, StartFailsOnABadOrTakenAddress) {
   std::string error;
   EXPECT_FALSE(second.Start(&error));
   EXPECT_NE(error.find("cannot listen"), std::string::npos) << error;
+  EXPECT_NE(error.find("in use"), std::string::npos) << "the cause is named: " << error;
 }
 
 TEST(ServerTest, ListensOnAllInterfacesAndOnIPv6Loopback) {
