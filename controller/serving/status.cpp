@@ -22,6 +22,8 @@ std::string_view StatusReasonForCode(int code) {
       return "Expired";
     case 413:
       return "RequestEntityTooLarge";
+    case 422:
+      return "Invalid";
     case 429:
       return "TooManyRequests";
     case 500:

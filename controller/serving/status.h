@@ -11,7 +11,7 @@ namespace eventbuffer::controller {
 
 // The StatusReason Kubernetes uses for an HTTP status code: 400 BadRequest,
 // 401 Unauthorized, 403 Forbidden, 404 NotFound, 405 MethodNotAllowed, 406 NotAcceptable,
-// 410 Expired, 413 RequestEntityTooLarge, 429 TooManyRequests, 500 InternalError,
+// 410 Expired, 413 RequestEntityTooLarge, 422 Invalid, 429 TooManyRequests, 500 InternalError,
 // 503 ServiceUnavailable, 504 Timeout; "" for anything else.
 std::string_view StatusReasonForCode(int code);
 

@@ -1,6 +1,7 @@
 #include "controller/serving/api/events_api.h"
 
 #include <chrono>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -26,6 +27,68 @@ void SendStatus(ResponseWriter& w, int code, std::string_view message) {
 
 void SendNotFound(ResponseWriter& w) {
   SendStatus(w, 404, "the server could not find the requested resource");
+}
+
+// The API server's checks of a list's resourceVersion parameters (ListOptions
+// validation, and its storage's refusal of a resourceVersion with a continue token).
+// Returns false after sending the error.
+bool CheckResourceVersionParams(const QueryParams& params, ResponseWriter& w) {
+  const std::string_view rv = params.Get("resourceVersion").value_or("");
+  const std::string_view match = params.Get("resourceVersionMatch").value_or("");
+  const std::string_view cont = params.Get("continue").value_or("");
+  std::vector<std::string> errors;
+  if (!match.empty()) {
+    if (rv.empty()) {
+      errors.emplace_back(
+          "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless "
+          "resourceVersion is provided");
+    }
+    if (!cont.empty()) {
+      errors.emplace_back(
+          "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden when continue is "
+          "provided");
+    }
+    if (match != "Exact" && match != "NotOlderThan") {
+      std::string quoted;
+      AppendJsonString(&quoted, match);
+      errors.push_back("resourceVersionMatch: Unsupported value: " + quoted +
+                       ": supported values: \"Exact\", \"NotOlderThan\", \"\"");
+    }
+    if (match == "Exact" && rv == "0") {
+      errors.emplace_back(
+          "resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for "
+          "resourceVersion \"0\"");
+    }
+  }
+  if (!errors.empty()) {
+    std::string message = "ListOptions.meta.k8s.io \"\" is invalid: ";
+    if (errors.size() == 1) {
+      message += errors.front();
+    } else {
+      message += "[";
+      for (std::size_t i = 0; i < errors.size(); ++i) {
+        if (i > 0) message += ", ";
+        message += errors[i];
+      }
+      message += "]";
+    }
+    SendStatus(w, 422, message);
+    return false;
+  }
+  if (!cont.empty() && !rv.empty() && rv != "0") {
+    SendStatus(w, 400, "specifying resource version is not allowed when using continue");
+    return false;
+  }
+  if (match == "Exact") {
+    // The buffer keeps no snapshots: a list is always of what it holds now. The API server
+    // answers a list at a resourceVersion it no longer has with 410, and clients then list
+    // without one.
+    SendStatus(w, 410,
+               "resourceVersionMatch=Exact cannot be served: events.eventbuffer.dev lists only "
+               "what the buffer holds now; list without resourceVersion");
+    return false;
+  }
+  return true;
 }
 
 void SendWatchNotSupported(ResponseWriter& w) {
@@ -300,6 +363,7 @@ void EventsApi::List(const HttpRequest& request, const QueryParams& params,
   if (!ParseInclude(params.Get("includeObject"), &renderer.include)) {
     return SendStatus(writer, 400, "includeObject must be None, Metadata or Object");
   }
+  if (!CheckResourceVersionParams(params, writer)) return;
   if (const auto labels = params.Get("labelSelector"); labels && !Trim(*labels).empty()) {
     return SendStatus(writer, 400,
                       "labelSelector is not supported: events.eventbuffer.dev keep no labels");

@@ -31,8 +31,13 @@
 //   continue        continue_token.h; invalid, damaged or from another query: 400
 //   watch           true: 405 MethodNotAllowed (watch is not served); also /watch/ paths
 //   includeObject   None | Metadata (default) | Object, for Tables; anything else: 400
-//   resourceVersion, resourceVersionMatch, timeoutSeconds, allowWatchBookmarks, pretty and
-//   unknown parameters are ignored (every list reads the buffer as it is now).
+//   resourceVersionMatch  checked as the API server checks ListOptions (422 Invalid: a
+//                   value other than Exact or NotOlderThan, without resourceVersion, with
+//                   continue, Exact with "0"); Exact: 410 Expired (the buffer keeps no
+//                   snapshots); NotOlderThan: the buffer as it is now
+//   resourceVersion with continue (other than "0"): 400, as the API server answers
+//   resourceVersion otherwise, timeoutSeconds, allowWatchBookmarks, pretty and unknown
+//   parameters are ignored (every list reads the buffer as it is now).
 // A list without limit that does not fit one internal page (kStreamPageItems) is streamed:
 // Begin, then one Write per page, so no body larger than a page is built; it stops as soon
 // as a Write fails.

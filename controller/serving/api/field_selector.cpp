@@ -12,6 +12,9 @@ using Field = EventRecord::Field;
 struct FieldName {
   std::string_view name;
   std::optional<Field> field;  // nullopt: metadata.name
+  // For "source": the API server compares source.component, or reportingComponent when
+  // source.component is empty (Events written through events.k8s.io set only the latter).
+  std::optional<Field> fallback = std::nullopt;
 };
 
 constexpr std::array<FieldName, 12> kFields = {{
@@ -23,7 +26,7 @@ constexpr std::array<FieldName, 12> kFields = {{
     {"involvedObject.fieldPath", Field::kInvolvedFieldPath},
     {"reason", Field::kReason},
     {"reportingComponent", Field::kReportingComponent},
-    {"source", Field::kSourceComponent},
+    {"source", Field::kSourceComponent, Field::kReportingComponent},
     {"type", Field::kType},
     {"metadata.name", std::nullopt},
     {"metadata.namespace", Field::kNamespace},
@@ -159,6 +162,7 @@ std::optional<EventFieldSelector> EventFieldSelector::Parse(std::string_view tex
       return std::nullopt;
     }
     parsed.field = known->field;
+    parsed.fallback = known->fallback;
     selector.terms_.push_back(std::move(parsed));
   }
   return selector;
@@ -166,8 +170,14 @@ std::optional<EventFieldSelector> EventFieldSelector::Parse(std::string_view tex
 
 bool EventFieldSelector::Matches(const EventRecord& record) const {
   for (const Term& term : terms_) {
-    const bool equal = term.field ? record.Get(*term.field) == term.value
-                                  : EqualsOccurrenceName(record, term.value);
+    bool equal;
+    if (!term.field) {
+      equal = EqualsOccurrenceName(record, term.value);
+    } else {
+      std::string_view value = record.Get(*term.field);
+      if (value.empty() && term.fallback) value = record.Get(*term.fallback);
+      equal = value == term.value;
+    }
     if (equal == term.negate) return false;
   }
   return true;

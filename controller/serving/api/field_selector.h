@@ -11,7 +11,7 @@
 // Fields, as the API server offers them for core/v1 Events: involvedObject.kind,
 // involvedObject.namespace, involvedObject.name, involvedObject.uid,
 // involvedObject.apiVersion, involvedObject.fieldPath, reason, reportingComponent, source
-// (source.component), type, metadata.name (the occurrence name, "<Event name>.<rv>") and
+// (source.component, or reportingComponent when source.component is empty), type, metadata.name (the occurrence name, "<Event name>.<rv>") and
 // metadata.namespace. (involvedObject.resourceVersion is not held, so it is not offered.)
 // A missing field compares as "".
 //
@@ -46,6 +46,8 @@ class EventFieldSelector {
   struct Term {
     // The record field compared; unset for metadata.name (the occurrence name).
     std::optional<EventRecord::Field> field;
+    // Compared instead of `field` when the record's `field` is empty.
+    std::optional<EventRecord::Field> fallback;
     std::string value;
     bool negate = false;
   };

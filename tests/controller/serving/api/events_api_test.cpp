@@ -365,6 +365,42 @@ TEST_F(EventsApiTest, LabelSelectorsOtherThanEmptyAreBadRequests) {
   }
 }
 
+TEST_F(EventsApiTest, ResourceVersionParametersAreCheckedAsTheApiServerChecksThem) {
+  AddGenerated(store_, 0, 5);
+  const std::string path = "/apis/eventbuffer.dev/v1alpha1/events";
+  // Accepted: the buffer as it is now.
+  for (const char* fine : {"resourceVersion=0", "resourceVersion=12345", "resourceVersion=",
+                           "resourceVersion=0&resourceVersionMatch=NotOlderThan",
+                           "resourceVersion=777&resourceVersionMatch=NotOlderThan"}) {
+    EXPECT_EQ(Names(Call(path, fine).body).size(), 5u) << fine;
+  }
+  // ListOptions validation: 422 Invalid, each message as the API server words it.
+  ExpectStatus(Call(path, "resourceVersionMatch=NotOlderThan"), 422, "Invalid",
+               "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: "
+               "resourceVersionMatch is forbidden unless resourceVersion is provided");
+  ExpectStatus(Call(path, "resourceVersion=5&resourceVersionMatch=Bogus"), 422, "Invalid",
+               "resourceVersionMatch: Unsupported value: \"Bogus\": supported values: "
+               "\"Exact\", \"NotOlderThan\", \"\"");
+  ExpectStatus(Call(path, "resourceVersion=0&resourceVersionMatch=Exact"), 422, "Invalid",
+               "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"");
+  // Several problems: all of them, in brackets.
+  ExpectStatus(Call(path, "resourceVersionMatch=exact"), 422, "Invalid",
+               "is invalid: [resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden "
+               "unless resourceVersion is provided, resourceVersionMatch: Unsupported value");
+  // With a continue token (before the token itself is looked at).
+  const std::string first = Call(path, "limit=2").body;
+  const std::string token = Str(Json(first), "/metadata/continue");
+  ASSERT_FALSE(token.empty());
+  EXPECT_EQ(Names(Call(path, "limit=2&continue=" + token + "&resourceVersion=0").body).size(), 2u);
+  ExpectStatus(Call(path, "limit=2&continue=" + token + "&resourceVersion=9"), 400, "BadRequest",
+               "specifying resource version is not allowed when using continue");
+  ExpectStatus(Call(path, "continue=" + token + "&resourceVersion=9&resourceVersionMatch=NotOlderThan"),
+               422, "Invalid", "resourceVersionMatch is forbidden when continue is provided");
+  // Exact at a resourceVersion: the buffer keeps no snapshot to serve it from.
+  ExpectStatus(Call(path, "resourceVersion=12345&resourceVersionMatch=Exact"), 410, "Expired",
+               "list without resourceVersion");
+}
+
 TEST_F(EventsApiTest, LimitAndIncludeObjectAreValidated) {
   AddGenerated(store_, 0, 5);
   const std::string path = "/apis/eventbuffer.dev/v1alpha1/events";

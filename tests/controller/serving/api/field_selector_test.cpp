@@ -85,6 +85,30 @@ TEST(EventFieldSelectorTest, UnsetFieldsCompareAsEmpty) {
   EXPECT_FALSE(Select("involvedObject.fieldPath!=", r));
 }
 
+TEST(EventFieldSelectorTest, SourceFallsBackToReportingComponentWhenSourceComponentIsEmpty) {
+  // As the API server selects core/v1 Events: an Event written through events.k8s.io has
+  // only reportingComponent (e.g. the scheduler's), and `source` selects it by that.
+  EventSpec spec;
+  spec.source_component = "";
+  spec.reporting_component = "default-scheduler";
+  const EventRef reporting_only = spec.Build();
+  EXPECT_TRUE(Select("source=default-scheduler", reporting_only));
+  EXPECT_FALSE(Select("source!=default-scheduler", reporting_only));
+  EXPECT_FALSE(Select("source=", reporting_only));
+  EXPECT_FALSE(Select("source=kubelet", reporting_only));
+  // A set source.component wins over reportingComponent.
+  spec.source_component = "kubelet";
+  const EventRef both = spec.Build();
+  EXPECT_TRUE(Select("source=kubelet", both));
+  EXPECT_FALSE(Select("source=default-scheduler", both));
+  // Neither set: "".
+  spec.source_component = "";
+  spec.reporting_component = "";
+  const EventRef neither = spec.Build();
+  EXPECT_TRUE(Select("source=", neither));
+  EXPECT_FALSE(Select("source!=", neither));
+}
+
 TEST(EventFieldSelectorTest, EscapedCommaEqualsAndBackslashAreData) {
   EventSpec spec;
   spec.reason = "a,b=c\\d!e";
