@@ -27,6 +27,7 @@
 #include "controller/kube/watch_metrics.h"
 #include "controller/kube/watcher.h"
 #include "controller/logging.h"
+#include "controller/malloc_arenas.h"
 #include "controller/mismatch_logger.h"
 #include "controller/serving/api/events_api.h"
 #include "controller/serving/auth/delegating_auth.h"
@@ -88,6 +89,7 @@ ebc::DelegatedAuthOptions AuthOptions(const ebc::Options& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ebc::LimitMallocArenas();  // before any thread: one malloc arena (malloc_arenas.h)
   ebc::Options options;
   std::string error;
   if (!ebc::ParseOptions(std::vector<std::string>(argv + 1, argv + argc), &options, &error)) {

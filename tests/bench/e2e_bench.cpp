@@ -48,6 +48,7 @@
 #include "controller/kube/token_source.h"
 #include "controller/kube/watch_metrics.h"
 #include "controller/kube/watcher.h"
+#include "controller/malloc_arenas.h"
 #include "eventbuffer/event_buffer.h"
 #include "metrics/metrics.h"
 #include "tests/bench/from_stream_start.h"
@@ -121,6 +122,11 @@ double Percentile(std::vector<std::uint32_t>& v, double p) {
   std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
   return v[i] / 1000.0;
 }
+
+// As the controller's main() does (controller/malloc_arenas.h), before any thread starts:
+// the figures measured here are the controller's.
+[[maybe_unused]] const bool kOneMallocArena =
+    (eventbuffer::controller::LimitMallocArenas(), true);
 
 void BM_EndToEnd(benchmark::State& state, GrayMode mode, bool store = true) {
   const std::string kubeconfig = Env("KEB_E2E_KUBECONFIG");

@@ -74,6 +74,7 @@
 #include "controller/kube/token_source.h"
 #include "controller/kube/watch_metrics.h"
 #include "controller/kube/watcher.h"
+#include "controller/malloc_arenas.h"
 #include "controller/serving/api/events_api.h"
 #include "controller/serving/auth/authenticator.h"
 #include "controller/serving/auth/authorizer.h"
@@ -679,6 +680,11 @@ IngestRun RunIngest(SecureApi& api, const KubeConfig& kube, const std::string& f
 }
 
 double Median(std::vector<double> v) { return Quantile(std::move(v), 0.5); }
+
+// As the controller's main() does (controller/malloc_arenas.h), before any thread starts:
+// the figures measured here are the controller's.
+[[maybe_unused]] const bool kOneMallocArena =
+    (eventbuffer::controller::LimitMallocArenas(), true);
 
 void BM_IngestUnderReadLoad(benchmark::State& state) {
   const std::string kubeconfig = Env("KEB_SERVING_KUBECONFIG");
