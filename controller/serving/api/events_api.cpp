@@ -9,6 +9,7 @@
 #include "controller/serving/api/continue_token.h"
 #include "controller/serving/api/event_json.h"
 #include "controller/serving/api/field_selector.h"
+#include "controller/serving/api/openapi.h"
 #include "controller/serving/api/query_params.h"
 #include "controller/serving/status.h"
 
@@ -151,6 +152,42 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
     if (lower(a[i]) != lower(b[i])) return false;
   }
   return true;
+}
+
+// Whether an Accept header admits JSON: absent, or a media range of application/json,
+// application/* or */* (parameters aside).
+bool AcceptsJson(std::string_view accept) {
+  if (Trim(accept).empty()) return true;
+  while (!accept.empty()) {
+    const std::size_t comma = accept.find(',');
+    std::string_view range = accept.substr(0, comma);
+    accept = comma == std::string_view::npos ? std::string_view() : accept.substr(comma + 1);
+    range = Trim(range.substr(0, range.find(';')));
+    if (EqualsIgnoreCase(range, "application/json") || EqualsIgnoreCase(range, "application/*") ||
+        range == "*/*") {
+      return true;
+    }
+  }
+  return false;
+}
+
+// /openapi/v2, /openapi/v3 and /openapi/v3/apis/eventbuffer.dev/v1alpha1 (openapi.h).
+void ServeOpenApi(const HttpRequest& request, const std::vector<std::string>& s,
+                  ResponseWriter& w) {
+  const std::string* doc = nullptr;
+  if (s.size() == 2 && s[1] == "v2") {
+    doc = &OpenApiV2Json();
+  } else if (s.size() == 2 && s[1] == "v3") {
+    doc = &OpenApiV3RootJson();
+  } else if (s.size() == 5 && s[1] == "v3" && s[2] == "apis" && s[3] == kApiGroup &&
+             s[4] == kApiVersion) {
+    doc = &OpenApiV3GroupVersionJson();
+  }
+  if (doc == nullptr) return SendNotFound(w);
+  if (!AcceptsJson(request.Header("accept").value_or(""))) {
+    return SendStatus(w, 406, "only application/json is served for the OpenAPI documents");
+  }
+  w.Send(200, kJson, *doc);
 }
 
 // The Table group version a client asks for ("meta.k8s.io/v1" or "meta.k8s.io/v1beta1"),
@@ -304,6 +341,7 @@ void EventsApi::Handle(const HttpRequest& request, ResponseWriter& writer) const
   if (!params) return SendStatus(writer, 400, "invalid URL query escape");
   const std::vector<std::string>& s = *path;
 
+  if (!s.empty() && s[0] == "openapi") return ServeOpenApi(request, s, writer);
   if (s.empty() || s[0] != "apis") return SendNotFound(writer);
   if (s.size() == 1) return writer.Send(200, kJson, GroupListJson());
   if (s[1] != kApiGroup) return SendNotFound(writer);

@@ -15,7 +15,9 @@
 //   GET /apis/eventbuffer.dev/v1alpha1/namespaces/NS/events         list in NS
 //   GET /apis/eventbuffer.dev/v1alpha1/namespaces/NS/events/NAME    one occurrence: the
 //       resourceVersion is what follows NAME's last '.', the Event name what precedes it
-//   anything else (/api, /openapi/v2, ...)          404 NotFound
+//   GET /openapi/v2, /openapi/v3, /openapi/v3/apis/eventbuffer.dev/v1alpha1
+//                                                   OpenAPI documents (openapi.h)
+//   anything else (/api, /version, ...)             404 NotFound
 //
 // Discovery is always the plain (v1) document, also when aggregated discovery
 // (as=APIGroupDiscoveryList;v=v2;g=apidiscovery.k8s.io) is asked for: Content-Type

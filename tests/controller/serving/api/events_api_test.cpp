@@ -228,8 +228,9 @@ TEST_F(EventsApiTest, DiscoveryDocumentsNameTheGroupVersionAndResource) {
 
 TEST_F(EventsApiTest, UnknownPathsAreNotFound) {
   for (const char* path :
-       {"/", "/api", "/api/v1", "/api/v1/events", "/openapi/v2", "/openapi/v3",
-        "/openapi/v3/apis/eventbuffer.dev/v1alpha1", "/apis/metrics.k8s.io",
+       {"/", "/api", "/api/v1", "/api/v1/events", "/openapi", "/openapi/v1", "/openapi/v2/x",
+        "/openapi/v3/apis/metrics.k8s.io/v1beta1", "/openapi/v3/apis/eventbuffer.dev",
+        "/openapi/v3/apis/eventbuffer.dev/v1", "/apis/metrics.k8s.io",
         "/apis/eventbuffer.dev/v1", "/apis/eventbuffer.dev/v1alpha1/pods",
         "/apis/eventbuffer.dev/v1alpha1/events/x", "/apis/eventbuffer.dev/v1alpha1/namespaces",
         "/apis/eventbuffer.dev/v1alpha1/namespaces/a",
@@ -240,6 +241,87 @@ TEST_F(EventsApiTest, UnknownPathsAreNotFound) {
     SCOPED_TRACE(path);
     ExpectStatus(Call(path), 404, "NotFound");
   }
+}
+
+// Every "$ref" in `e` names a schema present in `schemas`; returns how many were checked.
+int CheckRefs(simdjson::dom::element e, simdjson::dom::object schemas, std::string_view prefix) {
+  int checked = 0;
+  simdjson::dom::object object;
+  simdjson::dom::array array;
+  if (e.get(object) == simdjson::SUCCESS) {
+    for (auto [key, value] : object) {
+      if (key == "$ref") {
+        std::string_view ref;
+        EXPECT_EQ(value.get(ref), simdjson::SUCCESS);
+        EXPECT_EQ(ref.substr(0, prefix.size()), prefix) << ref;
+        simdjson::dom::element target;
+        EXPECT_EQ(schemas[ref.substr(prefix.size())].get(target), simdjson::SUCCESS) << ref;
+        ++checked;
+      } else {
+        checked += CheckRefs(value, schemas, prefix);
+      }
+    }
+  } else if (e.get(array) == simdjson::SUCCESS) {
+    for (auto item : array) checked += CheckRefs(item, schemas, prefix);
+  }
+  return checked;
+}
+
+TEST_F(EventsApiTest, OpenApiDocumentsDescribeTheEventKindForKubectlExplain) {
+  // v2, as the API server's aggregator and older kubectl read it.
+  const RecordingWriter v2 = Call("/openapi/v2");
+  ASSERT_EQ(v2.status, 200);
+  EXPECT_EQ(v2.content_type, "application/json");
+  const auto v2_root = Json(v2.body);
+  EXPECT_EQ(Str(v2_root, "/swagger"), "2.0");
+  simdjson::dom::object definitions;
+  ASSERT_EQ(v2_root["definitions"].get(definitions), simdjson::SUCCESS);
+  EXPECT_EQ(CheckRefs(v2_root, definitions, "#/definitions/"), 10);  // 7 in schemas, 3 in paths
+  EXPECT_EQ(Str(v2_root, "/definitions/dev.eventbuffer.v1alpha1.Event/x-kubernetes-group-version-kind/0/kind"),
+            "Event");
+  EXPECT_EQ(Str(v2_root, "/definitions/dev.eventbuffer.v1alpha1.Event/x-kubernetes-group-version-kind/0/group"),
+            "eventbuffer.dev");
+  EXPECT_EQ(Str(v2_root, "/definitions/dev.eventbuffer.v1alpha1.EventList/x-kubernetes-group-version-kind/0/kind"),
+            "EventList");
+  // Every field an item carries is described.
+  simdjson::dom::object properties;
+  ASSERT_EQ(v2_root.at_pointer("/definitions/dev.eventbuffer.v1alpha1.Event/properties").get(properties),
+            simdjson::SUCCESS);
+  for (const char* field : {"apiVersion", "kind", "metadata", "involvedObject", "reason", "message",
+                            "type", "count", "firstTimestamp", "lastTimestamp", "eventTime", "series",
+                            "source", "reportingComponent", "reportingInstance", "action", "related"}) {
+    simdjson::dom::element f;
+    EXPECT_EQ(properties[field].get(f), simdjson::SUCCESS) << field;
+  }
+  EXPECT_EQ(Str(v2_root, "/paths/~1apis~1eventbuffer.dev~1v1alpha1~1namespaces~1{namespace}~1events~1{name}/get/x-kubernetes-action"),
+            "get");
+
+  // v3: the root names the group version's document, which is served at that URL.
+  const RecordingWriter root = Call("/openapi/v3");
+  ASSERT_EQ(root.status, 200);
+  const std::string url =
+      Str(Json(root.body), "/paths/apis~1eventbuffer.dev~1v1alpha1/serverRelativeURL");
+  ASSERT_EQ(url.rfind("/openapi/v3/apis/eventbuffer.dev/v1alpha1?hash=", 0), 0u) << url;
+  const std::size_t q = url.find('?');
+  const RecordingWriter v3 = Call(url.substr(0, q), url.substr(q + 1));
+  ASSERT_EQ(v3.status, 200);
+  const auto v3_root = Json(v3.body);
+  EXPECT_EQ(Str(v3_root, "/openapi"), "3.0.0");
+  simdjson::dom::object schemas;
+  ASSERT_EQ(v3_root.at_pointer("/components/schemas").get(schemas), simdjson::SUCCESS);
+  EXPECT_EQ(CheckRefs(v3_root, schemas, "#/components/schemas/"), 10);
+  EXPECT_EQ(Str(v3_root, "/components/schemas/dev.eventbuffer.v1alpha1.Event/x-kubernetes-group-version-kind/0/version"),
+            "v1alpha1");
+
+  // JSON only: a client asking for protobuf alone gets 406 and asks again (kubectl does).
+  ExpectStatus(Call("/openapi/v2", "", "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"),
+               406, "NotAcceptable");
+  ExpectStatus(Call(url.substr(0, q), "", "application/com.github.proto-openapi.spec.v3@v1.0+protobuf"),
+               406, "NotAcceptable");
+  EXPECT_EQ(Call("/openapi/v2", "", "application/com.github.proto-openapi.spec.v2@v1.0+protobuf, "
+                 "application/json").status, 200);
+  EXPECT_EQ(Call("/openapi/v2", "", "").status, 200) << "no Accept: JSON";
+  EXPECT_EQ(Call("/openapi/v2", "", "*/*").status, 200);
 }
 
 TEST_F(EventsApiTest, OnlyGetAndHeadAreServed) {
