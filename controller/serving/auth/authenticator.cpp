@@ -124,12 +124,21 @@ Authenticator::Authenticator(ReviewClient* client, AuthCounters* counters, NowFn
       hash_key_{},
       cache_(std::max<std::size_t>(options.cache_max_entries, 1), std::move(now)) {}
 
+void AddAuthenticatedGroup(UserInfo* user) {
+  if (user->name == "system:anonymous") return;
+  for (const std::string& group : user->groups) {
+    if (group == "system:authenticated" || group == "system:unauthenticated") return;
+  }
+  user->groups.emplace_back("system:authenticated");
+}
+
 AuthnResult Authenticator::Authenticate(const HttpRequest& request) {
   AuthnResult result;
   if (FromFrontProxy(request, &result) || FromClientCert(request, &result) ||
       FromToken(request, &result)) {
     result.authenticated = true;
     result.reason.clear();
+    AddAuthenticatedGroup(&result.user);
     return result;
   }
   if (result.reason.empty()) result.reason = "no credentials";

@@ -15,6 +15,10 @@
 //     token_cache_unauthenticated_ttl, failures for review_error_ttl (0: not cached).
 //     Concurrent misses for one token share one review.
 // A failed review (no answer, non-2xx, unparsable body) never authenticates: fail closed.
+// Every authenticated user is also in group system:authenticated (added unless the user is
+// system:anonymous or already in system:authenticated or system:unauthenticated), as the
+// API server adds it, so that RBAC bound to that group (discovery) applies to certificate
+// and front-proxy users too.
 //
 // Thread safety: Authenticate may be called from any thread at once.
 #pragma once
@@ -48,6 +52,9 @@ struct AuthnResult {
 };
 
 inline constexpr const char* kTokenReviewPath = "/apis/authentication.k8s.io/v1/tokenreviews";
+
+// Adds system:authenticated to `user`'s groups by the rule above.
+void AddAuthenticatedGroup(UserInfo* user);
 
 class Authenticator {
  public:

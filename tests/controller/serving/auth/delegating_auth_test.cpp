@@ -168,15 +168,38 @@ TEST_F(DelegatingAuthTest, FrontProxyHeadersAreHonouredWithTheFrontProxyCert) {
   ASSERT_TRUE(result.allowed) << result.body;
   EXPECT_EQ(result.method, AuthnMethod::kFrontProxy);
   EXPECT_EQ(result.user.name, "bob");
-  EXPECT_EQ(result.user.groups, (std::vector<std::string>{"g1", "g2"}));
+  EXPECT_EQ(result.user.groups, (std::vector<std::string>{"g1", "g2", "system:authenticated"}));
   const std::map<std::string, std::vector<std::string>> extra = {{"scopes", {"s1", "s2"}},
                                                                  {"acme.com/project", {"p"}}};
   EXPECT_EQ(result.user.extra, extra);
   const SarSpec sar = ParseSar(client_.Bodies(kSubjectAccessReviewPath).at(0));
   EXPECT_EQ(sar.user, "bob");
-  EXPECT_EQ(sar.groups, (std::vector<std::string>{"g1", "g2"}));
+  EXPECT_EQ(sar.groups, (std::vector<std::string>{"g1", "g2", "system:authenticated"}));
   EXPECT_EQ(sar.extra, extra);
   EXPECT_EQ(Auth().Stats().frontproxy_success, 1u);
+}
+
+TEST(AddAuthenticatedGroupTest, AddsTheGroupOnceAndNeverToAnonymous) {
+  UserInfo cert_user;
+  cert_user.name = "alice";
+  cert_user.groups = {"team-a"};
+  AddAuthenticatedGroup(&cert_user);
+  EXPECT_EQ(cert_user.groups, (std::vector<std::string>{"team-a", "system:authenticated"}));
+  AddAuthenticatedGroup(&cert_user);
+  EXPECT_EQ(cert_user.groups.size(), 2u) << "already there: not added twice";
+  UserInfo no_groups;
+  no_groups.name = "bob";
+  AddAuthenticatedGroup(&no_groups);
+  EXPECT_EQ(no_groups.groups, (std::vector<std::string>{"system:authenticated"}));
+  UserInfo anonymous;
+  anonymous.name = "system:anonymous";
+  AddAuthenticatedGroup(&anonymous);
+  EXPECT_TRUE(anonymous.groups.empty());
+  UserInfo unauthenticated;
+  unauthenticated.name = "x";
+  unauthenticated.groups = {"system:unauthenticated"};
+  AddAuthenticatedGroup(&unauthenticated);
+  EXPECT_EQ(unauthenticated.groups, (std::vector<std::string>{"system:unauthenticated"}));
 }
 
 TEST_F(DelegatingAuthTest, ConfiguredHeaderNamesAreUsedInOrder) {
@@ -192,7 +215,7 @@ TEST_F(DelegatingAuthTest, ConfiguredHeaderNamesAreUsedInOrder) {
   const AuthResult result = Auth().Check(r);
   ASSERT_TRUE(result.allowed);
   EXPECT_EQ(result.user.name, "first");
-  EXPECT_EQ(result.user.groups, (std::vector<std::string>{"g"}));
+  EXPECT_EQ(result.user.groups, (std::vector<std::string>{"g", "system:authenticated"}));
   EXPECT_EQ(result.user.extra, (std::map<std::string, std::vector<std::string>>{{"k", {"v"}}}));
 }
 
@@ -205,7 +228,8 @@ TEST_F(DelegatingAuthTest, FrontProxyHeadersAreIgnoredWithAClientCaCert) {
   ASSERT_TRUE(result.allowed);
   EXPECT_EQ(result.method, AuthnMethod::kX509);
   EXPECT_EQ(result.user.name, "carol");
-  EXPECT_EQ(result.user.groups, (std::vector<std::string>{"team", "ops"}));
+  EXPECT_EQ(result.user.groups,
+            (std::vector<std::string>{"team", "ops", "system:authenticated"}));
   EXPECT_TRUE(result.user.extra.empty());
 }
 
