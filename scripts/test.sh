@@ -3,12 +3,14 @@
 # test suite. Exits non-zero on any failure.
 #   1. RelWithDebInfo build: all GoogleTest suites, emulator, integration, Prometheus and
 #      manifest tests (CTest);
-#   2. ThreadSanitizer build of the storage, buffer and metrics code and of the watch body
+#   2. the short A/A soak of the EventBuffer (1M appends in shadow mode, 0 mismatches);
+#   3. ThreadSanitizer build of the storage, buffer and metrics code and of the watch body
 #      buffer: their suites again;
-#   3. AddressSanitizer + UBSan build of the same;
-#   4. the short A/A soak of the EventBuffer (1M appends in shadow mode, 0 mismatches);
-#   5. a bounded libFuzzer run of the event decoder (FUZZ_SECONDS, default 60; 0 skips).
-# Environment: JOBS (parallel build jobs, default nproc), SKIP_SANITIZERS=1 to skip 2 and 3.
+#   4. AddressSanitizer + UBSan build of the same;
+#   5. ThreadSanitizer build of the controller: the HTTP server, events API and delegated
+#      auth suites;
+#   6. a bounded libFuzzer run of the event decoder (FUZZ_SECONDS, default 60; 0 skips).
+# Environment: JOBS (parallel build jobs, default nproc), SKIP_SANITIZERS=1 to skip 3 to 5.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -42,6 +44,17 @@ if [[ ${SKIP_SANITIZERS:-0} != 1 ]]; then
       ctest --test-dir "build-$san" --output-on-failure -j 2 --timeout 900 \
         -L 'eventbuffer_tests|metrics_tests|body_buffer_tests' || failed=1
   done
+fi
+
+if [[ ${SKIP_SANITIZERS:-0} != 1 ]]; then
+  # The HTTP server hands responses between its I/O thread and its workers; the API renders
+  # streamed lists on those workers.
+  step "serving tests under thread sanitizer (server, events API, delegated auth)"
+  cmake -S . -B build-thread-serving -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSANITIZE=thread \
+    -DKEB_WITH_CONTROLLER=ON -DKEB_BUILD_BENCH=OFF >/dev/null
+  cmake --build build-thread-serving -j "$jobs" --target controller_tests
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build-thread-serving/tests/controller_tests \
+    --gtest_filter='ServerTest.*:ServerTlsTest.*:EventsApiTest.*:DelegatingAuth*' || failed=1
 fi
 
 if [[ $fuzz_seconds != 0 ]]; then

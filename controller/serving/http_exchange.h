@@ -8,6 +8,7 @@
 // Thread safety: a request and its writer belong to one handler call on one thread.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,9 +40,15 @@ struct HttpRequest {
       std::string_view prefix) const;
 };
 
-// How a handler answers: either Send() once, or Begin() then any number of Write()s (the
-// response ends when the handler returns). For a HEAD request the server drops the body
-// (a streamed one ends with its header: Write() returns false).
+// Makes a streamed body part by part: appends the next part to *out and returns true while
+// more parts follow, false after appending the last (possibly empty) one. It owns what it
+// needs: it may run after the handler returned.
+using BodyProducer = std::function<bool(std::string* out)>;
+
+// How a handler answers: either Send() once; or Begin() then any number of Write()s (the
+// response ends when the handler returns); or Stream() (the response ends with the
+// producer's last part). For a HEAD request the server drops the body (a streamed one ends
+// with its header: Write() returns false, a producer is never called).
 class ResponseWriter {
  public:
   virtual ~ResponseWriter() = default;
@@ -56,6 +63,22 @@ class ResponseWriter {
   // bounded amount); returns false once the client is gone or its write deadline passed,
   // and the handler should then stop writing.
   virtual bool Write(std::string_view data) = 0;
+  // Starts a streamed (chunked) response whose body `producer` makes on demand, then
+  // returns: the handler should return too. The server calls the producer on a worker
+  // thread whenever the client has taken what was made before (never two calls at once), so
+  // no thread waits while a client is slow; it drops the producer once the client is gone.
+  // May answer something else instead (the server: 429 when too many streams are open).
+  // This default runs the producer to the end through Begin() and Write().
+  virtual void Stream(int status, std::string_view content_type, BodyProducer producer,
+                      const HeaderFields& headers = {}) {
+    if (!Begin(status, content_type, headers)) return;
+    std::string part;
+    for (bool more = true; more;) {
+      part.clear();
+      more = producer(&part);
+      if (!part.empty() && !Write(part)) return;
+    }
+  }
 };
 
 }  // namespace eventbuffer::controller

@@ -513,6 +513,10 @@ class WorkerPool {
 // writes it, then takes again. `dead` (client gone, write deadline, Stop) makes every later
 // Write() fail.
 struct ResponseChannel {
+  ~ResponseChannel() {
+    if (stream_count != nullptr) stream_count->fetch_sub(1, std::memory_order_relaxed);
+  }
+
   std::mutex mu;
   std::condition_variable space;  // pending shrank, or dead
   std::string pending;
@@ -520,7 +524,29 @@ struct ResponseChannel {
   bool done = false;         // the handler returned; pending holds the response's end
   bool dead = false;
   bool close_after = false;  // close the connection after this response
+  // A Stream() response: its producer (dropped at the end, or when the client is gone),
+  // whether its parts are chunked, and whether it waits for the session to take `pending`
+  // before it makes more (then the session posts the next Produce step).
+  std::shared_ptr<BodyProducer> producer;
+  bool chunked = false;
+  bool producer_waiting = false;
+  // The server's count of open streams, released with the channel.
+  std::atomic<std::int64_t>* stream_count = nullptr;
 };
+
+// Appends one part of a streamed body to `out`, as a chunk when `chunked`.
+void AppendPart(std::string* out, std::string_view part, bool chunked) {
+  if (part.empty()) return;  // an empty chunk would end the body
+  if (chunked) {
+    char size[20];
+    const int n = std::snprintf(size, sizeof(size), "%zx\r\n", part.size());
+    out->append(size, static_cast<std::size_t>(n));
+    out->append(part);
+    out->append("\r\n");
+  } else {
+    out->append(part);
+  }
+}
 
 class Session;
 
@@ -538,6 +564,10 @@ struct Server::Impl {
   void CountStatus(int status);
   void RunHandler(const HttpRequest& request, const std::shared_ptr<ResponseChannel>& channel,
                   const std::shared_ptr<Session>& session, bool head, bool http10, bool keep_alive);
+  // On a worker: runs a Stream() response's producer until `pending` holds
+  // kStreamBufferBytes or the body ends.
+  void Produce(const std::shared_ptr<ResponseChannel>& channel,
+               const std::shared_ptr<Session>& session);
 
   const Options options;
   const Handler handler;
@@ -550,6 +580,8 @@ struct Server::Impl {
   std::atomic<std::uint64_t> responses[5] = {};
   // Handlers queued or running; incremented on the I/O thread, decremented by a worker.
   std::atomic<std::int64_t> inflight{0};
+  // Stream() responses not yet ended (their channels alive).
+  std::atomic<std::int64_t> streams{0};
 
   std::atomic<bool> stopping{false};
   bool started = false;
@@ -849,6 +881,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void Pump() {
     bool done = false;
     bool close_after = false;
+    bool resume = false;
     {
       std::lock_guard<std::mutex> lock(channel_->mu);
       channel_->kick_posted = false;
@@ -856,8 +889,18 @@ class Session : public std::enable_shared_from_this<Session> {
       write_buffer_.swap(channel_->pending);
       done = channel_->done;
       close_after = channel_->close_after;
+      if (channel_->producer_waiting && !channel_->dead) {
+        channel_->producer_waiting = false;  // `pending` is empty again: make more
+        resume = true;
+      }
     }
     channel_->space.notify_all();
+    if (resume) {
+      Server::Impl* server = server_;
+      server_->workers.Post([server, channel = channel_, self = shared_from_this()] {
+        server->Produce(channel, self);
+      });
+    }
     if (!write_buffer_.empty()) {
       writing_ = true;
       Tcp().expires_after(options().write_timeout);
@@ -897,10 +940,12 @@ class Session : public std::enable_shared_from_this<Session> {
     if (closed_) return;
     closed_ = true;
     if (channel_) {
+      std::shared_ptr<BodyProducer> producer;  // dropped outside the lock
       {
         std::lock_guard<std::mutex> lock(channel_->mu);
         channel_->dead = true;
         channel_->pending.clear();
+        producer.swap(channel_->producer);
       }
       channel_->space.notify_all();
     }
@@ -998,15 +1043,7 @@ class ChannelWriter : public ResponseWriter {
       const std::size_t room = Server::kStreamBufferBytes - channel_->pending.size();
       const std::string_view piece = data.substr(0, room);
       data.remove_prefix(piece.size());
-      if (chunked_) {
-        char size[20];
-        const int n = std::snprintf(size, sizeof(size), "%zx\r\n", piece.size());
-        channel_->pending.append(size, static_cast<std::size_t>(n));
-        channel_->pending.append(piece);
-        channel_->pending.append("\r\n");
-      } else {
-        channel_->pending.append(piece);
-      }
+      AppendPart(&channel_->pending, piece, chunked_);
       const bool kick = !channel_->kick_posted;
       channel_->kick_posted = true;
       lock.unlock();
@@ -1015,8 +1052,51 @@ class ChannelWriter : public ResponseWriter {
     return true;
   }
 
-  // After the handler returned (or threw: `failed`). Completes the response.
+  void Stream(int status, std::string_view content_type, BodyProducer producer,
+              const HeaderFields& headers) override {
+    if (state_ != State::kNone) {
+      spdlog::error("handler began a response after answering; dropped");
+      return;
+    }
+    // Open streams hold their buffers while their clients read at their own pace: bounded.
+    if (server_->streams.fetch_add(1, std::memory_order_relaxed) >=
+        server_->options.max_streams) {
+      server_->streams.fetch_sub(1, std::memory_order_relaxed);
+      server_->rejected_inflight_cap.fetch_add(1, std::memory_order_relaxed);
+      state_ = State::kSent;
+      server_->CountStatus(429);
+      Append(ErrorResponse(429, "too many streamed responses in progress, retry later", head_,
+                           !keep_alive_, {{"Retry-After", "1"}}),
+             false);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(channel_->mu);
+      channel_->stream_count = &server_->streams;
+    }
+    if (!Begin(status, content_type, headers) || head_) return;
+    std::lock_guard<std::mutex> lock(channel_->mu);
+    if (channel_->dead) return;
+    channel_->producer = std::make_shared<BodyProducer>(std::move(producer));
+    channel_->chunked = chunked_;
+    state_ = State::kProducing;
+  }
+
+  // Whether the response continues in Server::Impl::Produce after the handler returned.
+  bool producing() const { return state_ == State::kProducing; }
+
+  // After the handler returned (or threw: `failed`). Completes the response, unless a
+  // producer goes on making it (producing()).
   void Finish(bool failed) {
+    if (state_ == State::kProducing) {
+      if (!failed) return;
+      std::shared_ptr<BodyProducer> producer;
+      {
+        std::lock_guard<std::mutex> lock(channel_->mu);
+        producer.swap(channel_->producer);
+      }
+      state_ = State::kStreaming;  // ends below as a failed stream
+    }
     if (state_ == State::kNone) {
       if (!failed) spdlog::error("handler returned without answering; sent 500");
       state_ = State::kSent;
@@ -1031,7 +1111,7 @@ class ChannelWriter : public ResponseWriter {
   }
 
  private:
-  enum class State { kNone, kSent, kStreaming };
+  enum class State { kNone, kSent, kStreaming, kProducing };
 
   void SendInternalError() {
     server_->CountStatus(500);
@@ -1099,7 +1179,61 @@ void Server::Impl::RunHandler(const HttpRequest& request,
     spdlog::error("{}: handler for {} {} failed", options.name, request.method, request.path);
   }
   writer.Finish(failed);
+  const bool producing = !failed && writer.producing();
   inflight.fetch_sub(1, std::memory_order_relaxed);
+  if (producing) Produce(channel, session);
+}
+
+void Server::Impl::Produce(const std::shared_ptr<ResponseChannel>& channel,
+                           const std::shared_ptr<Session>& session) {
+  std::shared_ptr<BodyProducer> producer;
+  bool chunked = false;
+  {
+    std::lock_guard<std::mutex> lock(channel->mu);
+    if (channel->dead || !channel->producer) return;
+    producer = channel->producer;
+    chunked = channel->chunked;
+  }
+  std::string part;
+  for (;;) {
+    part.clear();
+    bool more = false;
+    bool failed = false;
+    try {
+      more = (*producer)(&part);
+    } catch (const std::exception& e) {
+      failed = true;
+      spdlog::error("{}: a streamed response failed: {}", options.name, e.what());
+    } catch (...) {
+      failed = true;
+      spdlog::error("{}: a streamed response failed", options.name);
+    }
+    bool kick = false;
+    bool stop = false;
+    {
+      std::lock_guard<std::mutex> lock(channel->mu);
+      if (channel->dead) return;  // the client is gone: Close() dropped the producer
+      if (failed) {
+        part.clear();  // no terminating chunk: the client sees the body cut short
+        channel->close_after = true;
+      }
+      AppendPart(&channel->pending, part, chunked);
+      if (failed || !more) {
+        if (!failed && chunked) channel->pending.append("0\r\n\r\n");
+        if (!chunked) channel->close_after = true;
+        channel->done = true;
+        channel->producer.reset();
+        stop = true;
+      } else if (channel->pending.size() >= Server::kStreamBufferBytes) {
+        channel->producer_waiting = true;  // Pump() posts the next step
+        stop = true;
+      }
+      kick = !channel->kick_posted;
+      channel->kick_posted = true;
+    }
+    if (kick) session->Kick();
+    if (stop) return;
+  }
 }
 
 void Server::Impl::CountStatus(int status) {

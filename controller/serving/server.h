@@ -33,10 +33,12 @@
 //   - write_timeout (30 s): each write of response data to the socket must finish within it;
 //     a client that stops reading is disconnected and the handler's Write() returns false.
 //
-// Responses: Send() gives a Content-Length response; Begin()/Write() a chunked one (HTTP/1.0
-// clients: delimited by closing the connection). Between the handler thread and the socket
-// the server buffers at most kStreamBufferBytes (plus the write in progress); Write() blocks
-// while that buffer is full. Keep-alive works after both. A HEAD request is answered like GET
+// Responses: Send() gives a Content-Length response; Begin()/Write() and Stream() a chunked
+// one (HTTP/1.0 clients: delimited by closing the connection). Between the handler thread
+// and the socket the server buffers at most kStreamBufferBytes (plus the write in progress
+// and, for Stream(), one part); Write() blocks while that buffer is full, holding its worker;
+// Stream() holds no thread: its producer runs again on a worker once the session has taken
+// the buffer. At most max_streams Stream() responses are open at once. Keep-alive works after both. A HEAD request is answered like GET
 // without the body; on HEAD, Write() returns false at once (the response ends with its
 // header). A handler that returns without answering, or throws before answering, gets a 500
 // Status sent for it; one that throws while streaming has its connection closed (the client
@@ -97,6 +99,10 @@ class Server {
     int io_threads = 1;
     int worker_threads = 4;
     int max_requests_inflight = 400;
+    // Streamed responses (ResponseWriter::Stream) open at once: each holds up to
+    // kStreamBufferBytes plus one part while its client reads. Beyond it: 429 with
+    // `Retry-After: 1` (counted with the in-flight refusals).
+    int max_streams = 64;
     // Nice value of this server's I/O and worker threads (0: the process's own). A port
     // that must not take CPU from the watch (the read API) runs at a higher nice value.
     int thread_nice = 0;

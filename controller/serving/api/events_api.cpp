@@ -340,6 +340,11 @@ void EventsApi::Handle(const HttpRequest& request, ResponseWriter& writer) const
   const std::optional<QueryParams> params = QueryParams::Parse(request.query);
   if (!params) return SendStatus(writer, 400, "invalid URL query escape");
   const std::vector<std::string>& s = *path;
+  // An escaped '/' (%2F) inside a segment: no Kubernetes name holds one, and the request's
+  // authorization split the decoded path there, so it named other segments than these.
+  for (const std::string& segment : s) {
+    if (segment.find('/') != std::string::npos) return SendNotFound(writer);
+  }
 
   if (!s.empty() && s[0] == "openapi") return ServeOpenApi(request, s, writer);
   if (s.empty() || s[0] != "apis") return SendNotFound(writer);
@@ -432,21 +437,51 @@ void EventsApi::List(const HttpRequest& request, const QueryParams& params,
 
   if (limit > 0) {
     query.limit = limit;
-    const EventPage page = hooks_.list(query);
+    EventPage page = hooks_.list(query);
     std::string cont;
     if (page.more && !page.items.empty()) {
       cont = EncodeContinueToken(PositionOf(*page.items.back()), query_hash);
     }
     std::string body = renderer.Prefix(cont);
     bool first = true;
-    renderer.Items(&body, page.items, &first);
-    body += Renderer::Suffix();
-    return writer.Send(200, kJson, std::move(body));
+    if (page.items.size() <= kStreamPartItems) {
+      renderer.Items(&body, page.items, &first);
+      body += Renderer::Suffix();
+      return writer.Send(200, kJson, std::move(body));
+    }
+    // A long page is rendered part by part as the client reads it (its items are held by
+    // reference meanwhile), so a slow client never makes the server hold the whole body.
+    struct PageStream {
+      Renderer renderer;
+      std::vector<EventRef> items;
+      std::size_t next = 0;
+      bool first = true;
+      std::string prefix;
+    };
+    auto st = std::make_shared<PageStream>();
+    st->renderer = renderer;
+    st->items = std::move(page.items);
+    st->prefix = std::move(body);
+    return writer.Stream(200, kJson, [st](std::string* out) {
+      out->append(st->prefix);
+      st->prefix.clear();
+      const std::size_t end = std::min(st->items.size(), st->next + kStreamPartItems);
+      for (; st->next < end; ++st->next) {
+        if (!st->first) out->push_back(',');
+        st->first = false;
+        st->renderer.Item(out, *st->items[st->next]);
+        st->items[st->next].reset();  // written: no longer held for this response
+      }
+      if (st->next < st->items.size()) return true;
+      out->append(Renderer::Suffix());
+      return false;
+    });
   }
 
-  // No limit: page through the buffer. A list that fits one page is sent whole (with a
-  // Content-Length); a longer one is streamed page by page.
-  query.limit = kStreamPageItems;
+  // No limit: page through the buffer. A list that fits one part is sent whole (with a
+  // Content-Length); a longer one is streamed part by part as the client reads it, each
+  // part a List call from where the previous one ended.
+  query.limit = kStreamPartItems;
   EventPage page = hooks_.list(query);
   std::string chunk = renderer.Prefix("");
   bool first = true;
@@ -455,16 +490,33 @@ void EventsApi::List(const HttpRequest& request, const QueryParams& params,
     chunk += Renderer::Suffix();
     return writer.Send(200, kJson, std::move(chunk));
   }
-  if (!writer.Begin(200, kJson)) return;
-  while (true) {
-    if (!writer.Write(chunk)) return;  // the client is gone
-    if (!page.more || page.items.empty()) break;
-    query.after = PositionOf(*page.items.back());
-    page = hooks_.list(query);
-    chunk.clear();
-    renderer.Items(&chunk, page.items, &first);
-  }
-  writer.Write(Renderer::Suffix());
+  struct ListStream {
+    std::function<EventPage(const EventQuery&)> list;
+    EventQuery query;
+    Renderer renderer;
+    bool first = false;
+    std::string head;  // the prefix and the first part, made before streaming began
+  };
+  auto st = std::make_shared<ListStream>();
+  st->list = hooks_.list;
+  st->renderer = renderer;
+  st->query = std::move(query);
+  st->query.after = PositionOf(*page.items.back());
+  st->head = std::move(chunk);
+  writer.Stream(200, kJson, [st](std::string* out) {
+    if (!st->head.empty()) {
+      out->swap(st->head);
+      return true;
+    }
+    const EventPage next = st->list(st->query);
+    st->renderer.Items(out, next.items, &st->first);
+    if (!next.more || next.items.empty()) {
+      out->append(Renderer::Suffix());
+      return false;
+    }
+    st->query.after = PositionOf(*next.items.back());
+    return true;
+  });
 }
 
 }  // namespace eventbuffer::controller

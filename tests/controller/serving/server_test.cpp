@@ -545,6 +545,150 @@ TEST(ServerTest, StreamsAChunkedResponseAndKeepsTheConnectionAlive) {
   EXPECT_TRUE(again->body == expected);
 }
 
+// A producer of `parts` parts of `part_bytes` each ('a', 'b', ... by part), counting its
+// calls and its live copies (alive: 1 while the server or a handler holds it).
+struct CountingProducer {
+  std::shared_ptr<std::atomic<int>> calls = std::make_shared<std::atomic<int>>(0);
+  std::shared_ptr<int> alive = std::make_shared<int>(0);
+  BodyProducer Make(int parts, std::size_t part_bytes) const {
+    auto next = std::make_shared<int>(0);
+    return [calls = calls, token = alive, next, parts, part_bytes](std::string* out) {
+      calls->fetch_add(1);
+      out->append(part_bytes, static_cast<char>('a' + *next % 26));
+      return ++*next < parts;
+    };
+  }
+  bool Dropped() const { return alive.use_count() == 1; }
+};
+
+TEST(ServerTest, StreamedBodyIsProducedPartByPartAndKeepsTheConnectionAlive) {
+  CountingProducer producer;
+  auto server = StartServer(TestOptions(), [&](const HttpRequest& r, ResponseWriter& w) {
+    if (r.path == "/plain") return w.Send(200, "text/plain", "plain");
+    w.Stream(200, "text/plain", producer.Make(40, 50 * 1024), {{"X-Stream", "yes"}});
+  });
+  std::string expected;
+  for (int i = 0; i < 40; ++i) expected.append(50 * 1024, static_cast<char>('a' + i % 26));
+  auto conn = Connect(server->port());
+  ASSERT_TRUE(conn->WriteAll(GetRequest("/stream")));
+  auto streamed = ReadResponse(*conn);
+  ASSERT_TRUE(streamed);
+  EXPECT_EQ(streamed->status, 200);
+  EXPECT_EQ(streamed->Header("transfer-encoding"), "chunked");
+  EXPECT_EQ(streamed->Header("x-stream"), "yes");
+  EXPECT_TRUE(streamed->body == expected) << streamed->body.size();
+  EXPECT_EQ(producer.calls->load(), 40);
+  EXPECT_TRUE(WaitFor([&] { return producer.Dropped(); })) << "released at the end";
+  ASSERT_TRUE(conn->WriteAll(GetRequest("/plain")));
+  auto plain = ReadResponse(*conn);
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->body, "plain");
+  // HEAD: the header only; the producer is never called.
+  ASSERT_TRUE(conn->WriteAll(GetRequest("/stream", "", "HEAD")));
+  auto head = ReadResponse(*conn, /*head=*/true);
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->Header("transfer-encoding"), "chunked");
+  EXPECT_EQ(producer.calls->load(), 40);
+  ASSERT_TRUE(conn->WriteAll(GetRequest("/plain")));
+  EXPECT_TRUE(ReadResponse(*conn));
+  EXPECT_TRUE(conn->buffer.empty());
+}
+
+TEST(ServerTest, ClientsThatNeverReadAStreamHoldNoWorker) {
+  // One worker and four clients that ask for a long stream and never read it: while all
+  // four are connected and stalled, other requests are still answered. (With a handler
+  // that blocks in Write(), the first stalled client would hold the only worker until the
+  // write timeout.)
+  auto options = TestOptions();
+  options.worker_threads = 1;
+  options.write_timeout = 120s;  // far beyond this test: the stalled clients stay connected
+  CountingProducer producer;
+  auto server = StartServer(options, [&](const HttpRequest& r, ResponseWriter& w) {
+    if (r.path != "/big") return Hello(r, w);
+    w.Stream(200, "text/plain", producer.Make(100000, 64 * 1024));  // ~6 GB if all read
+  });
+  std::vector<std::unique_ptr<PlainConn>> stalled;
+  for (int i = 0; i < 4; ++i) {
+    stalled.push_back(Connect(server->port(), /*receive_buffer=*/4096));
+    ASSERT_TRUE(stalled.back()->WriteAll(GetRequest("/big")));
+  }
+  // Each stream makes what fits its buffer and the socket's (the kernel grows a loopback
+  // socket's send buffer to a few MiB), then waits: the count of parts stops growing.
+  ASSERT_TRUE(WaitFor([&] { return producer.calls->load() >= 4 * 4; }));
+  int calls = -1;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const int before = producer.calls->load();
+        std::this_thread::sleep_for(300ms);
+        calls = producer.calls->load();
+        return calls == before;
+      },
+      10s))
+      << "producers run only as their clients read";
+  EXPECT_LT(calls, 4 * 200) << "each stream is bounded by its buffers (parts of 64 KiB)";
+  for (int i = 0; i < 3; ++i) {
+    auto other = Fetch(server->port());
+    ASSERT_TRUE(other) << "a request behind the stalled streams was not answered";
+    EXPECT_EQ(other->body, "hello");
+  }
+  EXPECT_TRUE(WaitFor([&] { return server->stats().connections_open == 4u; }))
+      << "the stalled clients are still there";
+  EXPECT_EQ(producer.calls->load(), calls) << "nothing made while nobody read";
+  // A client that goes away releases its producer.
+  stalled.clear();
+  EXPECT_TRUE(WaitFor([&] { return producer.Dropped(); }));
+}
+
+TEST(ServerTest, StreamsBeyondTheCapAnswer429UntilOneEnds) {
+  auto options = TestOptions();
+  options.max_streams = 2;
+  options.write_timeout = 120s;
+  CountingProducer producer;
+  auto server = StartServer(options, [&](const HttpRequest& r, ResponseWriter& w) {
+    w.Stream(200, "text/plain", producer.Make(r.path == "/big" ? 100000 : 2, 64 * 1024));
+  });
+  std::vector<std::unique_ptr<PlainConn>> stalled;
+  for (int i = 0; i < 2; ++i) {
+    stalled.push_back(Connect(server->port(), /*receive_buffer=*/4096));
+    ASSERT_TRUE(stalled.back()->WriteAll(GetRequest("/big")));
+  }
+  ASSERT_TRUE(WaitFor([&] { return producer.calls->load() >= 2; }));
+  auto refused = Fetch(server->port(), "/small");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 429);
+  EXPECT_EQ(refused->Header("retry-after"), "1");
+  EXPECT_NE(refused->body.find("\"reason\":\"TooManyRequests\""), std::string::npos);
+  stalled.pop_back();  // one stream ends with its client
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = Fetch(server->port(), "/small");
+    return r && r->status == 200 && r->body.size() == 2 * 64 * 1024;
+  }));
+}
+
+TEST(ServerTest, AProducerThatThrowsCutsTheBodyShort) {
+  auto server = StartServer(TestOptions(), [&](const HttpRequest& r, ResponseWriter& w) {
+    if (r.path == "/ok") return Hello(r, w);
+    auto calls = std::make_shared<int>(0);
+    w.Stream(200, "text/plain", [calls](std::string* out) -> bool {
+      if (++*calls == 3) throw std::runtime_error("the store went away");
+      out->append("part;");
+      return true;
+    });
+  });
+  auto conn = Connect(server->port());
+  ASSERT_TRUE(conn->WriteAll(GetRequest("/")));
+  std::string line;
+  ASSERT_TRUE(conn->ReadLine(&line));
+  EXPECT_EQ(line, "HTTP/1.1 200 OK");
+  while (conn->Fill()) {
+  }
+  EXPECT_EQ(conn->buffer.substr(conn->buffer.find("\r\n\r\n") + 4), "5\r\npart;\r\n5\r\npart;\r\n")
+      << "two parts, then the connection closed without the terminating chunk";
+  auto other = Fetch(server->port(), "/ok");
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->body, "hello");
+}
+
 TEST(ServerTest, ManyClientsOnSeveralIoThreadsEachGetTheirOwnAnswers) {
   auto options = TestOptions();
   options.io_threads = 3;
