@@ -444,7 +444,7 @@ void EventsApi::List(const HttpRequest& request, const QueryParams& params,
     }
     std::string body = renderer.Prefix(cont);
     bool first = true;
-    if (page.items.size() <= kStreamPartItems) {
+    if (page.items.size() <= kWholeItems) {
       renderer.Items(&body, page.items, &first);
       body += Renderer::Suffix();
       return writer.Send(200, kJson, std::move(body));
@@ -478,10 +478,10 @@ void EventsApi::List(const HttpRequest& request, const QueryParams& params,
     });
   }
 
-  // No limit: page through the buffer. A list that fits one part is sent whole (with a
+  // No limit: page through the buffer. A list of up to kWholeItems is sent whole (with a
   // Content-Length); a longer one is streamed part by part as the client reads it, each
   // part a List call from where the previous one ended.
-  query.limit = kStreamPartItems;
+  query.limit = kWholeItems;
   EventPage page = hooks_.list(query);
   std::string chunk = renderer.Prefix("");
   bool first = true;
@@ -501,6 +501,7 @@ void EventsApi::List(const HttpRequest& request, const QueryParams& params,
   st->list = hooks_.list;
   st->renderer = renderer;
   st->query = std::move(query);
+  st->query.limit = kStreamPartItems;
   st->query.after = PositionOf(*page.items.back());
   st->head = std::move(chunk);
   writer.Stream(200, kJson, [st](std::string* out) {

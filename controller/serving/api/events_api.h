@@ -40,11 +40,11 @@
 //   resourceVersion with continue (other than "0"): 400, as the API server answers
 //   resourceVersion otherwise, timeoutSeconds, allowWatchBookmarks, pretty and unknown
 //   parameters are ignored (every list reads the buffer as it is now).
-// A list, or a page of a limited list, of more than kStreamPartItems items is streamed
-// (chunked) with ResponseWriter::Stream: each part is rendered when the client has taken the
-// previous one, so no body larger than a part is built and no thread waits on a slow
-// client. A list without limit makes each part with its own List call, continuing where
-// the previous part ended.
+// A list, or a page of a limited list, of more than kWholeItems items is streamed (chunked)
+// with ResponseWriter::Stream: each part is rendered when the client has taken the previous
+// one, so no body larger than a part is built and no thread waits on a slow client. A list
+// without limit makes each part with its own List call, continuing where the previous part
+// ended.
 //
 // Representation (Accept): a meta.k8s.io Table (v1 or v1beta1) when the first acceptable
 // media range asks for one (`application/json;as=Table;v=v1;g=meta.k8s.io`), with kubectl's
@@ -85,9 +85,12 @@ class EventsApi {
     std::function<std::int64_t()> now_unix_ms;
   };
 
-  // Items per part of a streamed list (a List call each, for a list without limit): a
-  // list or page with more is streamed (ResponseWriter::Stream), one part at a time as the
-  // client reads, so a slow client holds a part and the server's buffer, not the list.
+  // A list or a page of up to this many items is sent whole (kubectl pages by 500); a
+  // longer one is streamed (ResponseWriter::Stream): the first part is this many items, the
+  // next ones kStreamPartItems each (a List call each, for a list without limit), each
+  // rendered when the client has taken the previous one, so a slow client holds a part and
+  // the server's buffer, not the list.
+  static constexpr std::size_t kWholeItems = 500;
   static constexpr std::size_t kStreamPartItems = 100;
   // The largest page served for a `limit`.
   static constexpr std::size_t kMaxLimit = 5000;

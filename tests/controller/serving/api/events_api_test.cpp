@@ -353,7 +353,7 @@ TEST_F(EventsApiTest, WatchIsMethodNotAllowed) {
 // ---- Lists and gets ---------------------------------------------------------------------
 
 TEST_F(EventsApiTest, ListsANamespaceAndAllNamespacesInPositionOrder) {
-  AddGenerated(store_, 0, 90);  // fewer than EventsApi::kStreamPartItems: one part
+  AddGenerated(store_, 0, 90);  // fewer than EventsApi::kWholeItems: sent whole
   RecordingWriter w = Call("/apis/eventbuffer.dev/v1alpha1/events",
                            "resourceVersion=0&resourceVersionMatch=NotOlderThan&timeoutSeconds=5&"
                            "allowWatchBookmarks=true&pretty=true&someFutureParam=x");
@@ -749,7 +749,7 @@ TEST_F(EventsApiTest, AnUnlimitedListStreamsPageByPage) {
   EXPECT_EQ(w.status, 200);
   EXPECT_EQ(w.sends, 0);
   EXPECT_EQ(w.begins, 1);
-  EXPECT_GE(w.writes, static_cast<std::size_t>(kItems / EventsApi::kStreamPartItems));
+  EXPECT_GE(w.writes, (kItems - EventsApi::kWholeItems) / EventsApi::kStreamPartItems);
   const std::vector<std::string> names = Names(w.body);
   ASSERT_EQ(names.size(), static_cast<std::size_t>(kItems));
   for (int i = 0; i < kItems; ++i) {
@@ -762,6 +762,34 @@ TEST_F(EventsApiTest, AnUnlimitedListStreamsPageByPage) {
   ASSERT_EQ(odd.size(), static_cast<std::size_t>(kItems / 2));
   EXPECT_EQ(odd.front(), "web-1.17a8b9c0d1e2f3a4.2");
   EXPECT_EQ(odd.back(), "web-1.17a8b9c0d1e2f3a4." + std::to_string(kItems));
+}
+
+TEST_F(EventsApiTest, ALongLimitedPageStreamsInPartsWithItsContinueToken) {
+  AddGenerated(store_, 0, 1500);
+  const std::string path = "/apis/eventbuffer.dev/v1alpha1/events";
+  const std::vector<std::string> all = Names(Call(path).body);
+  ASSERT_EQ(all.size(), 1500u);
+  RecordingWriter w = Call(path, "limit=1200");
+  EXPECT_EQ(w.sends, 0);
+  EXPECT_EQ(w.begins, 1) << "more than kWholeItems: streamed";
+  EXPECT_GE(w.writes, 1200 / EventsApi::kStreamPartItems);
+  const auto root = Json(w.body);
+  const std::string token = Str(root, "/metadata/continue");
+  ASSERT_FALSE(token.empty());
+  std::vector<std::string> names = Names(w.body);
+  ASSERT_EQ(names.size(), 1200u);
+  const std::vector<std::string> rest = Names(Call(path, "limit=1200&continue=" + token).body);
+  names.insert(names.end(), rest.begin(), rest.end());
+  EXPECT_EQ(names, all);
+  // The same as a Table.
+  w = Call(path, "limit=1200", std::string(kKubectlTable));
+  EXPECT_EQ(w.begins, 1);
+  EXPECT_EQ(Str(Json(w.body), "/kind"), "Table");
+  EXPECT_EQ(Names(w.body).size(), 1200u);
+  // Up to kWholeItems: one body with a Content-Length.
+  w = Call(path, "limit=" + std::to_string(EventsApi::kWholeItems));
+  EXPECT_EQ(w.sends, 1);
+  EXPECT_EQ(w.begins, 0);
 }
 
 TEST_F(EventsApiTest, AStreamStopsWhenTheClientIsGone) {
