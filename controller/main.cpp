@@ -312,7 +312,7 @@ int main(int argc, char** argv) {
     o.tls_cert_file = options.tls_cert_file;
     o.tls_private_key_file = options.tls_private_key_file;
     o.thread_nice = options.serving_nice;
-    secure = std::make_unique<ebc::Server>(o, ebc::SecureApiHandler(auth.get(), &api));
+    secure = std::make_unique<ebc::Server>(o, ebc::SecureApiHandler(auth.get(), &api, &probes));
   }
   if (serve_metrics) {
     ebc::Server::Options o = ServingOptions(options, "metrics", options.metrics_bind_address);

@@ -21,9 +21,15 @@ bool Admit(DelegatingAuth* auth, const HttpRequest& request, ResponseWriter& wri
 
 }  // namespace
 
-Server::Handler SecureApiHandler(DelegatingAuth* auth, const EventsApi* api) {
-  return [auth, api](const HttpRequest& request, ResponseWriter& writer) {
-    if (Admit(auth, request, writer)) api->Handle(request, writer);
+Server::Handler SecureApiHandler(DelegatingAuth* auth, const EventsApi* api,
+                                 const Probes* probes) {
+  return [auth, api, probes](const HttpRequest& request, ResponseWriter& writer) {
+    if (!Admit(auth, request, writer)) return;
+    if (probes != nullptr &&
+        (request.path == "/livez" || request.path == "/healthz" || request.path == "/readyz")) {
+      return probes->Handle(request, writer);
+    }
+    api->Handle(request, writer);
   };
 }
 

@@ -151,6 +151,17 @@ class SecureApi(SecureApiBase):
         self.assertEqual(m.get("eventbuffer_authentication_total", method="token", result="success"), 0)
         self.assertEqual(m.get("eventbuffer_authorization_total", decision="allowed"), 0)
 
+    def test_probe_paths_on_the_secure_port(self):
+        # As on the API server's secure port: /livez, /healthz and /readyz answer without
+        # credentials (--authorization-always-allow-paths), the rest still needs them.
+        self.start_emulator()
+        ctl = self.start_controller()
+        for path in ("/livez", "/healthz", "/readyz"):
+            code, _, body = ctl.api(path, token=None)
+            self.assertEqual((code, body), (200, b"ok"), path)
+        self.assertEqual(ctl.api("/apis", token=None)[0], 401)
+        self.assertEqual(ctl.api("/readyz/x", token=None)[0], 401)
+
     def test_forbidden(self):
         self.start_emulator()
         self.emu.events(count=2)
@@ -259,6 +270,10 @@ class SecureApi(SecureApiBase):
                 and r["spec"]["user"] == "alice"]
         self.assertEqual(len(sars), 2)
         self.assertIn("team-a", sars[0]["groups"])
+        # Every authenticated user is in system:authenticated, so discovery (granted to that
+        # group) works with a certificate alone.
+        self.assertIn("system:authenticated", sars[0]["groups"])
+        self.assertEqual(ctl.api("/apis", token=None, cert=alice)[0], 200)
         self.assertEqual(sars[0]["resourceAttributes"]["verb"], "get")
         self.assertEqual(sars[0]["resourceAttributes"]["name"], name)
         self.assertEqual(sars[1]["resourceAttributes"]["namespace"], "team-b")
