@@ -1,5 +1,7 @@
 #include "controller/serving/status.h"
 
+#include <utility>
+
 #include "controller/json_text.h"
 
 namespace eventbuffer::controller {
@@ -37,7 +39,8 @@ std::string_view StatusReasonForCode(int code) {
   }
 }
 
-std::string StatusJson(int code, std::string_view message, std::string_view reason) {
+std::string StatusJson(int code, std::string_view message, std::string_view reason,
+                       const StatusDetails* details) {
   if (reason.empty()) reason = StatusReasonForCode(code);
   std::string out =
       R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":)";
@@ -45,6 +48,20 @@ std::string StatusJson(int code, std::string_view message, std::string_view reas
   if (!reason.empty()) {
     out += ",\"reason\":";
     AppendJsonString(&out, reason);
+  }
+  if (details != nullptr) {
+    out += ",\"details\":{";
+    bool first = true;
+    for (const auto& [key, value] : {std::pair<std::string_view, std::string_view>{"name", details->name},
+                                     {"group", details->group},
+                                     {"kind", details->kind}}) {
+      if (value.empty()) continue;
+      if (!first) out += ',';
+      first = false;
+      AppendJsonKey(&out, key);
+      AppendJsonString(&out, value);
+    }
+    out += '}';
   }
   out += ",\"code\":" + std::to_string(code) + "}";
   return out;

@@ -15,7 +15,19 @@ namespace eventbuffer::controller {
 // 503 ServiceUnavailable, 504 Timeout; "" for anything else.
 std::string_view StatusReasonForCode(int code);
 
-// A failure Status as JSON. `reason` empty: StatusReasonForCode(code).
-std::string StatusJson(int code, std::string_view message, std::string_view reason = {});
+// What a Status is about (meta/v1 StatusDetails): for a resource, its API group, its
+// resource ("kind", as the API server fills it) and the object's name; empty fields are
+// left out, and an all-empty one is sent as {} (as the API server does for a refused
+// non-resource path).
+struct StatusDetails {
+  std::string_view name;
+  std::string_view group;
+  std::string_view kind;
+};
+
+// A failure Status as JSON. `reason` empty: StatusReasonForCode(code). `details` null: no
+// details field.
+std::string StatusJson(int code, std::string_view message, std::string_view reason = {},
+                       const StatusDetails* details = nullptr);
 
 }  // namespace eventbuffer::controller

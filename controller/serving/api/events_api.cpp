@@ -385,7 +385,8 @@ void EventsApi::Get(const HttpRequest& request, const QueryParams& params, const
     message += '"';
     message += name;
     message += "\" not found";
-    return SendStatus(writer, 404, message);
+    const StatusDetails details{name, kApiGroup, kResource};
+    return writer.Send(404, kJson, StatusJson(404, message, {}, &details));
   }
   std::string body;
   if (renderer.table.empty()) {

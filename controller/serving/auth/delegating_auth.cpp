@@ -59,7 +59,11 @@ AuthResult DelegatingAuth::Check(const HttpRequest& request) {
   AuthzResult authz = authorizer_->Authorize(result.user, result.attributes);
   if (!authz.allowed) {
     result.http_status = 403;
-    result.body = StatusJson(403, authz.message);
+    // As the API server: the group, resource and name refused ({} for a path).
+    const RequestAttributes& a = result.attributes;
+    const StatusDetails details =
+        a.resource_request ? StatusDetails{a.name, a.group, a.resource} : StatusDetails{};
+    result.body = StatusJson(403, authz.message, {}, &details);
     result.reason = authz.review_error ? authz.reason : authz.message;
     return result;
   }

@@ -403,9 +403,14 @@ TEST_F(EventsApiTest, GetFindsAnOccurrenceByTheResourceVersionAfterTheLastDot) {
   for (const char* name :
        {"web.1.17a8b9.79", "web.1.17a8b9", "web", "web.1.17a8b9.", ".77", "web.1.17a8b9.77.x"}) {
     SCOPED_TRACE(name);
-    ExpectStatus(
-        Call(std::string("/apis/eventbuffer.dev/v1alpha1/namespaces/team-a/events/") + name), 404,
-        "NotFound", std::string("events.eventbuffer.dev \"") + name + "\" not found");
+    const RecordingWriter w404 =
+        Call(std::string("/apis/eventbuffer.dev/v1alpha1/namespaces/team-a/events/") + name);
+    ExpectStatus(w404, 404, "NotFound",
+                 std::string("events.eventbuffer.dev \"") + name + "\" not found");
+    const auto status = Json(w404.body);
+    EXPECT_EQ(Str(status, "/details/name"), name);
+    EXPECT_EQ(Str(status, "/details/group"), "eventbuffer.dev");
+    EXPECT_EQ(Str(status, "/details/kind"), "events");
   }
   ExpectStatus(Call("/apis/eventbuffer.dev/v1alpha1/namespaces/team-b/events/web.1.17a8b9.77"), 404,
                "NotFound");

@@ -443,16 +443,19 @@ TEST_F(DelegatingAuthTest, SarAttributesForEachKindOfRequest) {
 TEST_F(DelegatingAuthTest, ForbiddenMessagesAreWordedAsTheApiServers) {
   allow_ = [](const SarSpec&) { return false; };
   struct Case {
-    std::string path, message;
+    std::string path, message, details;
   };
   const Case cases[] = {
       {kNsEvents,
-       R"(events.eventbuffer.dev is forbidden: User "alice" cannot list resource "events" in API group "eventbuffer.dev" in the namespace "b")"},
+       R"(events.eventbuffer.dev is forbidden: User "alice" cannot list resource "events" in API group "eventbuffer.dev" in the namespace "b")",
+       R"({"group":"eventbuffer.dev","kind":"events"})"},
       {kAllEvents,
-       R"(events.eventbuffer.dev is forbidden: User "alice" cannot list resource "events" in API group "eventbuffer.dev" at the cluster scope)"},
+       R"(events.eventbuffer.dev is forbidden: User "alice" cannot list resource "events" in API group "eventbuffer.dev" at the cluster scope)",
+       R"({"group":"eventbuffer.dev","kind":"events"})"},
       {std::string(kNsEvents) + "/e1",
-       R"(events.eventbuffer.dev "e1" is forbidden: User "alice" cannot get resource "events" in API group "eventbuffer.dev" in the namespace "b")"},
-      {"/metrics", R"(forbidden: User "alice" cannot get path "/metrics")"},
+       R"(events.eventbuffer.dev "e1" is forbidden: User "alice" cannot get resource "events" in API group "eventbuffer.dev" in the namespace "b")",
+       R"({"name":"e1","group":"eventbuffer.dev","kind":"events"})"},
+      {"/metrics", R"(forbidden: User "alice" cannot get path "/metrics")", "{}"},
   };
   for (const Case& c : cases) {
     const AuthResult r = Auth().Check(WithToken(Request(c.path), "alice-token"));
@@ -464,6 +467,8 @@ TEST_F(DelegatingAuthTest, ForbiddenMessagesAreWordedAsTheApiServers) {
     EXPECT_EQ(std::string_view(status["reason"]), "Forbidden");
     EXPECT_EQ(int64_t(status["code"]), 403);
     EXPECT_EQ(std::string_view(status["message"]), c.message);
+    EXPECT_NE(r.body.find(",\"details\":" + c.details + ",\"code\":403}"), std::string::npos)
+        << r.body;
   }
   EXPECT_EQ(Auth().Stats().denied, std::size(cases));
 }
