@@ -32,6 +32,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from keb_harness import free_port  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 CONTROLLER = os.environ.get("KEB_CONTROLLER", os.path.join(ROOT, "build", "controller", "eventbuffer-controller"))
@@ -40,20 +43,6 @@ POLICY = os.path.join(ROOT, "tests", "emulator", "demo-policy.json")
 TOKEN = "demo-viewer-token"
 SYNC_MS = 300
 KILLS = int(os.environ.get("KEB_CRASH_KILLS", "10"))
-
-
-_handed_out = set()
-
-
-def free_port():
-    """A loopback port free now and never handed out before by this process."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
 
 
 def http_status(url, timeout=5):
