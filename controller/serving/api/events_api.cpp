@@ -289,10 +289,10 @@ struct Renderer {
   }
 };
 
-// Go's strconv.ParseBool true forms, as the API server reads `watch`.
+// Whether a `watch` parameter asks for a watch, as the API server reads it (and as
+// authorization did, auth/request_info.cpp): present and neither "0" nor "false" in any case.
 bool IsTrue(std::optional<std::string_view> value) {
-  return value && (*value == "1" || *value == "t" || *value == "T" || *value == "true" ||
-                   *value == "TRUE" || *value == "True");
+  return value && !(*value == "0" || EqualsIgnoreCase(*value, "false"));
 }
 
 // A non-negative decimal integer (no sign, no spaces), or nullopt.

@@ -31,7 +31,8 @@
 //                   server return fewer) and a `continue` token when more follow; 0 or
 //                   absent: no limit; not an integer or negative: 400
 //   continue        continue_token.h; invalid, damaged or from another query: 400
-//   watch           true: 405 MethodNotAllowed (watch is not served); also /watch/ paths
+//   watch           anything but "0" or "false" (as the API server reads it): 405
+//                   MethodNotAllowed (watch is not served); also /watch/ paths
 //   includeObject   None | Metadata (default) | Object, for Tables; anything else: 400
 //   resourceVersionMatch  checked as the API server checks ListOptions (422 Invalid: a
 //                   value other than Exact or NotOlderThan, without resourceVersion, with

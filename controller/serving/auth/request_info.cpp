@@ -1,5 +1,7 @@
 #include "controller/serving/auth/request_info.h"
 
+#include <strings.h>
+
 #include <cctype>
 #include <vector>
 
@@ -38,8 +40,10 @@ std::string QueryValue(std::string_view query, std::string_view key, bool* found
 }
 
 // Go's strconv.ParseBool true values.
+// How the API server reads a `watch` parameter that is present: anything but "0" or "false"
+// (in any case) asks for a watch, also "" and "yes".
 bool IsTrue(std::string_view v) {
-  return v == "1" || v == "t" || v == "T" || v == "TRUE" || v == "true" || v == "True";
+  return !(v == "0" || (v.size() == 5 && strncasecmp(v.data(), "false", 5) == 0));
 }
 
 // Splits "/a/b/c/" into {"a","b","c"}: leading and trailing slashes trimmed, as k8s does.

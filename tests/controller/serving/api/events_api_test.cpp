@@ -348,6 +348,12 @@ TEST_F(EventsApiTest, WatchIsMethodNotAllowed) {
   ExpectStatus(Call("/apis/eventbuffer.dev/v1alpha1/watch/namespaces/a/events"), 405,
                "MethodNotAllowed");
   EXPECT_EQ(Call("/apis/eventbuffer.dev/v1alpha1/events", "watch=false").status, 200);
+  EXPECT_EQ(Call("/apis/eventbuffer.dev/v1alpha1/events", "watch=False").status, 200);
+  EXPECT_EQ(Call("/apis/eventbuffer.dev/v1alpha1/events", "watch=0").status, 200);
+  // Any other value asks for a watch, as the API server reads it (and authorization did).
+  for (const char* value : {"watch=yes", "watch=garbage", "watch="}) {
+    ExpectStatus(Call("/apis/eventbuffer.dev/v1alpha1/events", value), 405, "MethodNotAllowed");
+  }
 }
 
 // ---- Lists and gets ---------------------------------------------------------------------

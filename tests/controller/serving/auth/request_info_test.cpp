@@ -41,7 +41,10 @@ TEST(RequestInfoTest, WatchParameterMakesAWatch) {
   EXPECT_EQ(ParseRequestAttributes("GET", kNsEvents, "resourceVersion=5&watch=1").verb, "watch");
   EXPECT_EQ(ParseRequestAttributes("GET", kNsEvents, "watch=false").verb, "list");
   EXPECT_EQ(ParseRequestAttributes("GET", kNsEvents, "watch=0").verb, "list");
-  EXPECT_EQ(ParseRequestAttributes("GET", kNsEvents, "watch=yes").verb, "list");
+  // As the API server converts it: anything but 0 or false (any case) is a watch.
+  EXPECT_EQ(ParseRequestAttributes("GET", kNsEvents, "watch=yes").verb, "watch");
+  EXPECT_EQ(ParseRequestAttributes("GET", kNsEvents, "watch=").verb, "watch");
+  EXPECT_EQ(ParseRequestAttributes("GET", kNsEvents, "watch=FALSE").verb, "list");
   EXPECT_EQ(ParseRequestAttributes("GET", kNsEvents, "watchx=true").verb, "list");
   // The first value counts, as Go's url.Values.Get.
   EXPECT_EQ(ParseRequestAttributes("GET", kNsEvents, "watch=true&watch=false").verb, "watch");
