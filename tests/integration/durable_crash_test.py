@@ -33,7 +33,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from keb_harness import free_port  # noqa: E402
+from keb_harness import free_port, lost_a_port  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -81,9 +81,7 @@ class Controller:
         deadline = time.time() + timeout
         relaunches = 0
         while time.time() < deadline:
-            if self.proc.poll() is not None and "Address already in use" in self.logs() and relaunches < 3:
-                # Another process bound a port between free_port() and the controller's bind
-                # (tests run in parallel): not what this test is about, so try new ports.
+            if relaunches < 3 and lost_a_port(self.proc, self.logs()):
                 relaunches += 1
                 self._launch()
                 continue

@@ -69,6 +69,13 @@ def free_port():
             return port
 
 
+def lost_a_port(proc, log_text):
+    """Whether a controller exited because another process bound one of its ports between
+    free_port() and its own bind (tests run in parallel): then it is worth starting again on
+    new ports."""
+    return proc.poll() is not None and "Address already in use" in log_text
+
+
 def http_json(url, data=None, timeout=10):
     body = None if data is None else json.dumps(data).encode()
     req = urllib.request.Request(url, data=body, method="POST" if data is not None else "GET",
@@ -243,16 +250,11 @@ class Controller:
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(self._command(), stdout=self.log, stderr=subprocess.STDOUT)
 
-    def _lost_a_port(self):
-        """The controller exited because another process bound one of its ports between
-        free_port() and its own bind (tests run in parallel)."""
-        return self.proc.poll() is not None and "Address already in use" in self.logs()
-
     def wait_ready(self, timeout=20):
         deadline = time.time() + timeout
         relaunches = 0
         while time.time() < deadline:
-            if self._lost_a_port() and relaunches < 3:
+            if relaunches < 3 and lost_a_port(self.proc, self.logs()):
                 relaunches += 1
                 self._launch()
                 continue

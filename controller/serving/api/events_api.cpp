@@ -1,6 +1,8 @@
 #include "controller/serving/api/events_api.h"
 
+#include <algorithm>
 #include <chrono>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,6 +13,7 @@
 #include "controller/serving/api/field_selector.h"
 #include "controller/serving/api/openapi.h"
 #include "controller/serving/api/query_params.h"
+#include "controller/serving/auth/request_info.h"
 #include "controller/serving/status.h"
 
 namespace eventbuffer::controller {
@@ -22,8 +25,9 @@ constexpr std::string_view kResource = "events";
 
 // ---- Responses -----------------------------------------------------------------------
 
-void SendStatus(ResponseWriter& w, int code, std::string_view message) {
-  w.Send(code, kJson, StatusJson(code, message));
+void SendStatus(ResponseWriter& w, int code, std::string_view message,
+                const StatusDetails* details = nullptr) {
+  w.Send(code, kJson, StatusJson(code, message, {}, details));
 }
 
 void SendNotFound(ResponseWriter& w) {
@@ -154,19 +158,27 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
+// Takes the next media range off an Accept header's `rest` (up to the next ',').
+std::string_view NextMediaRange(std::string_view* rest) {
+  const std::size_t comma = rest->find(',');
+  const std::string_view range = rest->substr(0, comma);
+  *rest = comma == std::string_view::npos ? std::string_view() : rest->substr(comma + 1);
+  return range;
+}
+
+// Whether a media range's type (without parameters) is one JSON answers.
+bool IsJsonType(std::string_view type) {
+  return EqualsIgnoreCase(type, "application/json") || EqualsIgnoreCase(type, "application/*") ||
+         type == "*/*";
+}
+
 // Whether an Accept header admits JSON: absent, or a media range of application/json,
 // application/* or */* (parameters aside).
 bool AcceptsJson(std::string_view accept) {
   if (Trim(accept).empty()) return true;
   while (!accept.empty()) {
-    const std::size_t comma = accept.find(',');
-    std::string_view range = accept.substr(0, comma);
-    accept = comma == std::string_view::npos ? std::string_view() : accept.substr(comma + 1);
-    range = Trim(range.substr(0, range.find(';')));
-    if (EqualsIgnoreCase(range, "application/json") || EqualsIgnoreCase(range, "application/*") ||
-        range == "*/*") {
-      return true;
-    }
+    const std::string_view range = NextMediaRange(&accept);
+    if (IsJsonType(Trim(range.substr(0, range.find(';'))))) return true;
   }
   return false;
 }
@@ -196,9 +208,7 @@ std::string_view NegotiateTable(std::optional<std::string_view> accept) {
   if (!accept) return {};
   std::string_view rest = *accept;
   while (!rest.empty()) {
-    const std::size_t comma = rest.find(',');
-    std::string_view range = rest.substr(0, comma);
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    const std::string_view range = NextMediaRange(&rest);
     const std::size_t semi = range.find(';');
     const std::string_view type = Trim(range.substr(0, semi));
     std::string_view as, version, group;
@@ -221,9 +231,7 @@ std::string_view NegotiateTable(std::optional<std::string_view> accept) {
         other_params = true;
       }
     }
-    const bool json_type = EqualsIgnoreCase(type, "application/json") ||
-                           EqualsIgnoreCase(type, "application/*") || type == "*/*";
-    if (!json_type) continue;  // protobuf, yaml, ...: not served, try the next range
+    if (!IsJsonType(type)) continue;  // protobuf, yaml, ...: not served, try the next range
     if (as.empty()) {
       if (!other_params) return {};
       continue;
@@ -280,7 +288,7 @@ struct Renderer {
     }
   }
   // Appends the items of `refs`, each preceded by ',' unless it is the document's first.
-  void Items(std::string* out, const std::vector<EventRef>& refs, bool* first) const {
+  void Items(std::string* out, std::span<const EventRef> refs, bool* first) const {
     for (const EventRef& ref : refs) {
       if (!*first) out->push_back(',');
       *first = false;
@@ -288,12 +296,6 @@ struct Renderer {
     }
   }
 };
-
-// Whether a `watch` parameter asks for a watch, as the API server reads it (and as
-// authorization did, auth/request_info.cpp): present and neither "0" nor "false" in any case.
-bool IsTrue(std::optional<std::string_view> value) {
-  return value && !(*value == "0" || EqualsIgnoreCase(*value, "false"));
-}
 
 // A non-negative decimal integer (no sign, no spaces), or nullopt.
 std::optional<std::uint64_t> ParseCount(std::string_view text) {
@@ -359,7 +361,9 @@ void EventsApi::Handle(const HttpRequest& request, ResponseWriter& writer) const
   const bool in_namespace =
       s.size() >= 6 && s.size() <= 7 && s[3] == "namespaces" && !s[4].empty() && s[5] == kResource;
   if (!all_namespaces && !in_namespace) return SendNotFound(writer);
-  if (IsTrue(params->Get("watch"))) return SendWatchNotSupported(writer);
+  if (const auto watch = params->Get("watch"); watch && WatchRequested(*watch)) {
+    return SendWatchNotSupported(writer);
+  }
   if (all_namespaces) return List(request, *params, std::nullopt, writer);
   if (s.size() == 6) return List(request, *params, s[4], writer);
   if (s[6].empty()) return SendNotFound(writer);
@@ -386,7 +390,7 @@ void EventsApi::Get(const HttpRequest& request, const QueryParams& params, const
     message += name;
     message += "\" not found";
     const StatusDetails details{name, kApiGroup, kResource};
-    return writer.Send(404, kJson, StatusJson(404, message, {}, &details));
+    return SendStatus(writer, 404, message, &details);
   }
   std::string body;
   if (renderer.table.empty()) {
@@ -466,13 +470,11 @@ void EventsApi::List(const HttpRequest& request, const QueryParams& params,
     return writer.Stream(200, kJson, [st](std::string* out) {
       out->append(st->prefix);
       st->prefix.clear();
-      const std::size_t end = std::min(st->items.size(), st->next + kStreamPartItems);
-      for (; st->next < end; ++st->next) {
-        if (!st->first) out->push_back(',');
-        st->first = false;
-        st->renderer.Item(out, *st->items[st->next]);
-        st->items[st->next].reset();  // written: no longer held for this response
-      }
+      const std::size_t n = std::min(st->items.size() - st->next, kStreamPartItems);
+      const std::span<EventRef> part(st->items.data() + st->next, n);
+      st->renderer.Items(out, part, &st->first);
+      for (EventRef& ref : part) ref.reset();  // written: no longer held for this response
+      st->next += n;
       if (st->next < st->items.size()) return true;
       out->append(Renderer::Suffix());
       return false;

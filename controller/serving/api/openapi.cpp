@@ -1,8 +1,9 @@
 #include "controller/serving/api/openapi.h"
 
-#include <cstdint>
 #include <cstdio>
 #include <string>
+
+#include "eventbuffer/gray_flag.h"
 
 namespace eventbuffer::controller {
 
@@ -245,14 +246,10 @@ std::string BuildV3() {
   return out;
 }
 
-std::string Fnv1aHex(std::string_view text) {
-  std::uint64_t h = 1469598103934665603ull;
-  for (const char c : text) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ull;
-  }
+// The document's 64-bit FNV-1a hash in hex: the v3 root's `hash`, which changes with it.
+std::string HashHex(std::string_view text) {
   char buf[17];
-  std::snprintf(buf, sizeof(buf), "%016llX", static_cast<unsigned long long>(h));
+  std::snprintf(buf, sizeof(buf), "%016llX", static_cast<unsigned long long>(Fnv1a64(text)));
   return buf;
 }
 
@@ -271,7 +268,7 @@ const std::string& OpenApiV3GroupVersionJson() {
 const std::string& OpenApiV3RootJson() {
   static const std::string doc =
       R"({"paths":{"apis/eventbuffer.dev/v1alpha1":{"serverRelativeURL":"/openapi/v3/apis/eventbuffer.dev/v1alpha1?hash=)" +
-      Fnv1aHex(OpenApiV3GroupVersionJson()) + R"("}}})";
+      HashHex(OpenApiV3GroupVersionJson()) + R"("}}})";
   return doc;
 }
 

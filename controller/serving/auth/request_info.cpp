@@ -40,11 +40,6 @@ std::string QueryValue(std::string_view query, std::string_view key, bool* found
 }
 
 // Go's strconv.ParseBool true values.
-// How the API server reads a `watch` parameter that is present: anything but "0" or "false"
-// (in any case) asks for a watch, also "" and "yes".
-bool IsTrue(std::string_view v) {
-  return !(v == "0" || (v.size() == 5 && strncasecmp(v.data(), "false", 5) == 0));
-}
 
 // Splits "/a/b/c/" into {"a","b","c"}: leading and trailing slashes trimmed, as k8s does.
 std::vector<std::string> SplitPath(const std::string& path) {
@@ -160,12 +155,16 @@ RequestAttributes ParseRequestAttributes(std::string_view method, std::string_vi
     if (attrs.verb == "get") {
       bool found = false;
       const std::string watch = QueryValue(query, "watch", &found);
-      attrs.verb = found && IsTrue(watch) ? "watch" : "list";
+      attrs.verb = found && WatchRequested(watch) ? "watch" : "list";
     } else if (attrs.verb == "delete") {
       attrs.verb = "deletecollection";
     }
   }
   return attrs;
+}
+
+bool WatchRequested(std::string_view value) {
+  return !(value == "0" || (value.size() == 5 && strncasecmp(value.data(), "false", 5) == 0));
 }
 
 }  // namespace eventbuffer::controller

@@ -45,6 +45,11 @@ struct RequestAttributes {
 RequestAttributes ParseRequestAttributes(std::string_view method, std::string_view path,
                                          std::string_view query);
 
+// Whether a present `watch` query parameter asks for a watch, as the API server reads it:
+// anything but "0" or "false" (in any case), also "" and "yes". The API that serves the
+// request reads it with this too, so it answers the verb that was authorized.
+bool WatchRequested(std::string_view value);
+
 // Percent-decodes `in` ("%2F" → "/"). A '%' not followed by two hex digits stays as is.
 // '+' is not a space here (paths); see DecodeQueryComponent for query values.
 std::string PercentDecode(std::string_view in);
