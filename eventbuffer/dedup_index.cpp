@@ -109,6 +109,10 @@ void DedupIndex::Evict(OccurrenceId id) {
   tombstone_order_.push_back(PackedKey::Of(k));
 }
 
+void DedupIndex::AddTombstone(OccurrenceId id, std::int64_t time_ms) {
+  if (Insert(id, time_ms)) Evict(id);
+}
+
 void DedupIndex::Erase(OccurrenceId id) {
   if (slots_.empty()) return;
   const std::size_t i = Find(Normal(id));

@@ -20,7 +20,9 @@
 //
 // Bounded by the buffer's retention: an entry is *live* while its occurrence is stored and
 // becomes a *tombstone* when retention evicts it, so a later re-delivery stays a duplicate
-// instead of coming back at the end of its key. Tombstones are forgotten once their time is
+// instead of coming back at the end of its key. (The EventBuffer keeps only tombstones here,
+// AddTombstone: the occurrences it stores are found by identity in its QueryIndex, which
+// holds them anyway, so a stored occurrence costs no slot in this table.) Tombstones are forgotten once their time is
 // older than the age cutoff (the buffer then refuses the occurrence as expired anyway) and,
 // oldest first, once there are more than the tombstone cap. So the index never holds more
 // than (stored occurrences + cap) entries.
@@ -62,6 +64,9 @@ class DedupIndex {
   bool Insert(OccurrenceId id, std::int64_t time_ms);
   // Turns a live id into a tombstone (its occurrence was evicted). No-op when unknown.
   void Evict(OccurrenceId id);
+  // Records id as a tombstone with its retention time (Insert, then Evict). No-op when id
+  // is known already.
+  void AddTombstone(OccurrenceId id, std::int64_t time_ms);
   // Forgets a live id altogether (its store was undone). No-op when unknown.
   void Erase(OccurrenceId id);
   // Forgets tombstones whose time is < cutoff_ms, at seconds resolution: whose stored time

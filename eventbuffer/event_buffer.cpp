@@ -126,7 +126,13 @@ EventBuffer::AppendResult EventBuffer::Append(const EventRef& original, EventRef
   bool verified = false;
   {
     std::lock_guard<std::mutex> lock(s.mu);
-    if (!s.dedup.Insert(id, time_ms)) {
+    // A duplicate is an identity stored now (found in the QueryIndex, whose Add refuses it)
+    // or evicted lately (a tombstone in the stripe's DedupIndex). Both checks run under the
+    // stripe lock, and every occurrence with this identity has this key, hence this stripe:
+    // two deliveries of it at once cannot both pass.
+    // Indexed under the same stripe lock as the store: evicting this occurrence needs the
+    // lock too (DropLocked), so its Remove cannot come before this Add and leave it listed.
+    if (s.dedup.Contains(id) || !index_.Add(record)) {
       dedup_hits_.fetch_add(1, std::memory_order_relaxed);
       if (observer_ != nullptr) observer_->OnDedupHit();
       return AppendResult::kDuplicate;
@@ -137,12 +143,9 @@ EventBuffer::AppendResult EventBuffer::Append(const EventRef& original, EventRef
         if (s.flag.Writes(b)) AppendTo(b, key, record);
       }
     } catch (...) {
-      s.dedup.Erase(id);  // not stored (or only partly: the verifier will say so)
+      index_.Remove(*record);  // not stored (or only partly: the verifier will say so)
       throw;
     }
-    // Indexed under the same stripe lock as the store: evicting this occurrence needs the
-    // lock too (DropLocked), so its Remove cannot come before this Add and leave it listed.
-    index_.Add(record);
     // Counted under the lock too, so that an eviction of it (which needs the lock) always
     // comes after: record_bytes never dips below what is held. A revision adds its own
     // block, and its base's when no other held occurrence holds that yet.
@@ -402,7 +405,7 @@ std::size_t EventBuffer::DropLocked(Stripe& s, std::string_view key,
   }
   backend(primary).EraseIfEmpty(key);
   for (const EventRef& r : dropped) {
-    s.dedup.Evict(IdOf(*r));
+    s.dedup.AddTombstone(IdOf(*r), RecordTimeMs(*r));
     index_.Remove(*r);
   }
   if (dropped_out != nullptr) {

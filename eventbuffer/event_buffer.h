@@ -12,7 +12,8 @@
 //
 // Keys. An occurrence is stored under record->Key() = "namespace/kind/name" of the involved
 // object; its identity is (uid, resourceVersion) and each identity is stored at most once
-// (DedupIndex), whatever relists or reconnects deliver it again.
+// (found in the QueryIndex while stored, in the stripe's DedupIndex of tombstones once
+// evicted), whatever relists or reconnects deliver it again.
 //
 // Thread safety: every public method may be called from any number of threads at once.
 // Keys are spread over kStripes lock stripes by their FNV-1a hash; each stripe has a mutex
@@ -29,15 +30,16 @@
 //     mismatches) and any difference the verifier sees is a backend fault;
 //   - a backend not written by stripe.flag holds nothing for the stripe's keys once a
 //     transition has finished (it is cleared; it is backfilled before it is written again);
-//   - the dedup index holds a live entry for each stored occurrence of the stripe's keys.
+//   - the QueryIndex holds each stored occurrence once; the stripe's dedup index holds
+//     tombstones only (occurrences of its keys evicted and not yet forgotten).
 //
 // Mode transitions (Reconfigure) lose nothing: a backend that becomes written is first
 // cleared, then filled from the other backend key by key, and the key's stripe switches
 // mode in the same critical section as its backfill, so no append can fall between the
 // copy and the switch. See docs/gray-release.md.
 //
-// Cost: an append takes one (usually uncontended) stripe mutex, one dedup hash-map insert
-// and one or two backend appends. The backends' own latency is what the observer measures.
+// Cost: an append takes one (usually uncontended) stripe mutex, one tombstone lookup, one
+// QueryIndex insert (which finds a duplicate) and one or two backend appends. The backends' own latency is what the observer measures.
 #pragma once
 
 #include <array>
@@ -92,7 +94,7 @@ struct BufferStats {
   // The process-wide InternTable the records refer to (intern_table.h).
   std::size_t intern_bytes = 0, intern_entries = 0;
   std::uint64_t intern_fallbacks = 0;
-  std::size_t dedup_entries = 0;  // live entries plus tombstones
+  std::size_t dedup_entries = 0;  // tombstones (evicted occurrences still refused)
   // The buffer's own indexes, shared by both backends: the dedup index (all stripes) and
   // the list index (QueryIndex::MemoryBytes, without the records).
   std::size_t dedup_bytes = 0, query_index_bytes = 0;

@@ -91,10 +91,6 @@ class NameTable {
  public:
   static std::uint64_t Hash(const EventRecord& r) { return NameHash(r); }
 
-  void Prefetch(std::uint64_t hash) const {
-    if (!slots_.empty()) __builtin_prefetch(&slots_[hash >> shift_]);
-  }
-
   const EventRecord* Find(std::string_view name, std::string_view rv) const {
     if (slots_.empty()) return nullptr;
     const std::uint64_t hash = NameHash(name, rv);
@@ -105,6 +101,24 @@ class NameTable {
       if (tagged_ && (slot & ~kAddressMask) != tag) continue;
       const EventRecord* r = RecordOf(slot);
       if (r->resource_version() == rv && r->Get(Field::kName) == name) return r;
+    }
+  }
+
+  // Whether a record with r's identity (Event name, uid, resourceVersion) is in the table.
+  // hash: Hash(r).
+  bool ContainsIdentity(const EventRecord& r, std::uint64_t hash) const {
+    if (slots_.empty()) return false;
+    const std::uintptr_t tag = TagOf(hash);
+    const std::string_view rv = r.resource_version();
+    for (std::size_t i = hash >> shift_;; i = (i + 1) & mask()) {
+      const std::uintptr_t slot = slots_[i];
+      if (slot == 0) return false;
+      if (tagged_ && (slot & ~kAddressMask) != tag) continue;
+      const EventRecord* o = RecordOf(slot);
+      if (o->resource_version() == rv && o->uid() == r.uid() &&
+          o->Get(Field::kName) == r.Get(Field::kName)) {
+        return true;
+      }
     }
   }
 
@@ -316,7 +330,9 @@ struct QueryIndex::Namespace {
   bool Insert(Entry e) {
     const EventRecord* record = e.ref.get();
     const std::uint64_t hash = NameTable::Hash(*record);
-    names.Prefetch(hash);  // a likely cache miss, overlapped with the block work below
+    // The same occurrence delivered again (whatever its time says): not indexed twice. This
+    // is the buffer's duplicate check for stored occurrences (EventBuffer::Append).
+    if (names.ContainsIdentity(*record, hash)) return false;
     const Pos p{e.time_ms, record->uid(), record->resource_version()};
     if (blocks.empty() || Compare(blocks.back()->back(), p) < 0) {
       // In order (the common case): append to the last block, or open a new one.

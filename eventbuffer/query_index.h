@@ -76,7 +76,8 @@ class QueryIndex {
   QueryIndex& operator=(const QueryIndex&) = delete;
 
   // Indexes record under its Event namespace. Returns false (and changes nothing) when an
-  // occurrence with the same position is already indexed. REQUIRES: record != nullptr.
+  // occurrence with the same identity (Event name, uid, resourceVersion) or the same
+  // position is already indexed there. REQUIRES: record != nullptr.
   bool Add(const EventRef& record);
 
   // Removes the occurrence at record's position from record's Event namespace. Returns

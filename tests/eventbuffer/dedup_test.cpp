@@ -2,10 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <random>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "eventbuffer/event_buffer.h"
@@ -186,6 +189,48 @@ TEST(DedupTest, SameOccurrenceIsStoredOnceWhateverRedelivers) {
             EventBuffer::AppendResult::kStored);
 }
 
+TEST(DedupIndexTest, AddTombstoneRecordsAnEvictedId) {
+  DedupIndex index;
+  const OccurrenceId a{1, 2}, b{3, 4};
+  index.AddTombstone(a, 100'000);
+  EXPECT_TRUE(index.Contains(a));
+  EXPECT_EQ(index.tombstones(), 1u);
+  EXPECT_FALSE(index.Insert(a, 100'000)) << "a tombstone deduplicates";
+  index.AddTombstone(a, 100'000);  // known already: no second tombstone
+  EXPECT_EQ(index.tombstones(), 1u);
+  index.AddTombstone(b, 200'000);
+  EXPECT_EQ(index.PruneTombstones(150'000, 100), 1u);
+  EXPECT_FALSE(index.Contains(a));
+  EXPECT_TRUE(index.Contains(b));
+  EXPECT_EQ(index.size(), 1u);
+}
+
+TEST(DedupTest, ConcurrentRedeliveriesStoreEachOccurrenceOnce) {
+  // Four writers deliver the same 400 occurrences (over 20 objects) at once: each is stored
+  // exactly once and every other delivery is a duplicate.
+  EventBuffer buffer(BufferConfig{});
+  constexpr int kWriters = 4, kEvents = 400;
+  std::atomic<int> stored{0}, duplicates{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      for (int k = 0; k < kEvents; ++k) {
+        const int i = (k + w * 97) % kEvents;
+        const auto r = buffer.Append(PodEvent("p" + std::to_string(i % 20), i));
+        if (r == EventBuffer::AppendResult::kStored) stored.fetch_add(1);
+        if (r == EventBuffer::AppendResult::kDuplicate) duplicates.fetch_add(1);
+      }
+    });
+  }
+  for (std::thread& t : writers) t.join();
+  EXPECT_EQ(stored.load(), kEvents);
+  EXPECT_EQ(duplicates.load(), (kWriters - 1) * kEvents);
+  std::size_t held = 0;
+  for (int p = 0; p < 20; ++p) held += buffer.Read("default/Pod/p" + std::to_string(p)).size();
+  EXPECT_EQ(held, static_cast<std::size_t>(kEvents));
+  EXPECT_EQ(buffer.Stats().dedup_entries, 0u);
+}
+
 TEST(DedupTest, RelistAfterCountEvictionDoesNotBringOccurrencesBack) {
   BufferConfig cfg;
   cfg.retention.max_events_per_object = 10;
@@ -194,6 +239,7 @@ TEST(DedupTest, RelistAfterCountEvictionDoesNotBringOccurrencesBack) {
   const std::int64_t base = 1'700'000'000'000;
   for (int i = 0; i < 30; ++i) buffer.Append(PodEvent("web", i, base));
   EXPECT_EQ(buffer.EnforceRetention(base + 100), 20u);
+  EXPECT_EQ(buffer.Stats().dedup_entries, 20u) << "a tombstone per evicted occurrence";
   for (int i = 0; i < 30; ++i) {
     EXPECT_EQ(buffer.Append(PodEvent("web", i, base)), EventBuffer::AppendResult::kDuplicate) << i;
   }
@@ -209,7 +255,10 @@ TEST(DedupTest, IndexIsBoundedByTheDataRetention) {
   EventBuffer buffer(cfg);
   const std::int64_t base = 1'700'000'000'000;
   for (int i = 0; i < 2000; ++i) buffer.Append(PodEvent("p" + std::to_string(i % 20), i, base));
-  EXPECT_EQ(buffer.Stats().dedup_entries, 2000u);
+  // Stored occurrences take no dedup entry (the QueryIndex finds them); a re-delivery of one
+  // is still refused.
+  EXPECT_EQ(buffer.Stats().dedup_entries, 0u);
+  EXPECT_EQ(buffer.Append(PodEvent("p7", 7, base)), EventBuffer::AppendResult::kDuplicate);
   // An hour later everything is past maxAge: data and dedup entries are gone.
   EXPECT_EQ(buffer.EnforceRetention(base + 3'600'000), 2000u);
   const BufferStats st = buffer.Stats();

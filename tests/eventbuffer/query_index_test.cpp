@@ -207,6 +207,24 @@ TEST(QueryIndexTest, AddingAPositionTwiceIsRefused) {
   EXPECT_EQ(index.List(Query("ns")).items.size(), 2u);
 }
 
+TEST(QueryIndexTest, AnIdentityIndexedAtAnotherTimeIsRefused) {
+  // (Event name, uid, resourceVersion) is stored once whatever the time it says: the
+  // buffer's duplicate check for stored occurrences.
+  QueryIndex index;
+  EXPECT_TRUE(index.Add(Ev("ns", "e", "u", "1", 10)));
+  EXPECT_FALSE(index.Add(Ev("ns", "e", "u", "1", 99)));
+  // Any part of the identity differing is another occurrence.
+  EXPECT_TRUE(index.Add(Ev("ns", "e", "v", "1", 10)));
+  EXPECT_TRUE(index.Add(Ev("ns", "f", "u", "1", 11)));
+  EXPECT_TRUE(index.Add(Ev("ns", "e", "u", "2", 10)));
+  EXPECT_TRUE(index.Add(Ev("other", "e", "u", "1", 10)));
+  EXPECT_EQ(index.size(), 5u);
+  // Once removed, the identity may come back.
+  EXPECT_TRUE(index.Remove(*Ev("ns", "e", "u", "1", 10)));
+  EXPECT_TRUE(index.Add(Ev("ns", "e", "u", "1", 99)));
+  EXPECT_EQ(index.size(), 5u);
+}
+
 TEST(QueryIndexTest, PagingByPositionReturnsEachOccurrenceExactlyOnce) {
   QueryIndex index;
   std::mt19937_64 rng(11);

@@ -737,7 +737,16 @@ class HostileClients(SecureApiBase):
             api_seconds = time.monotonic() - started
             during = ctl.metrics()
             watch_after = during.total("eventbuffer_watch_events_total")
+            # A gauge read at one instant may catch a stream producing its next part or a
+            # response's last write finishing: the least of a few reads over a second says
+            # whether any handler stays in flight.
             inflight = during.get("eventbuffer_http_requests_inflight", port="secure")
+            for _ in range(5):
+                if inflight == 0:
+                    break
+                time.sleep(0.2)
+                inflight = min(inflight, ctl.metrics().get("eventbuffer_http_requests_inflight",
+                                                           port="secure"))
             connections = during.get("eventbuffer_http_connections_open", port="secure")
             rss_during = ctl.rss_kb()
         finally:
