@@ -20,12 +20,12 @@
 //
 // Bounded by the buffer's retention: an entry is *live* while its occurrence is stored and
 // becomes a *tombstone* when retention evicts it, so a later re-delivery stays a duplicate
-// instead of coming back at the end of its key. (The EventBuffer keeps only tombstones here,
-// AddTombstone: the occurrences it stores are found by identity in its QueryIndex, which
-// holds them anyway, so a stored occurrence costs no slot in this table.) Tombstones are forgotten once their time is
+// instead of coming back at the end of its key. Tombstones are forgotten once their time is
 // older than the age cutoff (the buffer then refuses the occurrence as expired anyway) and,
 // oldest first, once there are more than the tombstone cap. So the index never holds more
-// than (stored occurrences + cap) entries.
+// than (stored occurrences + cap) entries. The EventBuffer keeps only tombstones here
+// (AddTombstone): it finds the occurrences it stores by identity in its QueryIndex, which
+// holds them anyway, so a stored occurrence costs no slot in this table.
 //
 // Thread safety: none. The EventBuffer owns one index per lock stripe and calls it only
 // under that stripe's mutex.

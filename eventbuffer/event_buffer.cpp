@@ -128,8 +128,8 @@ EventBuffer::AppendResult EventBuffer::Append(const EventRef& original, EventRef
     std::lock_guard<std::mutex> lock(s.mu);
     // A duplicate is an identity stored now (found in the QueryIndex, whose Add refuses it)
     // or evicted lately (a tombstone in the stripe's DedupIndex). Both checks run under the
-    // stripe lock, and every occurrence with this identity has this key, hence this stripe:
-    // two deliveries of it at once cannot both pass.
+    // stripe lock, and a re-delivered occurrence names the same involved object, hence the
+    // same key and stripe: two deliveries of it at once cannot both pass.
     // Indexed under the same stripe lock as the store: evicting this occurrence needs the
     // lock too (DropLocked), so its Remove cannot come before this Add and leave it listed.
     if (s.dedup.Contains(id) || !index_.Add(record)) {

@@ -39,7 +39,8 @@
 // copy and the switch. See docs/gray-release.md.
 //
 // Cost: an append takes one (usually uncontended) stripe mutex, one tombstone lookup, one
-// QueryIndex insert (which finds a duplicate) and one or two backend appends. The backends' own latency is what the observer measures.
+// QueryIndex insert (which finds a duplicate) and one or two backend appends. The
+// backends' own latency is what the observer measures.
 #pragma once
 
 #include <array>
