@@ -89,15 +89,19 @@ bool DedupIndex::Contains(OccurrenceId id) const {
   return !Empty(slots_[Find(Normal(id))]);
 }
 
-bool DedupIndex::Insert(OccurrenceId id, std::int64_t time_ms) {
-  const Key k = Normal(id);
+bool DedupIndex::Place(Key k, std::int64_t time_ms, bool live) {
   // Grow before the load would pass 3/4.
   if ((size_ + 1) * 4 > slots_.size() * 3) Resize(slots_.empty() ? 16 : slots_.size() * 2);
   Slot& s = slots_[Find(k)];
   if (!Empty(s)) return false;
-  s = Slot{k.h1, k.fp | kLiveBit, StoredSeconds(time_ms)};
+  s = Slot{k.h1, live ? k.fp | kLiveBit : k.fp, StoredSeconds(time_ms)};
   ++size_;
+  if (!live) tombstone_order_.push_back(PackedKey::Of(k));
   return true;
+}
+
+bool DedupIndex::Insert(OccurrenceId id, std::int64_t time_ms) {
+  return Place(Normal(id), time_ms, true);
 }
 
 void DedupIndex::Evict(OccurrenceId id) {
@@ -110,13 +114,7 @@ void DedupIndex::Evict(OccurrenceId id) {
 }
 
 void DedupIndex::AddTombstone(OccurrenceId id, std::int64_t time_ms) {
-  if (Insert(id, time_ms)) Evict(id);
-}
-
-void DedupIndex::Erase(OccurrenceId id) {
-  if (slots_.empty()) return;
-  const std::size_t i = Find(Normal(id));
-  if (!Empty(slots_[i]) && slots_[i].live()) EraseAt(i);
+  Place(Normal(id), time_ms, false);
 }
 
 std::size_t DedupIndex::PruneTombstones(std::int64_t cutoff_ms, std::size_t max_tombstones) {

@@ -64,11 +64,9 @@ class DedupIndex {
   bool Insert(OccurrenceId id, std::int64_t time_ms);
   // Turns a live id into a tombstone (its occurrence was evicted). No-op when unknown.
   void Evict(OccurrenceId id);
-  // Records id as a tombstone with its retention time (Insert, then Evict). No-op when id
-  // is known already.
+  // Records id as a tombstone with its retention time, as Insert then Evict would. No-op
+  // when id is known already.
   void AddTombstone(OccurrenceId id, std::int64_t time_ms);
-  // Forgets a live id altogether (its store was undone). No-op when unknown.
-  void Erase(OccurrenceId id);
   // Forgets tombstones whose time is < cutoff_ms, at seconds resolution: whose stored time
   // (time_ms rounded up to a whole second, see above) is < cutoff_ms; then the oldest
   // tombstones beyond max_tombstones. Returns how many were forgotten.
@@ -125,6 +123,9 @@ class DedupIndex {
   };
   static_assert(sizeof(PackedKey) == 12);
   static bool Empty(const Slot& s) { return s.h1 == 0 && s.tag == 0; }
+  // Stores k (live, or a tombstone queued for pruning) unless it is known. Returns whether
+  // it was stored.
+  bool Place(Key k, std::int64_t time_ms, bool live);
   // Index of k's slot, or of the empty slot where it would go. REQUIRES: table not full.
   std::size_t Find(Key k) const;
   void EraseAt(std::size_t i);

@@ -92,34 +92,19 @@ class NameTable {
   static std::uint64_t Hash(const EventRecord& r) { return NameHash(r); }
 
   const EventRecord* Find(std::string_view name, std::string_view rv) const {
-    if (slots_.empty()) return nullptr;
-    const std::uint64_t hash = NameHash(name, rv);
-    const std::uintptr_t tag = TagOf(hash);
-    for (std::size_t i = hash >> shift_;; i = (i + 1) & mask()) {
-      const std::uintptr_t slot = slots_[i];
-      if (slot == 0) return nullptr;
-      if (tagged_ && (slot & ~kAddressMask) != tag) continue;
-      const EventRecord* r = RecordOf(slot);
-      if (r->resource_version() == rv && r->Get(Field::kName) == name) return r;
-    }
+    return FindIf(NameHash(name, rv), [&](const EventRecord& o) {
+      return o.resource_version() == rv && o.Get(Field::kName) == name;
+    });
   }
 
   // Whether a record with r's identity (Event name, uid, resourceVersion) is in the table.
   // hash: Hash(r).
   bool ContainsIdentity(const EventRecord& r, std::uint64_t hash) const {
-    if (slots_.empty()) return false;
-    const std::uintptr_t tag = TagOf(hash);
     const std::string_view rv = r.resource_version();
-    for (std::size_t i = hash >> shift_;; i = (i + 1) & mask()) {
-      const std::uintptr_t slot = slots_[i];
-      if (slot == 0) return false;
-      if (tagged_ && (slot & ~kAddressMask) != tag) continue;
-      const EventRecord* o = RecordOf(slot);
-      if (o->resource_version() == rv && o->uid() == r.uid() &&
-          o->Get(Field::kName) == r.Get(Field::kName)) {
-        return true;
-      }
-    }
+    return FindIf(hash, [&](const EventRecord& o) {  // uid and name read only on a tag match
+             return o.resource_version() == rv && o.uid() == r.uid() &&
+                    o.Get(Field::kName) == r.Get(Field::kName);
+           }) != nullptr;
   }
 
   void Insert(const EventRecord* r, std::uint64_t hash) {
@@ -162,6 +147,19 @@ class NameTable {
     return static_cast<std::uintptr_t>(hash) & ~kAddressMask;
   }
   std::size_t mask() const { return slots_.size() - 1; }
+  // The first record on hash's probe sequence for which match(record) holds, or null.
+  template <class Match>
+  const EventRecord* FindIf(std::uint64_t hash, Match&& match) const {
+    if (slots_.empty()) return nullptr;
+    const std::uintptr_t tag = TagOf(hash);
+    for (std::size_t i = hash >> shift_;; i = (i + 1) & mask()) {
+      const std::uintptr_t slot = slots_[i];
+      if (slot == 0) return nullptr;
+      if (tagged_ && (slot & ~kAddressMask) != tag) continue;
+      const EventRecord* r = RecordOf(slot);
+      if (match(*r)) return r;
+    }
+  }
   const EventRecord* RecordOf(std::uintptr_t slot) const {
     return reinterpret_cast<const EventRecord*>(tagged_ ? slot & kAddressMask : slot);
   }
