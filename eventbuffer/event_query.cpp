@@ -50,7 +50,7 @@ std::int64_t OccurrenceTimeMs(const EventRecord& record) {
   using F = EventRecord::Field;
   static constexpr F kOrder[] = {F::kSeriesLastObservedTime, F::kLastTimestamp, F::kEventTime,
                                  F::kFirstTimestamp};
-  const std::int64_t receive_ns = record.numbers().receive_unix_ns;
+  const std::int64_t receive_ns = record.receive_unix_ns();
   const std::int64_t received_ms = FloorMillis(receive_ns);
   const auto clamped = [&](std::int64_t ms) {
     if (receive_ns == 0) return ms;
@@ -65,7 +65,7 @@ std::int64_t OccurrenceTimeMs(const EventRecord& record) {
   }
   // No timestamp text: a record built without it (e.g. by a test or an older store) may
   // still carry the decoder's parsed time.
-  if (const std::int64_t ms = record.numbers().last_seen_unix_ms; ms != 0) return clamped(ms);
+  if (const std::int64_t ms = record.last_seen_unix_ms(); ms != 0) return clamped(ms);
   return received_ms;
 }
 

@@ -1,6 +1,8 @@
 #include "eventbuffer/event_record.h"
 
+#include <algorithm>
 #include <cstring>
+#include <initializer_list>
 #include <stdexcept>
 
 #include "eventbuffer/intern_table.h"
@@ -62,7 +64,7 @@ void EventRecord::GetAll(std::array<std::string_view, kFieldCount>* out) const {
   } else {
     out->fill(std::string_view("", 0));  // empty, never a null pointer
   }
-  const char* ids = storage();
+  const char* ids = Ids();
   for (std::uint32_t left = present_ & marks_; left != 0; left &= left - 1, ids += 2) {
     (*out)[static_cast<unsigned>(__builtin_ctz(left))] = InternedView(ids);
   }
@@ -154,13 +156,22 @@ EventRef EventRecord::Builder::Build(const EventRef& previous) const {
 
   const bool wide = text > UINT16_MAX;
   const std::size_t offset_bytes = wide ? 4 : 2;
-  const std::size_t storage = 2 * id_count + text_count * offset_bytes + text;
+  // The last-seen time is kept only when the timestamps do not give it (the decoder's is
+  // what they give; a test's or an old store's may not be).
+  const auto value = [&](Field f) { return values_[static_cast<std::size_t>(f)]; };
+  const bool own_last_seen =
+      numbers_.last_seen_unix_ms !=
+      LastSeenFromTimestamps(value(Field::kSeriesLastObservedTime), value(Field::kLastTimestamp),
+                             value(Field::kEventTime), value(Field::kFirstTimestamp));
+  const std::size_t lead = own_last_seen ? 8 : 0;
+  const std::size_t storage = lead + 2 * id_count + text_count * offset_bytes + text;
   EventRecord* mem = Allocate(storage);
   EventRef record(new (mem) EventRecord(Token(), numbers_, base_ref != nullptr ? *base_ref : nullptr));
   EventRecord& r = *mem;
   r.present_ = present;
-  r.marks_ = interned | aliases | (wide ? kWide : 0);
-  char* id_out = r.storage();
+  r.marks_ = interned | aliases | (wide ? kWide : 0) | (own_last_seen ? kOwnLastSeen : 0);
+  if (own_last_seen) std::memcpy(r.storage(), &numbers_.last_seen_unix_ms, 8);
+  char* id_out = r.storage() + lead;
   char* offsets = id_out + 2 * id_count;
   char* out = offsets + text_count * offset_bytes;
   std::uint32_t end = 0;
@@ -206,11 +217,33 @@ std::size_t EventRecord::ReleaseHeld() const {
   return bytes;
 }
 
+std::int64_t EventRecord::last_seen_unix_ms() const {
+  if ((marks_ & kOwnLastSeen) != 0) {
+    std::int64_t ms;
+    std::memcpy(&ms, storage(), 8);
+    return ms;
+  }
+  return LastSeenFromTimestamps(Get(Field::kSeriesLastObservedTime), Get(Field::kLastTimestamp),
+                                Get(Field::kEventTime), Get(Field::kFirstTimestamp));
+}
+
+std::int64_t LastSeenFromTimestamps(std::string_view series_last_observed,
+                                    std::string_view last_timestamp, std::string_view event_time,
+                                    std::string_view first_timestamp) {
+  std::int64_t best = 0, ms;
+  for (const std::string_view text : {series_last_observed, last_timestamp, event_time}) {
+    if (!text.empty() && ParseRfc3339Millis(text, &ms)) best = std::max(best, ms);
+  }
+  if (best == 0 && !first_timestamp.empty() && ParseRfc3339Millis(first_timestamp, &ms)) {
+    best = std::max(best, ms);
+  }
+  return best;
+}
+
 bool EventRecord::operator==(const EventRecord& other) const {
-  if (numbers_.count != other.numbers_.count ||
-      numbers_.series_count != other.numbers_.series_count ||
-      numbers_.last_seen_unix_ms != other.numbers_.last_seen_unix_ms ||
-      numbers_.receive_unix_ns != other.numbers_.receive_unix_ns) {
+  if (count_ != other.count_ || series_count_ != other.series_count_ ||
+      receive_unix_ns_ != other.receive_unix_ns_ ||
+      last_seen_unix_ms() != other.last_seen_unix_ms()) {
     return false;
   }
   for (std::size_t i = 0; i < kFieldCount; ++i) {

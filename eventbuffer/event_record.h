@@ -14,7 +14,7 @@
 //     once in the process-wide InternTable and stored in a record as a 2-byte id, without
 //     an offset;
 //   - lastTimestamp and creationTimestamp equal to firstTimestamp (a new Event) are stored
-//     as a flag;
+//     as a flag, and the last-seen time is not stored when the timestamps give it;
 //   - a record built against a previous one (Builder::Build(previous), found by the
 //     decoder's RevisionCache) stores only the fields that differ from its *base* and holds
 //     a reference to the base for the rest. A new revision of an Event (count++, a new
@@ -121,9 +121,8 @@ class EventRecord {
   struct Numbers {
     std::int32_t count = 0;         // count (deprecated in events.k8s.io, still set by kubelet)
     std::int32_t series_count = 0;  // series.count
-    // The time the event last happened, in milliseconds since the Unix epoch: lastTimestamp,
-    // else eventTime, else firstTimestamp; 0 when none parses. Used for retention by age
-    // and event lag.
+    // The time the event last happened, in milliseconds since the Unix epoch (the decoder
+    // sets LastSeenFromTimestamps, below); 0 when no timestamp parses. Used for event lag.
     std::int64_t last_seen_unix_ms = 0;
     // The local time this revision was received, in nanoseconds since the Unix epoch.
     std::int64_t receive_unix_ns = 0;
@@ -136,7 +135,7 @@ class EventRecord {
     for (const EventRecord* r = this; r != nullptr;) {
       if ((r->present_ & bit) != 0) {
         if ((r->marks_ & bit) != 0) {
-          return InternedView(r->storage() + 2 * Count(r->present_ & r->marks_ & (bit - 1)));
+          return InternedView(r->Ids() + 2 * Count(r->present_ & r->marks_ & (bit - 1)));
         }
         return r->Stored(Count(r->present_ & ~r->marks_ & (bit - 1)));
       }
@@ -148,7 +147,16 @@ class EventRecord {
     }
     return std::string_view("", 0);  // empty, never a null pointer
   }
-  const Numbers& numbers() const { return numbers_; }
+  // The numbers; last_seen_unix_ms as last_seen_unix_ms() gives it.
+  Numbers numbers() const {
+    return Numbers{count_, series_count_, last_seen_unix_ms(), receive_unix_ns_};
+  }
+  std::int32_t series_count() const { return series_count_; }
+  std::int64_t receive_unix_ns() const { return receive_unix_ns_; }
+  // Not stored when it is what the record's timestamps give (LastSeenFromTimestamps, as the
+  // decoder computes it): then parsed from them on each call (tens of ns). Stored in the
+  // record when it differs.
+  std::int64_t last_seen_unix_ms() const;
 
   // Named accessors for the fields read most often.
   std::string_view uid() const { return Get(Field::kUid); }
@@ -159,7 +167,7 @@ class EventRecord {
   std::string_view reason() const { return Get(Field::kReason); }
   std::string_view message() const { return Get(Field::kMessage); }
   std::string_view type() const { return Get(Field::kType); }
-  std::int32_t count() const { return numbers_.count; }
+  std::int32_t count() const { return count_; }
 
   // The buffer key: "namespace/kind/name" of the involved object (namespace empty for
   // cluster-scoped objects, e.g. "/Node/worker-1").
@@ -173,7 +181,8 @@ class EventRecord {
   // Bytes of ids, offsets and text stored in this record itself.
   std::size_t StorageBytes() const {
     const unsigned texts = TextCount();
-    return 2 * IdCount() + texts * OffsetBytes() + (texts == 0 ? 0 : End(Offsets(), texts - 1));
+    return LeadBytes() + 2 * IdCount() + texts * OffsetBytes() +
+           (texts == 0 ? 0 : End(Offsets(), texts - 1));
   }
   // The record this one shares its unchanged fields with; null for a full record.
   const EventRecord* base() const { return base_.get(); }
@@ -207,7 +216,10 @@ class EventRecord {
     Token() = default;
   };
   EventRecord(Token, const Numbers& numbers, EventRef base) noexcept
-      : numbers_(numbers), base_(std::move(base)) {}
+      : count_(numbers.count),
+        series_count_(numbers.series_count),
+        receive_unix_ns_(numbers.receive_unix_ns),
+        base_(std::move(base)) {}
 
   // malloc's chunk header: what the block costs beyond the object and its text.
   static constexpr std::size_t kBlockOverhead = 8;
@@ -216,6 +228,8 @@ class EventRecord {
   friend class Builder;
   friend class EventRef;
   static constexpr std::uint32_t kWide = 1u << 31;  // in marks_: 32-bit offsets
+  // In marks_: last_seen_unix_ms is stored (8 bytes before the ids), not derived.
+  static constexpr std::uint32_t kOwnLastSeen = 1u << 30;
 
   // The one heap block: the object, then ids, offsets and text (storage bytes).
   static EventRecord* Allocate(std::size_t storage);
@@ -229,13 +243,17 @@ class EventRecord {
     v = (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
     return (((v + (v >> 4)) & 0x0f0f0f0fu) * 0x01010101u) >> 24;
   }
+  // Bytes before the ids: the stored last_seen_unix_ms, if any.
+  unsigned LeadBytes() const { return (marks_ & kOwnLastSeen) != 0 ? 8 : 0; }
+  // Where the ids start.
+  const char* Ids() const { return storage() + LeadBytes(); }
   // Stored fields kept as an InternTable id, and stored as text.
   unsigned IdCount() const { return Count(present_ & marks_); }
   unsigned TextCount() const { return Count(present_ & ~marks_); }
   // Bytes of one end offset.
   unsigned OffsetBytes() const { return (marks_ & kWide) != 0 ? 4 : 2; }
   // Where the end offsets start (after the ids). Readers take it once and pass it on.
-  const char* Offsets() const { return storage() + 2 * IdCount(); }
+  const char* Offsets() const { return Ids() + 2 * IdCount(); }
   // End offset of the k-th field stored as text; offsets is Offsets().
   std::uint32_t End(const char* offsets, unsigned k) const {
     if ((marks_ & kWide) != 0) {
@@ -258,18 +276,20 @@ class EventRecord {
   // The text of an interned field from its stored 2-byte id.
   static std::string_view InternedView(const char* id_bytes);
 
-  Numbers numbers_{};
+  // The numbers but last_seen_unix_ms (derived, or stored after the object).
+  std::int32_t count_ = 0, series_count_ = 0;
+  std::int64_t receive_unix_ns_ = 0;
   EventRef base_;
   mutable std::atomic<std::uint32_t> refs_{1};  // EventRefs to this record
   mutable std::atomic<std::uint32_t> held_{0};
   std::uint32_t present_ = 0;  // fields stored here (bit per Field)
   // Bit per Field: for a stored field, kept as a 2-byte InternTable id; for a field not
   // stored (lastTimestamp, creationTimestamp), equal to firstTimestamp (an alias: this bit
-  // alone). Bit 31: kWide.
+  // alone). Bit 31: kWide; bit 30: kOwnLastSeen.
   std::uint32_t marks_ = 0;
-  // Followed in the same heap block by: the 2-byte id of each interned field, an end
-  // offset per field stored as text (16-bit, or 32-bit when kWide), then their text back
-  // to back, all in field order.
+  // Followed in the same heap block by: last_seen_unix_ms when kOwnLastSeen (8 bytes), the
+  // 2-byte id of each interned field, an end offset per field stored as text (16-bit, or
+  // 32-bit when kWide), then their text back to back, all in field order.
 };
 
 inline EventRef::EventRef(const EventRef& other) noexcept : p_(other.p_) {
@@ -321,6 +341,14 @@ class EventRecord::Builder {
 // A new full record with the same fields and numbers as record (tests, and backends that
 // copy).
 EventRef CopyRecord(const EventRecord& record);
+
+// When an event last happened, in milliseconds since the Unix epoch, from its timestamps:
+// the latest of series.lastObservedTime, lastTimestamp and eventTime that parse (ignoring
+// times before the epoch), else firstTimestamp, else 0. What the decoder sets as
+// Numbers::last_seen_unix_ms.
+std::int64_t LastSeenFromTimestamps(std::string_view series_last_observed,
+                                    std::string_view last_timestamp, std::string_view event_time,
+                                    std::string_view first_timestamp);
 
 // Key of a record as the buffer computes it, from its parts.
 std::string MakeKey(std::string_view ns, std::string_view kind, std::string_view name);

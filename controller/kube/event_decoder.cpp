@@ -123,15 +123,6 @@ class Reader {
   DecodeError* error_;
 };
 
-// Timestamps that tell when an event last happened; the latest that parses wins.
-struct Times {
-  std::int64_t best_ms = 0;
-  void Offer(std::string_view text) {
-    std::int64_t ms;
-    if (!text.empty() && ParseRfc3339Millis(text, &ms)) best_ms = std::max(best_ms, ms);
-  }
-};
-
 bool DecodeStringFields(Reader& r, const Path& at, object obj,
                         std::initializer_list<std::pair<std::string_view, Field>> fields,
                         EventRecord::Builder* b) {
@@ -159,8 +150,6 @@ bool DecodeEventObject(Reader& r, const Path& at, element value, std::int64_t re
     return false;
   }
   EventRecord::Builder b;
-  Times times;
-  std::string_view first_ts, last_ts, event_time;
   std::string related;  // owns the compact text of `related` until Build copies it
   bool have_metadata = false;
 
@@ -219,7 +208,6 @@ bool DecodeEventObject(Reader& r, const Path& at, element value, std::int64_t re
             std::string_view t;
             if (!r.String(Path{&p, "lastObservedTime"}, sv, &t)) return false;
             b.Set(Field::kSeriesLastObservedTime, t);
-            times.Offer(t);
           }
         }
       }
@@ -254,9 +242,6 @@ bool DecodeEventObject(Reader& r, const Path& at, element value, std::int64_t re
           std::string_view s;
           if (!r.String(Path{&at, name}, v, &s)) return false;
           b.Set(field, s);
-          if (field == Field::kFirstTimestamp) first_ts = s;
-          if (field == Field::kLastTimestamp) last_ts = s;
-          if (field == Field::kEventTime) event_time = s;
           break;
         }
       }
@@ -278,10 +263,9 @@ bool DecodeEventObject(Reader& r, const Path& at, element value, std::int64_t re
     r.Fail(Path{&md_path, "resourceVersion"}, "missing or empty");
     return false;
   }
-  times.Offer(last_ts);
-  times.Offer(event_time);
-  if (times.best_ms == 0) times.Offer(first_ts);
-  b.numbers().last_seen_unix_ms = times.best_ms;
+  b.numbers().last_seen_unix_ms = LastSeenFromTimestamps(
+      b.Get(Field::kSeriesLastObservedTime), b.Get(Field::kLastTimestamp),
+      b.Get(Field::kEventTime), b.Get(Field::kFirstTimestamp));
   b.numbers().receive_unix_ns = receive_unix_ns;
   // A revision of an Event seen recently stores only what changed from its base.
   *out = b.Build(revisions->Lookup(b.Get(Field::kUid), b.Get(Field::kInvolvedUid)));

@@ -96,7 +96,7 @@ class TimingSink final : public EventSink {
   // Before the first Append.
   void set_buffer(EventBuffer* buffer) { buffer_ = buffer; }
   void Append(EventRef record) override {
-    const std::int64_t received = record->numbers().receive_unix_ns;
+    const std::int64_t received = record->receive_unix_ns();
     if (buffer_ != nullptr) buffer_->Append(record);
     if (latencies_ns_.size() < latencies_ns_.capacity()) {
       latencies_ns_.push_back(

@@ -76,12 +76,14 @@ TEST(EventRecordTest, CopyIsDeepAndEqual) {
 
 TEST(EventRecordTest, OneBlockWithOffsetsOnlyForStoredFields) {
   const EventRef r = MakeRecord();
-  // uid, rv, name, message as text, each with a 16-bit end offset; namespace, kind and
-  // action interned: a 2-byte id each, no offset.
+  // The last-seen time (42, which no timestamp gives: 8 bytes); uid, rv, name, message as
+  // text, each with a 16-bit end offset; namespace, kind and action interned: a 2-byte id
+  // each, no offset.
   const std::size_t text = 5 + 3 + 5 + 16;
-  EXPECT_EQ(r->StorageBytes(), text + 4 * 2 + 3 * 2);
+  EXPECT_EQ(r->StorageBytes(), 8 + text + 4 * 2 + 3 * 2);
+  EXPECT_EQ(r->numbers().last_seen_unix_ms, 42);
   EXPECT_EQ(r->MemoryBytes(), EventRecord::kBlockOverhead + sizeof(EventRecord) + r->StorageBytes());
-  EXPECT_LE(sizeof(EventRecord), 48u);
+  EXPECT_LE(sizeof(EventRecord), 40u);
   EXPECT_EQ(sizeof(EventRef), sizeof(void*));
 }
 
@@ -104,10 +106,74 @@ TEST(EventRecordTest, TimestampsEqualToFirstTimestampAreStoredOnce) {
       .Set(Field::kFirstTimestamp, t)
       .Set(Field::kLastTimestamp, t)
       .Set(Field::kCreationTimestamp, t);
+  b.numbers().last_seen_unix_ms = LastSeenFromTimestamps("", t, "", t);  // as decoded
   const EventRef r = b.Build();
   EXPECT_EQ(r->Get(Field::kLastTimestamp), t);
   EXPECT_EQ(r->Get(Field::kCreationTimestamp), t);
   EXPECT_EQ(r->StorageBytes(), 1 + t.size() + 2 * 2);  // uid and firstTimestamp only
+}
+
+TEST(EventRecordTest, LastSeenFromTimestampsTakesTheLatestThenFirstTimestamp) {
+  const std::string t1 = "2024-05-01T10:00:00Z", t2 = "2024-05-01T10:00:05.250Z",
+                    t3 = "2024-05-01T10:00:07Z";
+  std::int64_t ms1, ms2, ms3;
+  ASSERT_TRUE(ParseRfc3339Millis(t1, &ms1) && ParseRfc3339Millis(t2, &ms2) &&
+              ParseRfc3339Millis(t3, &ms3));
+  EXPECT_EQ(LastSeenFromTimestamps(t2, t3, t1, t1), ms3);  // the latest of the three
+  EXPECT_EQ(LastSeenFromTimestamps(t3, t2, "", t1), ms3);
+  EXPECT_EQ(LastSeenFromTimestamps("", "", t2, t1), ms2);
+  EXPECT_EQ(LastSeenFromTimestamps("", "bad", "", t1), ms1);  // none parses: firstTimestamp
+  EXPECT_EQ(LastSeenFromTimestamps("", "", "", t1), ms1);
+  EXPECT_EQ(LastSeenFromTimestamps("", "", "", "bad"), 0);
+  EXPECT_EQ(LastSeenFromTimestamps("", "", "", ""), 0);
+}
+
+// The last-seen time takes no bytes when the record's timestamps give it (the decoder's
+// always does), and is kept when they do not; a revision derives it from its own
+// lastTimestamp, or from its base's when it shares that.
+TEST(EventRecordTest, LastSeenIsStoredOnlyWhenTheTimestampsDoNotGiveIt) {
+  const std::string first = "2024-05-01T10:13:22Z", later = "2024-05-01T10:18:22Z";
+  std::int64_t first_ms, later_ms;
+  ASSERT_TRUE(ParseRfc3339Millis(first, &first_ms) && ParseRfc3339Millis(later, &later_ms));
+  auto builder = [&](std::string_view rv, std::string_view last) {
+    EventRecord::Builder b;
+    b.Set(Field::kUid, "6f1c-uid")
+        .Set(Field::kResourceVersion, rv)
+        .Set(Field::kName, "web-0.17a")
+        .Set(Field::kMessage, "Back-off restarting failed container app in pod web-0")
+        .Set(Field::kFirstTimestamp, first)
+        .Set(Field::kLastTimestamp, last);
+    b.numbers().last_seen_unix_ms = LastSeenFromTimestamps("", last, "", first);
+    b.numbers().receive_unix_ns = 7;
+    return b;
+  };
+  const EventRef derived = builder("100", first).Build();
+  EventRecord::Builder other = builder("100", first);
+  other.numbers().last_seen_unix_ms = first_ms + 1;
+  const EventRef kept = other.Build();
+  EXPECT_EQ(derived->last_seen_unix_ms(), first_ms);
+  EXPECT_EQ(kept->last_seen_unix_ms(), first_ms + 1);
+  EXPECT_EQ(kept->StorageBytes(), derived->StorageBytes() + 8);
+  EXPECT_FALSE(*derived == *kept);  // the numbers differ, the text does not
+  EXPECT_EQ(kept->numbers().receive_unix_ns, 7);
+  EXPECT_EQ(kept->Get(Field::kMessage), derived->Get(Field::kMessage));
+
+  // A revision with a new lastTimestamp, and one whose lastTimestamp (and so last-seen
+  // time) is its base's.
+  const EventRef revision = builder("101", later).Build(derived);
+  ASSERT_EQ(revision->base(), derived.get());
+  EXPECT_EQ(revision->last_seen_unix_ms(), later_ms);
+  EventRecord::Builder same_time = builder("102", first);
+  same_time.numbers().count = 3;
+  const EventRef shared = same_time.Build(derived);
+  ASSERT_EQ(shared->base(), derived.get());
+  EXPECT_EQ(shared->last_seen_unix_ms(), first_ms);
+  EXPECT_EQ(shared->StorageBytes(), 2 + 3);  // the resourceVersion only
+  EventRecord::Builder odd = builder("103", later);
+  odd.numbers().last_seen_unix_ms = 5;
+  const EventRef odd_revision = odd.Build(derived);
+  EXPECT_EQ(odd_revision->last_seen_unix_ms(), 5);
+  EXPECT_EQ(odd_revision->StorageBytes(), 8 + 2 * 2 + 3 + later.size());
 }
 
 // A revision of the same Event (same uid) keeps only what changed and shares the rest.

@@ -138,9 +138,9 @@ void AppendEventJson(std::string* out, const EventRecord& r) {
   ev.StringIfSet("type", r.type());
   ev.Time("eventTime", r.Get(Field::kEventTime));
   const std::string_view observed = r.Get(Field::kSeriesLastObservedTime);
-  if (r.numbers().series_count != 0 || !observed.empty()) {
+  if (r.series_count() != 0 || !observed.empty()) {
     ObjectWriter series(ev.Member("series"));
-    series.IntIfSet("count", r.numbers().series_count);
+    series.IntIfSet("count", r.series_count());
     series.Time("lastObservedTime", observed);
     series.Close();
   }
@@ -180,9 +180,9 @@ void AppendEventTableRowJson(std::string* out, const EventRecord& r, IncludeObje
                               : Age(r.Get(Field::kLastTimestamp), now_unix_ms);
   std::int64_t count = r.count();
   const std::string_view observed = r.Get(Field::kSeriesLastObservedTime);
-  if (r.numbers().series_count != 0 || !observed.empty()) {
+  if (r.series_count() != 0 || !observed.empty()) {
     last_seen = Age(observed, now_unix_ms);
-    count = r.numbers().series_count;
+    count = r.series_count();
   } else if (count == 0) {
     count = 1;  // a singleton event of the events.k8s.io API has no count
   }
