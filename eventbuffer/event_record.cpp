@@ -158,11 +158,8 @@ EventRef EventRecord::Builder::Build(const EventRef& previous) const {
   const std::size_t offset_bytes = wide ? 4 : 2;
   // The last-seen time is kept only when the timestamps do not give it (the decoder's is
   // what they give; a test's or an old store's may not be).
-  const auto value = [&](Field f) { return values_[static_cast<std::size_t>(f)]; };
-  const bool own_last_seen =
-      numbers_.last_seen_unix_ms !=
-      LastSeenFromTimestamps(value(Field::kSeriesLastObservedTime), value(Field::kLastTimestamp),
-                             value(Field::kEventTime), value(Field::kFirstTimestamp));
+  const std::int64_t derived = derived_known_ ? derived_last_seen_ : DerivedLastSeen();
+  const bool own_last_seen = numbers_.last_seen_unix_ms != derived;
   const std::size_t lead = own_last_seen ? 8 : 0;
   const std::size_t storage = lead + 2 * id_count + text_count * offset_bytes + text;
   EventRecord* mem = Allocate(storage);
@@ -215,6 +212,19 @@ std::size_t EventRecord::ReleaseHeld() const {
     if (base_) bytes += base_->ReleaseHeld();
   }
   return bytes;
+}
+
+std::int64_t EventRecord::Builder::DerivedLastSeen() const {
+  const auto value = [&](Field f) { return values_[static_cast<std::size_t>(f)]; };
+  return LastSeenFromTimestamps(value(Field::kSeriesLastObservedTime), value(Field::kLastTimestamp),
+                                value(Field::kEventTime), value(Field::kFirstTimestamp));
+}
+
+EventRecord::Builder& EventRecord::Builder::DeriveLastSeen() {
+  derived_last_seen_ = DerivedLastSeen();
+  derived_known_ = true;
+  numbers_.last_seen_unix_ms = derived_last_seen_;
+  return *this;
 }
 
 std::int64_t EventRecord::last_seen_unix_ms() const {

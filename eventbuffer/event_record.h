@@ -316,8 +316,12 @@ class EventRecord::Builder {
 
   Builder& Set(Field field, std::string_view value) {
     values_[static_cast<std::size_t>(field)] = value;
+    derived_known_ = false;
     return *this;
   }
+  // Sets numbers().last_seen_unix_ms to what the timestamps set so far give
+  // (LastSeenFromTimestamps), and remembers it so that Build need not parse them again.
+  Builder& DeriveLastSeen();
   Builder& SetNumbers(const Numbers& numbers) {
     numbers_ = numbers;
     return *this;
@@ -333,8 +337,13 @@ class EventRecord::Builder {
   EventRef Build(const EventRef& previous = nullptr) const;
 
  private:
+  std::int64_t DerivedLastSeen() const;
+
   std::array<std::string_view, kFieldCount> values_{};
   Numbers numbers_{};
+  // What the timestamps give, when derived_known_ (DeriveLastSeen, no Set since).
+  std::int64_t derived_last_seen_ = 0;
+  bool derived_known_ = false;
 };
 
 

@@ -263,9 +263,7 @@ bool DecodeEventObject(Reader& r, const Path& at, element value, std::int64_t re
     r.Fail(Path{&md_path, "resourceVersion"}, "missing or empty");
     return false;
   }
-  b.numbers().last_seen_unix_ms = LastSeenFromTimestamps(
-      b.Get(Field::kSeriesLastObservedTime), b.Get(Field::kLastTimestamp),
-      b.Get(Field::kEventTime), b.Get(Field::kFirstTimestamp));
+  b.DeriveLastSeen();
   b.numbers().receive_unix_ns = receive_unix_ns;
   // A revision of an Event seen recently stores only what changed from its base.
   *out = b.Build(revisions->Lookup(b.Get(Field::kUid), b.Get(Field::kInvolvedUid)));

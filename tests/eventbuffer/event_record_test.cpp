@@ -174,6 +174,20 @@ TEST(EventRecordTest, LastSeenIsStoredOnlyWhenTheTimestampsDoNotGiveIt) {
   const EventRef odd_revision = odd.Build(derived);
   EXPECT_EQ(odd_revision->last_seen_unix_ms(), 5);
   EXPECT_EQ(odd_revision->StorageBytes(), 8 + 2 * 2 + 3 + later.size());
+
+  // DeriveLastSeen (the decoder's way) sets the number the timestamps give; a timestamp
+  // set after it makes that number one to keep.
+  EventRecord::Builder decoded = builder("104", later);
+  decoded.numbers().last_seen_unix_ms = 0;
+  decoded.DeriveLastSeen();
+  EXPECT_EQ(decoded.numbers().last_seen_unix_ms, later_ms);
+  // (derived's lastTimestamp is firstTimestamp, an alias; this one is text with an offset)
+  EXPECT_EQ(decoded.Build()->StorageBytes(), derived->StorageBytes() + 2 + later.size());
+  decoded.Set(Field::kLastTimestamp, first);
+  const EventRef stale = decoded.Build();
+  EXPECT_EQ(stale->last_seen_unix_ms(), later_ms);
+  EXPECT_EQ(stale->Get(Field::kLastTimestamp), first);
+  EXPECT_EQ(stale->StorageBytes(), derived->StorageBytes() + 8);
 }
 
 // A revision of the same Event (same uid) keeps only what changed and shares the rest.
