@@ -427,6 +427,12 @@ void EventsApi::List(const HttpRequest& request, const QueryParams& params,
     if (!value) return SendStatus(writer, 400, "limit must be a non-negative integer");
     limit = *value > kMaxLimit ? kMaxLimit : static_cast<std::size_t>(*value);
   }
+  // Not used (a list is answered at once), but checked as the API server decodes it.
+  if (const auto text = params.Get("timeoutSeconds"); text && !text->empty()) {
+    std::string_view digits = *text;
+    if (digits.front() == '-' || digits.front() == '+') digits.remove_prefix(1);
+    if (!ParseCount(digits)) return SendStatus(writer, 400, "timeoutSeconds must be an integer");
+  }
 
   const std::uint64_t query_hash = ListQueryHash(ns, field_text);
   EventQuery query;

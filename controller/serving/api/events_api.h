@@ -39,8 +39,9 @@
 //                   continue, Exact with "0"); Exact: 410 Expired (the buffer keeps no
 //                   snapshots); NotOlderThan: the buffer as it is now
 //   resourceVersion with continue (other than "0"): 400, as the API server answers
-//   resourceVersion otherwise, timeoutSeconds, allowWatchBookmarks, pretty and unknown
-//   parameters are ignored (every list reads the buffer as it is now).
+//   timeoutSeconds  not an integer: 400, as the API server answers; otherwise ignored
+//   resourceVersion otherwise, allowWatchBookmarks, pretty and unknown parameters are
+//   ignored (every list reads the buffer as it is now).
 // A list, or a page of a limited list, of more than kWholeItems items is streamed (chunked)
 // with ResponseWriter::Stream: each part is rendered when the client has taken the previous
 // one, so no body larger than a part is built and no thread waits on a slow client. A list

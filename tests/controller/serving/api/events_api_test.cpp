@@ -497,7 +497,7 @@ TEST_F(EventsApiTest, ResourceVersionParametersAreCheckedAsTheApiServerChecksThe
                "list without resourceVersion");
 }
 
-TEST_F(EventsApiTest, LimitAndIncludeObjectAreValidated) {
+TEST_F(EventsApiTest, LimitTimeoutAndIncludeObjectAreValidated) {
   AddGenerated(store_, 0, 5);
   const std::string path = "/apis/eventbuffer.dev/v1alpha1/events";
   for (const char* bad :
@@ -506,6 +506,16 @@ TEST_F(EventsApiTest, LimitAndIncludeObjectAreValidated) {
   }
   EXPECT_EQ(Names(Call(path, "limit=0").body).size(), 5u) << "0 is no limit";
   EXPECT_EQ(Names(Call(path, "limit=").body).size(), 5u);
+  // ("+7" in a query is " 7": refused, as the API server's integer parse refuses it.)
+  for (const char* bad : {"timeoutSeconds=abc", "timeoutSeconds=1.5", "timeoutSeconds=-",
+                          "timeoutSeconds=30s", "timeoutSeconds=99999999999999999999",
+                          "timeoutSeconds=+7"}) {
+    ExpectStatus(Call(path, bad), 400, "BadRequest", "timeoutSeconds");
+  }
+  for (const char* fine : {"timeoutSeconds=30", "timeoutSeconds=0", "timeoutSeconds=-5",
+                           "timeoutSeconds=%2B7", "timeoutSeconds="}) {
+    EXPECT_EQ(Names(Call(path, fine).body).size(), 5u) << fine;
+  }
   ExpectStatus(Call(path, "includeObject=Everything", std::string(kKubectlTable)), 400,
                "BadRequest");
 }
