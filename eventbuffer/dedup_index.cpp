@@ -54,7 +54,7 @@ std::size_t DedupIndex::Find(Key k) const {
   // its low bits make a good table index.
   for (std::size_t i = k.fp & mask;; i = (i + 1) & mask) {
     const Slot& s = slots_[i];
-    if (Empty(s) || (s.h1 == k.h1 && s.fp() == k.fp)) return i;
+    if (Empty(s) || (s.h1 == k.h1 && s.fp == k.fp)) return i;
   }
 }
 
@@ -63,7 +63,7 @@ void DedupIndex::Resize(std::size_t capacity) {
   old.swap(slots_);
   slots_.assign(capacity, Slot{});
   for (const Slot& s : old) {
-    if (!Empty(s)) slots_[Find(Key{s.h1, s.fp()})] = s;
+    if (!Empty(s)) slots_[Find(Key{s.h1, s.fp})] = s;
   }
 }
 
@@ -73,7 +73,7 @@ void DedupIndex::EraseAt(std::size_t i) {
   const std::size_t mask = slots_.size() - 1;
   std::size_t hole = i;
   for (std::size_t j = (i + 1) & mask; !Empty(slots_[j]); j = (j + 1) & mask) {
-    const std::size_t home = slots_[j].fp() & mask;
+    const std::size_t home = slots_[j].fp & mask;
     const bool movable = hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
     if (movable) {
       slots_[hole] = slots_[j];
@@ -89,50 +89,32 @@ bool DedupIndex::Contains(OccurrenceId id) const {
   return !Empty(slots_[Find(Normal(id))]);
 }
 
-bool DedupIndex::Place(Key k, std::int64_t time_ms, bool live) {
+bool DedupIndex::AddTombstone(OccurrenceId id, std::int64_t time_ms) {
+  const Key k = Normal(id);
   // Grow before the load would pass 3/4.
   if ((size_ + 1) * 4 > slots_.size() * 3) Resize(slots_.empty() ? 16 : slots_.size() * 2);
   Slot& s = slots_[Find(k)];
   if (!Empty(s)) return false;
-  s = Slot{k.h1, live ? k.fp | kLiveBit : k.fp, StoredSeconds(time_ms)};
+  s = Slot{k.h1, k.fp, StoredSeconds(time_ms)};
   ++size_;
-  if (!live) tombstone_order_.push_back(PackedKey::Of(k));
+  tombstone_order_.push_back(PackedKey::Of(k));
   return true;
 }
 
-bool DedupIndex::Insert(OccurrenceId id, std::int64_t time_ms) {
-  return Place(Normal(id), time_ms, true);
-}
-
-void DedupIndex::Evict(OccurrenceId id) {
-  if (slots_.empty()) return;
-  const Key k = Normal(id);
-  Slot& s = slots_[Find(k)];
-  if (Empty(s) || !s.live()) return;
-  s.tag &= ~kLiveBit;
-  tombstone_order_.push_back(PackedKey::Of(k));
-}
-
-void DedupIndex::AddTombstone(OccurrenceId id, std::int64_t time_ms) {
-  Place(Normal(id), time_ms, false);
-}
-
 std::size_t DedupIndex::PruneTombstones(std::int64_t cutoff_ms, std::size_t max_tombstones) {
+  if (tombstone_order_.empty()) return 0;
   std::size_t forgotten = 0;
+  // Every queued key has its slot: a key is queued when it is placed and leaves the queue
+  // when its slot is erased.
   auto forget = [&](Key k) {
-    const std::size_t i = Find(k);
-    if (!Empty(slots_[i]) && !slots_[i].live()) {
-      EraseAt(i);
-      ++forgotten;
-    }
+    EraseAt(Find(k));
+    ++forgotten;
   };
   // Age: keep, in order, the tombstones not yet past the cutoff (at seconds resolution).
   std::deque<PackedKey> kept;
   for (const PackedKey& packed : tombstone_order_) {
     const Key k = packed.key();
-    const Slot& s = slots_[Find(k)];
-    if (Empty(s) || s.live()) continue;
-    if (std::int64_t{s.secs} * 1000 < cutoff_ms) {
+    if (std::int64_t{slots_[Find(k)].secs} * 1000 < cutoff_ms) {
       forget(k);
     } else {
       kept.push_back(packed);

@@ -1,14 +1,16 @@
 // DedupIndex: the identities (event uid, resourceVersion) of the occurrences a part of the
-// buffer holds or recently evicted, so that a relist or reconnect that delivers the same
-// occurrence again does not store it twice.
+// buffer evicted lately (tombstones), so that a relist or reconnect that delivers an evicted
+// occurrence again does not bring it back at the end of its key. The occurrences the buffer
+// stores are found by identity in its QueryIndex, which holds them anyway: a stored
+// occurrence costs no entry here.
 //
-// An identity is kept as a 95-bit fingerprint instead of the ~50 bytes of text: the first of
+// An identity is kept as a 96-bit fingerprint instead of the ~50 bytes of text: the first of
 // two independent 64-bit hashes of uid and resourceVersion (IdOf) whole, and the second
-// folded to 31 bits. It lives in a flat open-addressing table of 16-byte slots kept at most
-// 3/4 full, so an entry costs 21-43 bytes of table (16 / load factor). A false duplicate needs
-// the 64-bit hashes of two different identities to collide and their folded hashes too:
-// about n^2 / 2^96 for n identities in one index. (95 bits, not 96: the fingerprint word
-// shares its top bit with the live flag so that the time keeps all 32 bits of its word.)
+// folded to 32 bits. It lives in a flat open-addressing table of 16-byte slots kept at most
+// 3/4 full, so an entry costs 21-43 bytes of table (16 / load factor) and 12 bytes in the
+// eviction-order queue. A false duplicate needs the 64-bit hashes of two different
+// identities to collide and their folded hashes too: about n^2 / 2^97 for n identities in
+// one index.
 //
 // Times are kept at seconds resolution: a slot stores its retention time rounded UP to the
 // next whole second, as an unsigned 32-bit count of seconds since the Unix epoch (times
@@ -18,14 +20,9 @@
 // time past 2106 is stored lower than it is, so its tombstone could go early, but only
 // under a cutoff past 2106 too.)
 //
-// Bounded by the buffer's retention: an entry is *live* while its occurrence is stored and
-// becomes a *tombstone* when retention evicts it, so a later re-delivery stays a duplicate
-// instead of coming back at the end of its key. Tombstones are forgotten once their time is
-// older than the age cutoff (the buffer then refuses the occurrence as expired anyway) and,
-// oldest first, once there are more than the tombstone cap. So the index never holds more
-// than (stored occurrences + cap) entries. The EventBuffer keeps only tombstones here
-// (AddTombstone): it finds the occurrences it stores by identity in its QueryIndex, which
-// holds them anyway, so a stored occurrence costs no slot in this table.
+// Bounded by the buffer's retention: tombstones are forgotten once their time is older than
+// the age cutoff (the buffer then refuses the occurrence as expired anyway) and, oldest
+// eviction first, once there are more than the tombstone cap.
 //
 // Thread safety: none. The EventBuffer owns one index per lock stripe and calls it only
 // under that stripe's mutex.
@@ -46,7 +43,7 @@ struct OccurrenceId {
   bool operator==(const OccurrenceId&) const = default;
 };
 
-// The two 64-bit hashes of record's (uid, resourceVersion); DedupIndex keeps 95 bits of them.
+// The two 64-bit hashes of record's (uid, resourceVersion); DedupIndex keeps 96 bits of them.
 OccurrenceId IdOf(const EventRecord& record);
 
 // The time retention uses for a record, in ms since the Unix epoch: OccurrenceTimeMs
@@ -59,22 +56,17 @@ class DedupIndex {
   DedupIndex(const DedupIndex&) = delete;
   DedupIndex& operator=(const DedupIndex&) = delete;
 
-  // Records id as stored, with its retention time. Returns false (and changes nothing) when
-  // id is already known, live or tombstone: the occurrence is a duplicate.
-  bool Insert(OccurrenceId id, std::int64_t time_ms);
-  // Turns a live id into a tombstone (its occurrence was evicted). No-op when unknown.
-  void Evict(OccurrenceId id);
-  // Records id as a tombstone with its retention time, as Insert then Evict would. No-op
-  // when id is known already.
-  void AddTombstone(OccurrenceId id, std::int64_t time_ms);
+  // Records id as a tombstone with its retention time (an occurrence with this identity
+  // was evicted). Returns false, and changes nothing, when id is known already.
+  bool AddTombstone(OccurrenceId id, std::int64_t time_ms);
   // Forgets tombstones whose time is < cutoff_ms, at seconds resolution: whose stored time
   // (time_ms rounded up to a whole second, see above) is < cutoff_ms; then the oldest
   // tombstones beyond max_tombstones. Returns how many were forgotten.
   std::size_t PruneTombstones(std::int64_t cutoff_ms, std::size_t max_tombstones);
 
   bool Contains(OccurrenceId id) const;
+  // Tombstones held (each is in the table and in the eviction-order queue once).
   std::size_t size() const { return size_; }
-  std::size_t tombstones() const { return tombstone_order_.size(); }
   // Bytes of the table (16 per slot) and the tombstone queue (12 per tombstone).
   std::size_t MemoryBytes() const;
 
@@ -82,34 +74,28 @@ class DedupIndex {
   static std::uint32_t StoredSeconds(std::int64_t time_ms);
 
  private:
-  // The 95 fingerprint bits an entry is known by: h1, and h2 folded to 31 bits. Never
+  // The 96 fingerprint bits an entry is known by: h1, and h2 folded to 32 bits. Never
   // {0, 0} (Normal), so that an empty slot is unambiguous.
   struct Key {
     std::uint64_t h1 = 0;
-    std::uint32_t fp = 0;  // < 2^31
+    std::uint32_t fp = 0;
   };
   static Key Normal(OccurrenceId id) {
-    // Fold h2 to 31 bits: its low bits xor its high bits. h2 is fully mixed (IdOf), so
-    // any 31 of its bits would do; the xor keeps both halves of an arbitrary id in play.
-    const std::uint64_t folded = id.h2 ^ (id.h2 >> 33);
-    Key k{id.h1, static_cast<std::uint32_t>(folded & kFpMask)};
+    // Fold h2 to 32 bits: its low half xor its high half. h2 is fully mixed (IdOf), so
+    // any 32 of its bits would do; the xor keeps both halves of an arbitrary id in play.
+    Key k{id.h1, static_cast<std::uint32_t>(id.h2 ^ (id.h2 >> 32))};
     if (k.h1 == 0 && k.fp == 0) k.fp = 1;
     return k;
   }
-  static constexpr std::uint32_t kFpMask = 0x7fffffffu;
-  static constexpr std::uint32_t kLiveBit = 0x80000000u;
   // Open addressing with linear probing over a power-of-two table of 16-byte slots: no
-  // allocation per entry, four slots a cache line. tag holds the folded fingerprint in bits
-  // 0..30 and the live flag in bit 31; secs the stored time (StoredSeconds). A slot with
-  // h1 == 0 and tag == 0 is empty: a stored key is never {0, 0}, so an occupied slot has
-  // h1 != 0 or a nonzero fingerprint whether live or a tombstone. Load factor is kept at or
-  // below 3/4; erasure shifts the following cluster back (no deletion markers).
+  // allocation per entry, four slots a cache line. fp holds the folded fingerprint, secs
+  // the stored time (StoredSeconds). A slot with h1 == 0 and fp == 0 is empty: a stored
+  // key is never {0, 0}. Load factor is kept at or below 3/4; erasure shifts the following
+  // cluster back (no deletion markers).
   struct Slot {
     std::uint64_t h1 = 0;
-    std::uint32_t tag = 0;
+    std::uint32_t fp = 0;
     std::uint32_t secs = 0;
-    std::uint32_t fp() const { return tag & kFpMask; }
-    bool live() const { return (tag & kLiveBit) != 0; }
   };
   static_assert(sizeof(Slot) == 16);
   // A tombstone's key in eviction order, packed into 12 bytes.
@@ -122,10 +108,7 @@ class DedupIndex {
     Key key() const { return Key{std::uint64_t{h1_hi} << 32 | h1_lo, fp}; }
   };
   static_assert(sizeof(PackedKey) == 12);
-  static bool Empty(const Slot& s) { return s.h1 == 0 && s.tag == 0; }
-  // Stores k (live, or a tombstone queued for pruning) unless it is known. Returns whether
-  // it was stored.
-  bool Place(Key k, std::int64_t time_ms, bool live);
+  static bool Empty(const Slot& s) { return s.h1 == 0 && s.fp == 0; }
   // Index of k's slot, or of the empty slot where it would go. REQUIRES: table not full.
   std::size_t Find(Key k) const;
   void EraseAt(std::size_t i);

@@ -33,59 +33,61 @@ TEST(DedupIndexTest, IdentityIsUidAndResourceVersion) {
             IdOf(*MakeEvent("d", "Pod", "p", "a", "bc", 1)));
 }
 
-TEST(DedupIndexTest, EvictedIdsStayDuplicatesUntilPruned) {
+TEST(DedupIndexTest, TombstonesStayDuplicatesUntilPruned) {
   DedupIndex index;
   const OccurrenceId a{1, 2}, b{3, 4}, c{5, 6};
-  EXPECT_TRUE(index.Insert(a, 100'000));
-  EXPECT_FALSE(index.Insert(a, 100'000));
-  EXPECT_TRUE(index.Insert(b, 200'000));
-  EXPECT_TRUE(index.Insert(c, 300'000));
-  index.Evict(a);
-  index.Evict(b);
-  EXPECT_EQ(index.tombstones(), 2u);
-  EXPECT_FALSE(index.Insert(a, 100'000)) << "a tombstone still deduplicates";
-  // Age: tombstones older than 150 s go; live entries are never pruned.
+  EXPECT_TRUE(index.AddTombstone(a, 100'000));
+  EXPECT_FALSE(index.AddTombstone(a, 100'000)) << "known already: no second tombstone";
+  EXPECT_FALSE(index.AddTombstone(a, 900'000)) << "nor a second time for it";
+  EXPECT_TRUE(index.AddTombstone(b, 200'000));
+  EXPECT_TRUE(index.AddTombstone(c, 300'000));
+  EXPECT_EQ(index.size(), 3u);
+  EXPECT_TRUE(index.Contains(a));
+  EXPECT_FALSE(index.Contains(OccurrenceId{1, 3}));
+  // Age: tombstones older than 150 s go (a keeps its first time, 100 s).
   EXPECT_EQ(index.PruneTombstones(150'000, 100), 1u);
   EXPECT_FALSE(index.Contains(a));
   EXPECT_TRUE(index.Contains(b));
   EXPECT_TRUE(index.Contains(c));
   // Count: beyond the cap the oldest evictions go first.
-  index.Evict(c);
   EXPECT_EQ(index.PruneTombstones(0, 1), 1u);
   EXPECT_FALSE(index.Contains(b));
   EXPECT_TRUE(index.Contains(c));
   EXPECT_EQ(index.size(), 1u);
+  // A forgotten id can be a tombstone again, at the end of the order.
+  EXPECT_TRUE(index.AddTombstone(a, 400'000));
+  EXPECT_EQ(index.PruneTombstones(0, 1), 1u);
+  EXPECT_FALSE(index.Contains(c));
+  EXPECT_TRUE(index.Contains(a));
 }
 
-TEST(DedupIndexTest, AgreesWithAReferenceModelThroughGrowthEvictionAndPruning) {
+TEST(DedupIndexTest, AgreesWithAReferenceModelThroughGrowthAndPruning) {
   DedupIndex index;
-  std::map<std::pair<std::uint64_t, std::uint64_t>, std::pair<std::int64_t, bool>> model;
-  std::deque<std::pair<std::uint64_t, std::uint64_t>> evicted;
+  // id -> stored time, and the ids in the order they became tombstones.
+  std::map<std::pair<std::uint64_t, std::uint64_t>, std::int64_t> model;
+  std::deque<std::pair<std::uint64_t, std::uint64_t>> order;
   std::mt19937_64 rng(42);
   for (int round = 0; round < 40; ++round) {
     for (int i = 0; i < 500; ++i) {
       // Few distinct h2 values force long probe clusters and wrap-around.
       const OccurrenceId id{rng() % 4000, (rng() % 64) << 58 | (rng() % 3)};
-      const std::int64_t t = round * 1000 + i;
-      // The index keeps times rounded up to whole seconds.
-      const std::int64_t stored_t = (t + 999) / 1000 * 1000;
-      const bool fresh = model.try_emplace({id.h1, id.h2}, stored_t, true).second;
-      ASSERT_EQ(index.Insert(id, t), fresh);
-    }
-    for (auto& [k, v] : model) {
-      if (v.second && rng() % 3 == 0) {
-        v.second = false;
-        index.Evict(OccurrenceId{k.first, k.second});
-        evicted.push_back(k);
-      }
+      // Not in time order: an eviction from the middle (the per-object limit) may carry an
+      // older time than the one before it.
+      const std::int64_t t = round * 1000 + static_cast<std::int64_t>(rng() % 3000) - 1500;
+      // The index keeps times rounded up to whole seconds (and before 1970 as 0).
+      const std::int64_t stored_t = t <= 0 ? 0 : (t + 999) / 1000 * 1000;
+      const bool fresh = model.try_emplace({id.h1, id.h2}, stored_t).second;
+      if (fresh) order.push_back({id.h1, id.h2});
+      ASSERT_EQ(index.AddTombstone(id, t), fresh);
     }
     const std::int64_t cutoff = round * 1000 - 5000;
-    const std::size_t cap = 300;
-    index.PruneTombstones(cutoff, cap);
+    const std::size_t cap = 300 + static_cast<std::size_t>(rng() % 600);
+    std::size_t expected_forgotten = 0;
     std::deque<std::pair<std::uint64_t, std::uint64_t>> kept;
-    for (const auto& k : evicted) {
-      if (model.at(k).first < cutoff) {
+    for (const auto& k : order) {
+      if (model.at(k) < cutoff) {
         model.erase(k);
+        ++expected_forgotten;
       } else {
         kept.push_back(k);
       }
@@ -93,29 +95,34 @@ TEST(DedupIndexTest, AgreesWithAReferenceModelThroughGrowthEvictionAndPruning) {
     while (kept.size() > cap) {
       model.erase(kept.front());
       kept.pop_front();
+      ++expected_forgotten;
     }
-    evicted.swap(kept);
+    order.swap(kept);
+    ASSERT_EQ(index.PruneTombstones(cutoff, cap), expected_forgotten) << round;
     ASSERT_EQ(index.size(), model.size());
-    ASSERT_EQ(index.tombstones(), evicted.size());
-    for (const auto& [k, v] : model) ASSERT_TRUE(index.Contains(OccurrenceId{k.first, k.second}));
+    for (const auto& [k, t] : model) {
+      ASSERT_TRUE(index.Contains(OccurrenceId{k.first, k.second}));
+    }
     for (int i = 0; i < 200; ++i) {
       const OccurrenceId probe{rng() % 4000, (rng() % 64) << 58 | (rng() % 3)};
       ASSERT_EQ(index.Contains(probe), model.count({probe.h1, probe.h2}) == 1);
     }
   }
+  // Pruned down to nothing, the table shrinks and stays correct.
+  EXPECT_EQ(index.PruneTombstones(0, 0), model.size());
+  EXPECT_EQ(index.size(), 0u);
+  EXPECT_LE(index.MemoryBytes(), 64u * 16u);
+  EXPECT_TRUE(index.AddTombstone(OccurrenceId{7, 7}, 1000));
+  EXPECT_TRUE(index.Contains(OccurrenceId{7, 7}));
 }
 
 TEST(DedupIndexTest, TombstoneTimesAreRoundedUpToWholeSeconds) {
   DedupIndex index;
   const OccurrenceId a{1, 2}, b{3, 4}, early{5, 6}, late{7, 8};
-  ASSERT_TRUE(index.Insert(a, 1'000'001));    // kept as 1001 s
-  ASSERT_TRUE(index.Insert(b, 2'000'000));    // a whole second: kept as is
-  ASSERT_TRUE(index.Insert(early, -5'000));   // before 1970: kept as 0 s
-  ASSERT_TRUE(index.Insert(late, INT64_MAX)); // after 2106: kept as 2^32 - 1 s
-  index.Evict(a);
-  index.Evict(b);
-  index.Evict(early);
-  index.Evict(late);
+  ASSERT_TRUE(index.AddTombstone(a, 1'000'001));     // kept as 1001 s
+  ASSERT_TRUE(index.AddTombstone(b, 2'000'000));     // a whole second: kept as is
+  ASSERT_TRUE(index.AddTombstone(early, -5'000));    // before 1970: kept as 0 s
+  ASSERT_TRUE(index.AddTombstone(late, INT64_MAX));  // after 2106: kept as 2^32 - 1 s
   // Never forgotten before the exact time is past the cutoff, at most a second after.
   EXPECT_EQ(index.PruneTombstones(0, 100), 0u);
   EXPECT_EQ(index.PruneTombstones(1, 100), 1u);
@@ -135,16 +142,17 @@ TEST(DedupIndexTest, TombstoneTimesAreRoundedUpToWholeSeconds) {
   EXPECT_EQ(DedupIndex::StoredSeconds(0), 0u);
 }
 
-TEST(DedupIndexTest, ZeroIdsAndTombstonesStayDistinctFromEmptySlots) {
+TEST(DedupIndexTest, ZeroIdsStayDistinctFromEmptySlots) {
   DedupIndex index;
-  const OccurrenceId zero{0, 0}, one{0, 1};
+  const OccurrenceId zero{0, 0}, one{0, 1}, high{0, std::uint64_t{1} << 32};
+  EXPECT_FALSE(index.Contains(zero)) << "an empty table holds nothing";
   // {0, 0} is stored as {0, 1}: the two are one identity to the index, never an empty slot.
-  EXPECT_TRUE(index.Insert(zero, 1000));
+  // (h2 = 2^32 folds to 1 as well.)
+  EXPECT_TRUE(index.AddTombstone(zero, 1000));
   EXPECT_TRUE(index.Contains(zero));
-  EXPECT_FALSE(index.Insert(one, 1000));
-  index.Evict(zero);
-  EXPECT_TRUE(index.Contains(zero)) << "a tombstone of the zero id is not an empty slot";
-  EXPECT_EQ(index.tombstones(), 1u);
+  EXPECT_FALSE(index.AddTombstone(one, 1000));
+  EXPECT_FALSE(index.AddTombstone(high, 1000));
+  EXPECT_EQ(index.size(), 1u);
   EXPECT_EQ(index.PruneTombstones(2001, 100), 1u);
   EXPECT_FALSE(index.Contains(zero));
   EXPECT_EQ(index.size(), 0u);
@@ -152,19 +160,18 @@ TEST(DedupIndexTest, ZeroIdsAndTombstonesStayDistinctFromEmptySlots) {
 
 TEST(DedupIndexTest, MemoryPerEntryIsBoundedBySlotSizeAndLoadFactor) {
   // 16-byte slots, at least 3/8 full after growth (grow at 3/4, doubling): at most
-  // 16 * 8 / 3 bytes of table per entry, plus 12 bytes per tombstone.
+  // 16 * 8 / 3 bytes of table per entry, plus 12 bytes per tombstone in the queue.
   for (const std::size_t n : {100u, 1000u, 10'000u, 50'000u}) {
     DedupIndex index;
     std::mt19937_64 rng(n);
     std::vector<OccurrenceId> ids;
     for (std::size_t i = 0; i < n; ++i) {
       ids.push_back(OccurrenceId{rng(), rng()});
-      ASSERT_TRUE(index.Insert(ids.back(), 1'700'000'000'000 + static_cast<std::int64_t>(i)));
-      ASSERT_LE(index.MemoryBytes() * 3, (i + 1) * 16 * 8 + 16 * 16 * 3) << i;
+      ASSERT_TRUE(
+          index.AddTombstone(ids.back(), 1'700'000'000'000 + static_cast<std::int64_t>(i)));
+      ASSERT_LE(index.MemoryBytes() * 3, (i + 1) * (16 * 8 + 12 * 3) + 16 * 16 * 3) << i;
     }
-    for (const OccurrenceId& id : ids) index.Evict(id);
-    EXPECT_EQ(index.tombstones(), n);
-    EXPECT_LE(index.MemoryBytes() * 3, n * (16 * 8 + 12 * 3) + 16 * 16 * 3);
+    EXPECT_EQ(index.size(), n);
     for (const OccurrenceId& id : ids) ASSERT_TRUE(index.Contains(id));
   }
 }
@@ -187,22 +194,6 @@ TEST(DedupTest, SameOccurrenceIsStoredOnceWhateverRedelivers) {
   // A new resourceVersion of the same Event is a new occurrence.
   EXPECT_EQ(buffer.Append(MakeEvent("default", "Pod", "web", "uid-web", "999", 1'700'000'000'999)),
             EventBuffer::AppendResult::kStored);
-}
-
-TEST(DedupIndexTest, AddTombstoneRecordsAnEvictedId) {
-  DedupIndex index;
-  const OccurrenceId a{1, 2}, b{3, 4};
-  index.AddTombstone(a, 100'000);
-  EXPECT_TRUE(index.Contains(a));
-  EXPECT_EQ(index.tombstones(), 1u);
-  EXPECT_FALSE(index.Insert(a, 100'000)) << "a tombstone deduplicates";
-  index.AddTombstone(a, 100'000);  // known already: no second tombstone
-  EXPECT_EQ(index.tombstones(), 1u);
-  index.AddTombstone(b, 200'000);
-  EXPECT_EQ(index.PruneTombstones(150'000, 100), 1u);
-  EXPECT_FALSE(index.Contains(a));
-  EXPECT_TRUE(index.Contains(b));
-  EXPECT_EQ(index.size(), 1u);
 }
 
 TEST(DedupTest, ConcurrentRedeliveriesStoreEachOccurrenceOnce) {
