@@ -139,9 +139,12 @@ bool DecodeStringFields(Reader& r, const Path& at, object obj,
   return true;
 }
 
-// Decodes a core/v1 Event object into a record. `at` names the object in errors.
+// Decodes a core/v1 Event object into a record. `at` names the object in errors. Sets
+// *last_seen_unix_ms, when given, to the record's last_seen_unix_ms() (worked out here
+// anyway, so that the caller need not parse the timestamps again).
 bool DecodeEventObject(Reader& r, const Path& at, element value, std::int64_t receive_unix_ns,
-                       RevisionCache* revisions, EventRef* out) {
+                       RevisionCache* revisions, EventRef* out,
+                       std::int64_t* last_seen_unix_ms = nullptr) {
   object event;
   bool present;
   if (!r.Object(at, value, &event, &present)) return false;
@@ -264,6 +267,7 @@ bool DecodeEventObject(Reader& r, const Path& at, element value, std::int64_t re
     return false;
   }
   b.DeriveLastSeen();
+  if (last_seen_unix_ms != nullptr) *last_seen_unix_ms = b.numbers().last_seen_unix_ms;
   b.numbers().receive_unix_ns = receive_unix_ns;
   // A revision of an Event seen recently stores only what changed from its base.
   *out = b.Build(revisions->Lookup(b.Get(Field::kUid), b.Get(Field::kInvolvedUid)));
@@ -404,7 +408,10 @@ DecodeResult<WatchEvent> EventDecoder::DecodeWatchLine(std::string_view line,
     ev.type = type == "ADDED"      ? WatchEventType::kAdded
               : type == "MODIFIED" ? WatchEventType::kModified
                                    : WatchEventType::kDeleted;
-    if (!DecodeEventObject(r, at, object_value, receive_unix_ns, &impl_->revisions, &ev.record)) return result;
+    if (!DecodeEventObject(r, at, object_value, receive_unix_ns, &impl_->revisions, &ev.record,
+                           &ev.last_seen_unix_ms)) {
+      return result;
+    }
     ev.resource_version = std::string(ev.record->resource_version());
   } else if (type == "BOOKMARK") {
     ev.type = WatchEventType::kBookmark;

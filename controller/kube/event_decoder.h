@@ -48,6 +48,8 @@ struct WatchEvent {
   WatchEventType type = WatchEventType::kAdded;
   // ADDED / MODIFIED / DELETED: the occurrence. Null for BOOKMARK and ERROR.
   EventRef record;
+  // ADDED / MODIFIED / DELETED: record->last_seen_unix_ms(), as the decoder worked it out.
+  std::int64_t last_seen_unix_ms = 0;
   // ADDED / MODIFIED / DELETED / BOOKMARK: object.metadata.resourceVersion.
   std::string resource_version;
   // ERROR: the Status object.

@@ -384,7 +384,7 @@ Watcher::Next Watcher::WatchOnce() {
     switch (event.type) {
       case WatchEventType::kAdded:
       case WatchEventType::kModified: {
-        const std::int64_t seen_ms = event.record->last_seen_unix_ms();
+        const std::int64_t seen_ms = event.last_seen_unix_ms;
         if (seen_ms > 0) {
           observer_->OnEventLag(std::max(0.0, (now_ns / 1e6 - seen_ms) / 1000.0));
         }

@@ -52,6 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         case WatchEventType::kDeleted:
           CheckRecord(r.value.record);
           Check(r.value.resource_version == r.value.record->resource_version());
+          Check(r.value.last_seen_unix_ms == r.value.record->last_seen_unix_ms());
           break;
         case WatchEventType::kBookmark:
           Check(!r.value.resource_version.empty());

@@ -150,6 +150,7 @@ TEST(EventDecoderTest, UnknownFieldsAreIgnoredAndOptionalFieldsMayBeMissing) {
   EXPECT_EQ(r.value.record->message(), "");
   EXPECT_EQ(r.value.record->count(), 0);
   EXPECT_EQ(r.value.record->numbers().last_seen_unix_ms, 0);
+  EXPECT_EQ(r.value.last_seen_unix_ms, 0);
 }
 
 TEST(EventDecoderTest, NullValuesCountAsAbsent) {
@@ -183,6 +184,8 @@ TEST(EventDecoderTest, DecodesCreationTimestampSeriesLastObservedTimeAndRelated)
   EXPECT_EQ(e.numbers().series_count, 2);
   // series.lastObservedTime also counts as the time the event was last seen.
   EXPECT_EQ(e.numbers().last_seen_unix_ms, 1714557963123);
+  // The watch event carries the same number (the watcher's event-lag metric uses it).
+  EXPECT_EQ(r.value.last_seen_unix_ms, 1714557963123);
 }
 
 TEST(EventDecoderTest, RelatedIsKeptWholeIncludingNestedValues) {
