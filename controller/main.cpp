@@ -312,6 +312,7 @@ int main(int argc, char** argv) {
     o.tls_cert_file = options.tls_cert_file;
     o.tls_private_key_file = options.tls_private_key_file;
     o.thread_nice = options.serving_nice;
+    o.handler_answers_other_methods = true;  // a write is 401/403 before it is 405
     secure = std::make_unique<ebc::Server>(o, ebc::SecureApiHandler(auth.get(), &api, &probes));
   }
   if (serve_metrics) {
@@ -319,6 +320,7 @@ int main(int argc, char** argv) {
     o.worker_threads = 1;
     o.thread_nice = options.serving_nice;
     o.tls = options.metrics_secure;
+    o.handler_answers_other_methods = true;
     o.tls_cert_file = options.tls_cert_file;
     o.tls_private_key_file = options.tls_private_key_file;
     metrics_server = std::make_unique<ebc::Server>(

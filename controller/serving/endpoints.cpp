@@ -8,6 +8,17 @@ namespace eventbuffer::controller {
 
 namespace {
 
+// Answers a request whose method is not GET or HEAD with 405 and returns false. After
+// Admit: the Kubernetes API authenticates and authorizes a request (a POST as `create`, a
+// DELETE as `delete`, ...) before it finds that the method is not served.
+bool ReadOnly(const HttpRequest& request, ResponseWriter& writer) {
+  if (request.method == "GET" || request.method == "HEAD") return true;
+  writer.Send(405, "application/json",
+              StatusJson(405, "the server does not allow this method on the requested resource"),
+              {{"Allow", "GET, HEAD"}});
+  return false;
+}
+
 // Checks the request; on refusal answers it and returns false.
 bool Admit(DelegatingAuth* auth, const HttpRequest& request, ResponseWriter& writer) {
   if (auth == nullptr) return true;
@@ -24,7 +35,7 @@ bool Admit(DelegatingAuth* auth, const HttpRequest& request, ResponseWriter& wri
 Server::Handler SecureApiHandler(DelegatingAuth* auth, const EventsApi* api,
                                  const Probes* probes) {
   return [auth, api, probes](const HttpRequest& request, ResponseWriter& writer) {
-    if (!Admit(auth, request, writer)) return;
+    if (!Admit(auth, request, writer) || !ReadOnly(request, writer)) return;
     if (probes != nullptr &&
         (request.path == "/livez" || request.path == "/healthz" || request.path == "/readyz")) {
       return probes->Handle(request, writer);
@@ -35,7 +46,7 @@ Server::Handler SecureApiHandler(DelegatingAuth* auth, const EventsApi* api,
 
 Server::Handler MetricsHandler(DelegatingAuth* auth, std::function<std::string()> render) {
   return [auth, render = std::move(render)](const HttpRequest& request, ResponseWriter& writer) {
-    if (!Admit(auth, request, writer)) return;
+    if (!Admit(auth, request, writer) || !ReadOnly(request, writer)) return;
     if (request.path != "/metrics") {
       writer.Send(404, "application/json",
                   StatusJson(404, "the metrics port serves only /metrics"));

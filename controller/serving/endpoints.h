@@ -4,10 +4,15 @@
 //       (EventsApi); /livez, /healthz and /readyz go to the probes instead (as the API
 //       server serves them on its secure port; --authorization-always-allow-paths lets them
 //       in without credentials by default). A refused request gets the 401/403 Status of
-//       the check; nothing of the buffer is read for it.
+//       the check; nothing of the buffer is read for it. A method other than GET or HEAD
+//       (the port's Server passes them on: handler_answers_other_methods) is checked the
+//       same way, as the verb it maps to (POST create, DELETE delete, ...), and then
+//       refused with 405 MethodNotAllowed: so a user without the right gets 401/403 for a
+//       write, as from the API server, and nobody can write.
 //   metrics port (--metrics-bind-address): with --metrics-secure, DelegatingAuth::Check
 //       (non-resource "get /metrics") first; then GET /metrics answers the text exposition
-//       format and any other path 404. Without --metrics-secure (auth null) it is open.
+//       format and any other path 404; other methods 405 after the check. Without
+//       --metrics-secure (auth null) it is open.
 //
 // Thread safety: the handlers run on the servers' worker threads, many at once; the parts
 // they call are thread-safe and must outlive the servers.

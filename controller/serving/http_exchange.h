@@ -2,8 +2,9 @@
 // (controller/serving/server.h) and what it serves (the eventbuffer.dev API, metrics,
 // probes), and the input of delegated authentication (controller/serving/auth/).
 //
-// The server parses and bounds a request (header size, no body on a read endpoint, method
-// GET or HEAD) before any handler sees it; a handler only decides what to answer.
+// The server parses and bounds a request (header size, no body is read, method GET or HEAD
+// unless Server::Options::handler_answers_other_methods) before any handler sees it; a
+// handler only decides what to answer.
 //
 // Thread safety: a request and its writer belong to one handler call on one thread.
 #pragma once
@@ -20,7 +21,8 @@ namespace eventbuffer::controller {
 using HeaderFields = std::vector<std::pair<std::string, std::string>>;
 
 struct HttpRequest {
-  std::string method;  // "GET" or "HEAD" (the server refuses other methods itself)
+  // "GET" or "HEAD"; any other only with Server::Options::handler_answers_other_methods
+  std::string method;
   std::string target;  // as sent: path and query
   std::string path;    // the target up to '?', not percent-decoded
   std::string query;   // the target after '?' (without it), not percent-decoded; "" if none

@@ -790,8 +790,10 @@ class Session : public std::enable_shared_from_this<Session> {
     const bool has_body = (parser_->content_length() && *parser_->content_length() > 0) ||
                           request.count(http::field::transfer_encoding) > 0;
     const bool http10 = request.version() < 11;
-    const bool keep_alive = request.keep_alive() && !http10;
-    if (request.method() != http::verb::get && !head) {
+    const bool other_method = request.method() != http::verb::get && !head;
+    // A body is never read: the connection closes after the response to a request with one.
+    const bool keep_alive = request.keep_alive() && !http10 && !(other_method && has_body);
+    if (other_method && !options().handler_answers_other_methods) {
       server_->rejected_method.fetch_add(1, std::memory_order_relaxed);
       const bool close = has_body || !keep_alive;
       WriteOwn(405,
@@ -800,7 +802,7 @@ class Session : public std::enable_shared_from_this<Session> {
                close);
       return;
     }
-    if (has_body) {
+    if (has_body && !other_method) {
       server_->rejected_body.fetch_add(1, std::memory_order_relaxed);
       WriteOwn(413, ErrorResponse(413, "a request body is not accepted here", head, true), true);
       return;

@@ -106,6 +106,13 @@ class Server {
     // Nice value of this server's I/O and worker threads (0: the process's own). A port
     // that must not take CPU from the watch (the read API) runs at a higher nice value.
     int thread_nice = 0;
+    // Methods other than GET and HEAD: false, the server answers 405 itself and the handler
+    // never sees them; true, they go to the handler as any request does (which must answer
+    // them: the Kubernetes API authenticates and authorizes a request before it looks at
+    // its method, so a write is 401 or 403 before it is 405). Their body is never read
+    // either way: with a body announced, the connection closes after the response. A GET
+    // or HEAD with a body is 413 from the server in both cases.
+    bool handler_answers_other_methods = false;
   };
 
   // Counters since Start(); connections_open and requests_inflight are gauges.
@@ -117,7 +124,7 @@ class Server {
     std::uint64_t rejected_connection_cap = 0;    // max_connections reached
     std::uint64_t rejected_header_too_large = 0;  // 431
     std::uint64_t rejected_body = 0;              // 413
-    std::uint64_t rejected_method = 0;            // 405
+    std::uint64_t rejected_method = 0;            // 405 (by the server itself)
     std::uint64_t rejected_inflight_cap = 0;      // 429
     std::uint64_t rejected_bad_request = 0;       // 400
     std::uint64_t header_timeouts = 0;            // handshake or header not in time

@@ -307,7 +307,8 @@ class Controller:
             ctx.load_cert_chain(*cert)
         return ctx
 
-    def api(self, path, token="default", accept=None, headers=None, cert=None, timeout=30, port=None):
+    def api(self, path, token="default", accept=None, headers=None, cert=None, timeout=30, port=None,
+            method="GET", body=None):
         """One request on a new connection: (status, headers dict (lower-case), body bytes).
         token "default" is self.token; None sends no Authorization header."""
         token = self.token if token == "default" else token
@@ -319,10 +320,10 @@ class Controller:
         conn = http.client.HTTPSConnection("127.0.0.1", port or self.secure_port, timeout=timeout,
                                            context=self.client_context(cert))
         try:
-            conn.request("GET", path, headers=h)
+            conn.request(method, path, body=body, headers=h)
             resp = conn.getresponse()
-            body = resp.read()
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
+            data = resp.read()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
         finally:
             conn.close()
 

@@ -151,6 +151,47 @@ class SecureApi(SecureApiBase):
         self.assertEqual(m.get("eventbuffer_authentication_total", method="token", result="success"), 0)
         self.assertEqual(m.get("eventbuffer_authorization_total", decision="allowed"), 0)
 
+    def test_writes_are_authorized_before_they_are_refused(self):
+        # As from the API server: a write is authenticated, then authorized as the verb its
+        # method maps to, and only then refused as not served (the API is read-only).
+        self.start_emulator()
+        self.emu.events(count=2)
+        ctl = self.start_controller()
+        name = ctl.list_all(namespace="default")[0]["metadata"]["name"]
+        one = API + "/namespaces/default/events/" + name
+        collection = API + "/namespaces/default/events"
+        event = json.dumps({"apiVersion": "eventbuffer.dev/v1alpha1", "kind": "Event",
+                            "metadata": {"name": "x", "namespace": "default"}}).encode()
+        self.add_policy({"writer-token": {"user": "writer"}},
+                        [{"name": "writer writes events", "users": ["writer"],
+                          "verbs": ["create", "update", "patch", "delete", "deletecollection"],
+                          "apiGroups": ["eventbuffer.dev"], "resources": ["events"]}])
+        writes = (("POST", collection, event, "create"), ("PUT", one, event, "update"),
+                  ("PATCH", one, b"{}", "patch"), ("DELETE", one, None, "delete"),
+                  ("DELETE", collection, b"{}", "deletecollection"))
+        seq = self.seq()
+        for method, path, body, verb in writes:
+            code, _, out = ctl.api(path, token=None, method=method, body=body)
+            self.assertEqual((code, status_body(out)[1]), (401, "Unauthorized"), (method, path))
+            code, _, out = ctl.api(path, token=VIEWER_TOKEN, method=method, body=body)
+            self.assertEqual((code, status_body(out)[1]), (403, "Forbidden"), (method, path))
+            self.assertIn('User "demo-viewer" cannot %s resource "events"' % verb, status_body(out)[3])
+            code, headers, out = ctl.api(path, token="writer-token", method=method, body=body)
+            self.assertEqual((code, status_body(out)[1]), (405, "MethodNotAllowed"), (method, path))
+            self.assertEqual(headers.get("allow"), "GET, HEAD")
+        # Each write was put to the cluster's authorization with its own verb.
+        asked = [r["spec"]["resourceAttributes"]["verb"] for r in self.reviews_since(seq)
+                 if r["resource"] == "subjectaccessreviews"]
+        self.assertEqual(sorted(set(asked)), sorted(w[3] for w in writes))
+        # Nothing was written: the buffer holds what it held.
+        self.assertEqual(len(ctl.list_all(namespace="default")), 2)
+        self.assertEqual(ctl.api(one)[0], 200)
+        # kubectl as the viewer: Forbidden, as from the API server.
+        self.ctl = ctl
+        code, _, err = self.kubectl(VIEWER_TOKEN, "delete", "events.eventbuffer.dev", "-n", "default", name)
+        self.assertNotEqual(code, 0)
+        self.assertIn("Error from server (Forbidden)", err)
+
     def test_probe_paths_on_the_secure_port(self):
         # As on the API server's secure port: /livez, /healthz and /readyz answer without
         # credentials (--authorization-always-allow-paths), the rest still needs them.
@@ -161,6 +202,9 @@ class SecureApi(SecureApiBase):
             self.assertEqual((code, body), (200, b"ok"), path)
         self.assertEqual(ctl.api("/apis", token=None)[0], 401)
         self.assertEqual(ctl.api("/readyz/x", token=None)[0], 401)
+        # Let in without credentials, but to read only.
+        code, headers, body = ctl.api("/healthz", token=None, method="POST", body=b"x")
+        self.assertEqual((code, status_body(body)[1], headers.get("allow")), (405, "MethodNotAllowed", "GET, HEAD"))
 
     def test_forbidden(self):
         self.start_emulator()
@@ -612,6 +656,12 @@ class SecureApi(SecureApiBase):
         # demo-viewer's right is the path /metrics, not events: it may not list through the
         # metrics port, and the metrics port serves nothing else.
         self.assertEqual(ctl.api(API + "/events", token=VIEWER_TOKEN, port=ctl.metrics_port)[0], 404)
+        # Other methods: authenticated and authorized (as the method's verb on the path) first.
+        self.assertEqual(ctl.api("/metrics", token=None, method="POST", body=b"x",
+                                 port=ctl.metrics_port)[0], 401)
+        code, _, body = ctl.api("/metrics", token=VIEWER_TOKEN, method="POST", body=b"x", port=ctl.metrics_port)
+        self.assertEqual(code, 403)
+        self.assertIn('User "demo-viewer" cannot post path "/metrics"', status_body(body)[3])
         # Plain HTTP to the TLS port is no way around it.
         self.assertNotEqual(http_status("http://127.0.0.1:%d/metrics" % ctl.metrics_port)[0], 200)
 

@@ -775,6 +775,62 @@ TEST(ServerTest, RefusesOtherMethodsWith405WithoutEchoingTheRequest) {
   EXPECT_EQ(server->stats().responses_4xx, 3u);
 }
 
+TEST(ServerTest, HandlerAnswersOtherMethodsWhenAskedWithoutReadingTheirBody) {
+  std::atomic<int> calls{0};
+  std::mutex mu;
+  std::vector<std::string> methods;
+  Server::Options options = TestOptions();
+  options.handler_answers_other_methods = true;
+  auto server = StartServer(options, [&](const HttpRequest& r, ResponseWriter& w) {
+    ++calls;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      methods.push_back(r.method);
+    }
+    w.Send(r.method == "GET" ? 200 : 401, "text/plain", "from the handler");
+  });
+  auto conn = Connect(server->port());
+  // A bodiless DELETE: the handler's answer, and the connection stays usable.
+  ASSERT_TRUE(conn->WriteAll(GetRequest("/x", "", "DELETE")));
+  auto del = ReadResponse(*conn);
+  ASSERT_TRUE(del);
+  EXPECT_EQ(del->status, 401);
+  EXPECT_EQ(del->body, "from the handler");
+  ASSERT_TRUE(conn->WriteAll(GetRequest("/")));
+  auto get = ReadResponse(*conn);
+  ASSERT_TRUE(get);
+  EXPECT_EQ(get->status, 200);
+  // A POST announcing a body that is never sent: answered from its header alone, then the
+  // connection closes (the body is not read, so nothing after it could be parsed).
+  ASSERT_TRUE(conn->WriteAll(GetRequest("/x", "Content-Length: 100000000\r\n", "POST")));
+  auto post = ReadResponse(*conn);
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 401);
+  EXPECT_EQ(post->Header("connection"), "close");
+  EXPECT_TRUE(conn->WaitClosed());
+  // A chunked PUT: the same.
+  auto conn2 = Connect(server->port());
+  ASSERT_TRUE(conn2->WriteAll(GetRequest("/x", "Transfer-Encoding: chunked\r\n", "PUT")));
+  auto put = ReadResponse(*conn2);
+  ASSERT_TRUE(put);
+  EXPECT_EQ(put->status, 401);
+  EXPECT_TRUE(conn2->WaitClosed());
+  // A GET with a body is still the server's 413: the handler never sees it.
+  auto conn3 = Connect(server->port());
+  ASSERT_TRUE(conn3->WriteAll(GetRequest("/", "Content-Length: 5\r\n")));
+  auto with_body = ReadResponse(*conn3);
+  ASSERT_TRUE(with_body);
+  EXPECT_EQ(with_body->status, 413);
+  EXPECT_TRUE(conn3->WaitClosed());
+  EXPECT_EQ(calls.load(), 4);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(methods, (std::vector<std::string>{"DELETE", "GET", "POST", "PUT"}));
+  }
+  EXPECT_EQ(server->stats().rejected_method, 0u);
+  EXPECT_EQ(server->stats().rejected_body, 1u);
+}
+
 TEST(ServerTest, RefusesAnAnnouncedBodyWith413BeforeItIsSent) {
   std::atomic<int> calls{0};
   auto server = StartServer(TestOptions(), [&](const HttpRequest& r, ResponseWriter& w) {
