@@ -625,8 +625,9 @@ def sized_message(prefix, size, unicode_fill):
     """A message of exactly `size` UTF-8 bytes starting with prefix (truncated on a character boundary)."""
     filler = "\u00e9\u4e2d\U0001F600 <&> \"q\" " if unicode_fill else "lorem ipsum dolor sit amet "
     text = prefix + " "
-    while len(text.encode("utf-8")) < size:
-        text += filler * 64
+    missing = size - len(text.encode("utf-8"))
+    if missing > 0:  # enough whole fillers at once (growing the text step by step is quadratic)
+        text += filler * (missing // len(filler.encode("utf-8")) + 1)
     data = text.encode("utf-8")[:size]
     while True:
         try:
