@@ -210,6 +210,12 @@ std::string GetRequest(const std::string& target, const std::string& extra_heade
   return method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra_headers + "\r\n";
 }
 
+// Sends `request` on conn and reads its response (nullopt when either fails).
+std::optional<Response> Ask(Conn& conn, const std::string& request) {
+  if (!conn.WriteAll(request)) return std::nullopt;
+  return ReadResponse(conn);
+}
+
 // One GET on a new connection.
 std::optional<Response> Fetch(int port, const std::string& target = "/") {
   auto conn = Connect(port);
@@ -791,34 +797,29 @@ TEST(ServerTest, HandlerAnswersOtherMethodsWhenAskedWithoutReadingTheirBody) {
   });
   auto conn = Connect(server->port());
   // A bodiless DELETE: the handler's answer, and the connection stays usable.
-  ASSERT_TRUE(conn->WriteAll(GetRequest("/x", "", "DELETE")));
-  auto del = ReadResponse(*conn);
+  const auto del = Ask(*conn, GetRequest("/x", "", "DELETE"));
   ASSERT_TRUE(del);
   EXPECT_EQ(del->status, 401);
   EXPECT_EQ(del->body, "from the handler");
-  ASSERT_TRUE(conn->WriteAll(GetRequest("/")));
-  auto get = ReadResponse(*conn);
+  const auto get = Ask(*conn, GetRequest("/"));
   ASSERT_TRUE(get);
   EXPECT_EQ(get->status, 200);
   // A POST announcing a body that is never sent: answered from its header alone, then the
   // connection closes (the body is not read, so nothing after it could be parsed).
-  ASSERT_TRUE(conn->WriteAll(GetRequest("/x", "Content-Length: 100000000\r\n", "POST")));
-  auto post = ReadResponse(*conn);
+  const auto post = Ask(*conn, GetRequest("/x", "Content-Length: 100000000\r\n", "POST"));
   ASSERT_TRUE(post);
   EXPECT_EQ(post->status, 401);
   EXPECT_EQ(post->Header("connection"), "close");
   EXPECT_TRUE(conn->WaitClosed());
   // A chunked PUT: the same.
   auto conn2 = Connect(server->port());
-  ASSERT_TRUE(conn2->WriteAll(GetRequest("/x", "Transfer-Encoding: chunked\r\n", "PUT")));
-  auto put = ReadResponse(*conn2);
+  const auto put = Ask(*conn2, GetRequest("/x", "Transfer-Encoding: chunked\r\n", "PUT"));
   ASSERT_TRUE(put);
   EXPECT_EQ(put->status, 401);
   EXPECT_TRUE(conn2->WaitClosed());
   // A GET with a body is still the server's 413: the handler never sees it.
   auto conn3 = Connect(server->port());
-  ASSERT_TRUE(conn3->WriteAll(GetRequest("/", "Content-Length: 5\r\n")));
-  auto with_body = ReadResponse(*conn3);
+  const auto with_body = Ask(*conn3, GetRequest("/", "Content-Length: 5\r\n"));
   ASSERT_TRUE(with_body);
   EXPECT_EQ(with_body->status, 413);
   EXPECT_TRUE(conn3->WaitClosed());
