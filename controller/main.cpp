@@ -163,6 +163,10 @@ int main(int argc, char** argv) {
 
   eventbuffer::metrics::Metrics metrics({.version = KEB_VERSION});
   EventBuffer buffer(buffer_config, &metrics.buffer());
+  // Records share what they repeat with recent ones: the cache of those grows with the
+  // retention set at start (a reload that changes it keeps this size).
+  const eventbuffer::RevisionCache::Size revision_cache = eventbuffer::RevisionCache::SizeFor(
+      buffer_config.retention.max_events, buffer_config.retention.max_bytes);
   metrics.buffer().SetSizeSource([&buffer] {
     const auto stats = buffer.Stats();
     eventbuffer::metrics::BufferSizes sizes;
@@ -193,6 +197,7 @@ int main(int argc, char** argv) {
     store_options.dir = options.data_dir;
     store_options.sync_interval = options.sync_interval;
     store_options.max_bytes = options.data_max_bytes;
+    store_options.revision_cache = revision_cache;
     store = ebc::EventStore::Open(store_options, &error);
     if (!store) {
       spdlog::critical("durable store: {}", error);
@@ -252,6 +257,7 @@ int main(int argc, char** argv) {
   ebc::BufferSink sink(&buffer, store.get());
   ebc::WatchMetrics watch_metrics(metrics.registry());
   ebc::Watcher::Options watcher_options;
+  watcher_options.revision_cache = revision_cache;
   watcher_options.watch_timeout_margin_seconds = client_options.watch_timeout_margin_seconds;
   watcher_options.list_limit = options.list_limit;
   ebc::Watcher watcher(&client, &sink, &watch_metrics, watcher_options);

@@ -279,7 +279,8 @@ std::size_t EventStore::Restore(const std::function<void(EventRef)>& fn) {
   };
   std::vector<Row> rows;
   std::size_t skipped = 0;
-  RevisionCache revisions;  // rows come in write order: revisions share their base again
+  // Rows come in write order: revisions share their base again.
+  RevisionCache revisions(options_.revision_cache);
   int rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
     const void* blob = sqlite3_column_blob(stmt, 1);

@@ -66,6 +66,7 @@
 
 #include "controller/rate_limiter.h"
 #include "eventbuffer/event_record.h"
+#include "eventbuffer/revision_cache.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -77,6 +78,9 @@ struct EventStoreOptions {
   std::chrono::milliseconds sync_interval{1000};     // one commit per interval
   std::uint64_t max_bytes = std::uint64_t{1} << 30;  // database budget; 0 = unlimited
   std::size_t queue_capacity = 1 << 18;              // occurrences waiting for the writer
+  // Restore rebuilds revisions against their base with a RevisionCache of this size (as
+  // the watch decoder's: RevisionCache::SizeFor the buffer's retention).
+  RevisionCache::Size revision_cache;
   // Tests only: caps the database at this many pages (SQLite's max_page_count), so a
   // "disk full" (SQLITE_FULL) can be provoked without a small file system. 0 = no cap.
   std::int64_t max_page_count_for_testing = 0;

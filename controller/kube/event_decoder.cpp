@@ -330,6 +330,8 @@ std::string DecodeError::ToString() const {
 }
 
 struct EventDecoder::Impl {
+  explicit Impl(RevisionCache::Size size) : revisions(size) {}
+
   simdjson::dom::parser parser;
   std::string padded;  // the input copied with SIMDJSON_PADDING bytes after it
   RevisionCache revisions;  // recent Events' base records, for revisions that share them
@@ -363,7 +365,8 @@ struct EventDecoder::Impl {
   }
 };
 
-EventDecoder::EventDecoder() : impl_(std::make_unique<Impl>()) {}
+EventDecoder::EventDecoder(RevisionCache::Size revision_cache)
+    : impl_(std::make_unique<Impl>(revision_cache)) {}
 EventDecoder::~EventDecoder() = default;
 
 DecodeResult<WatchEvent> EventDecoder::DecodeWatchLine(std::string_view line,

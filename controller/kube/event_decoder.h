@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "eventbuffer/event_record.h"
+#include "eventbuffer/revision_cache.h"
 
 namespace eventbuffer::controller {
 
@@ -84,7 +85,9 @@ struct DecodeResult {
 
 class EventDecoder {
  public:
-  EventDecoder();
+  // revision_cache: the size of the RevisionCache the decoder builds records against
+  // (RevisionCache::SizeFor the buffer's retention).
+  explicit EventDecoder(RevisionCache::Size revision_cache = {});
   ~EventDecoder();
   EventDecoder(const EventDecoder&) = delete;
   EventDecoder& operator=(const EventDecoder&) = delete;

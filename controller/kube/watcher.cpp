@@ -70,7 +70,8 @@ Watcher::Watcher(ListerWatcher* lw, EventSink* sink, WatchObserver* observer, Op
       observer_(observer != nullptr ? observer : &null_observer_),
       options_(std::move(options)),
       backoff_(options_.backoff, options_.seed),
-      rng_(options_.seed ^ 0x9e3779b97f4a7c15ULL) {
+      rng_(options_.seed ^ 0x9e3779b97f4a7c15ULL),
+      decoder_(options_.revision_cache) {
   if (!options_.now) options_.now = [] { return Clock::now(); };
   options_.min_watch_timeout_seconds = std::max(1, options_.min_watch_timeout_seconds);
   options_.max_watch_timeout_seconds =

@@ -86,6 +86,8 @@ class Watcher {
     // not count), is a stale watch: relist (with backoff).
     double stale_watch_seconds = 1.0;
     Backoff::Options backoff;
+    // The decoder's RevisionCache (RevisionCache::SizeFor the buffer's retention).
+    RevisionCache::Size revision_cache;
     std::uint64_t seed = std::random_device{}();
     // Steady clock and sleep, replaceable in tests. sleep returns false when the wait was
     // interrupted by Stop(). Defaults: Clock::now and an interruptible wait.

@@ -166,7 +166,11 @@ void BM_EndToEnd(benchmark::State& state, GrayMode mode, bool store = true) {
     auto buffer = std::make_unique<EventBuffer>(config, &metrics.buffer());
     sink.set_buffer(store ? buffer.get() : nullptr);
     WatchMetrics watch_metrics(metrics.registry());
-    Watcher watcher(&lw, &sink, &watch_metrics, Watcher::Options{});
+    // As the controller's main() sizes it for the retention.
+    Watcher::Options watcher_options;
+    watcher_options.revision_cache =
+        RevisionCache::SizeFor(config.retention.max_events, config.retention.max_bytes);
+    Watcher watcher(&lw, &sink, &watch_metrics, watcher_options);
     const double cpu_before = CpuSeconds();
     const std::int64_t start_ns = NowNs();
     std::thread run([&watcher] { watcher.Run(); });

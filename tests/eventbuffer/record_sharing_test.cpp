@@ -372,10 +372,64 @@ TEST(RecordSharingTest, RevisionCacheIsBoundedInBytes) {
     EventRef r = b.Build();
     cache.Remember(r);
     remembered += cache.Lookup(uid) != nullptr;
-    ASSERT_LE(cache.bytes(), RevisionCache::kMaxTotalBytes);
+    ASSERT_LE(cache.bytes(), RevisionCache::kMinTotalBytes);
   }
   EXPECT_GT(remembered, 0u);
   EXPECT_LT(remembered, 20000u);
+  // A cache sized with a smaller bound keeps to it.
+  RevisionCache small(RevisionCache::Size{1024, 100'000});
+  for (int i = 0; i < 2000; ++i) {
+    EventRecord::Builder b;
+    b.Set(Field::kUid, "uid-" + std::to_string(i)).Set(Field::kMessage, message);
+    small.Remember(b.Build());
+    ASSERT_LE(small.bytes(), 100'000u);
+  }
+  EXPECT_GT(small.bytes(), 100'000u - 2 * 4096);
+}
+
+// The cache grows with the buffer's retention: a slot per 8 occurrences it may hold and an
+// eighth of its record budget, within bounds.
+TEST(RecordSharingTest, RevisionCacheIsSizedToTheRetention) {
+  using Size = RevisionCache::Size;
+  const auto same = [](Size a, Size b) {
+    return a.slots == b.slots && a.max_total_bytes == b.max_total_bytes;
+  };
+  constexpr std::size_t kMi = std::size_t{1} << 20;
+  EXPECT_TRUE(same(RevisionCache::SizeFor(0, 0), Size{32768, 16 * kMi}));
+  EXPECT_TRUE(same(RevisionCache::SizeFor(200'000, 128 * kMi), Size{32768, 16 * kMi}));
+  EXPECT_TRUE(same(RevisionCache::SizeFor(262'144, 256 * kMi), Size{32768, 32 * kMi}));
+  EXPECT_TRUE(same(RevisionCache::SizeFor(262'145, 256 * kMi), Size{65536, 32 * kMi}));
+  // The default retention (1,000,000 events, 512 MiB).
+  EXPECT_TRUE(same(RevisionCache::SizeFor(1'000'000, 512 * kMi), Size{131072, 64 * kMi}));
+  // No more slots than the byte bound fills with 256-byte records (two tables).
+  EXPECT_TRUE(same(RevisionCache::SizeFor(2'000'000, 512 * kMi), Size{131072, 64 * kMi}));
+  EXPECT_TRUE(same(RevisionCache::SizeFor(2'000'000, 1024 * kMi), Size{262144, 128 * kMi}));
+  EXPECT_TRUE(same(RevisionCache::SizeFor(std::size_t{1} << 40, std::size_t{1} << 40),
+                   Size{std::size_t{1} << 19, 256 * kMi}));
+  EXPECT_EQ(RevisionCache().slots(), 32768u);
+  EXPECT_EQ(RevisionCache().max_total_bytes(), 16 * kMi);
+  EXPECT_EQ(RevisionCache(Size{1000, kMi}).slots(), 1024u);  // rounded up to a power of two
+}
+
+// A direct-mapped table: in a small one Events take each other's slots, in a larger one
+// the same Events stay at hand.
+TEST(RecordSharingTest, ALargerRevisionCacheKeepsMoreEventsAtHand) {
+  const auto found_after = [](RevisionCache cache) {
+    std::vector<std::string> uids;
+    for (int i = 0; i < 3000; ++i) {
+      uids.push_back("uid-" + std::to_string(i));
+      EventRecord::Builder b;
+      b.Set(Field::kUid, uids.back()).Set(Field::kMessage, "m");
+      cache.Remember(b.Build());
+    }
+    std::size_t found = 0;
+    for (const std::string& uid : uids) found += cache.Lookup(uid) != nullptr;
+    return found;
+  };
+  const std::size_t in_small = found_after(RevisionCache(RevisionCache::Size{1024, 1 << 24}));
+  const std::size_t in_large = found_after(RevisionCache(RevisionCache::Size{65536, 1 << 24}));
+  EXPECT_LE(in_small, 1024u);
+  EXPECT_GT(in_large, 2800u);  // 3,000 uids in 65,536 slots: a few collide
 }
 
 TEST(InternTableTest, SameValueSameIdAndViewsStayValid) {
