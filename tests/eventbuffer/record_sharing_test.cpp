@@ -379,8 +379,9 @@ TEST(RecordSharingTest, RevisionCacheIsBoundedInBytes) {
   // A cache sized with a smaller bound keeps to it.
   RevisionCache small(RevisionCache::Size{1024, 100'000});
   for (int i = 0; i < 2000; ++i) {
+    const std::string uid = "uid-" + std::to_string(i);  // the builder views its values
     EventRecord::Builder b;
-    b.Set(Field::kUid, "uid-" + std::to_string(i)).Set(Field::kMessage, message);
+    b.Set(Field::kUid, uid).Set(Field::kMessage, message);
     small.Remember(b.Build());
     ASSERT_LE(small.bytes(), 100'000u);
   }
