@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <list>
 #include <mutex>
@@ -113,6 +114,11 @@ struct FinishOnExit {
   }
 };
 
+// How long ApiClient::Cancel lets a stopped watch end on its own before cancelling it: a
+// stream with bytes coming ends at its next write to the stopped buffer (microseconds); one
+// that stays idle this long is cancelled.
+constexpr std::chrono::milliseconds kStoppedWatchGrace{250};
+
 }  // namespace
 
 X509_STORE* X509StoreFromPem(const std::string& pem) {
@@ -158,11 +164,21 @@ struct ApiClient::Impl {
   TokenSource* token;
   Options options;
   std::string path;
-  // The cancellation sources of the requests in flight, so that Cancel() can abort them.
-  // Cancel() sets `cancelled` and cancels every source under `mu`; a request registers its
-  // source under `mu` only while `cancelled` is false, so no request can slip past Cancel().
+  // The requests in flight, so that Cancel() can end them. Cancel() sets `cancelled` and
+  // ends every request under `mu`; a request registers under `mu` only while `cancelled` is
+  // false, so no request can slip past Cancel().
+  //
+  // A watch whose response has arrived is not cancelled but stopped: Cancel() stops its body
+  // buffer, which ends the request on cpprestsdk's own thread at the next write (a cancel
+  // closes the socket from the cancelling thread while an I/O thread may be reading it:
+  // corrupt body bytes or a crash). Only a watch still running after kStoppedWatchGrace (an
+  // idle stream, nothing being read on its socket) is cancelled then.
+  struct Active {
+    pplx::cancellation_token_source source;
+    std::shared_ptr<BoundedBodyBuffer> body;  // a watch's bounded body buffer, or null
+  };
   std::mutex mu;
-  std::list<pplx::cancellation_token_source> active;  // guarded by mu
+  std::list<Active> active;  // guarded by mu
   std::atomic<bool> cancelled{false};
   std::unique_ptr<client::http_client> list_client;
 
@@ -184,13 +200,13 @@ struct ApiClient::Impl {
   }
 
   // Registers a cancellation source for one request; null when the client is cancelled.
-  std::list<pplx::cancellation_token_source>::iterator Begin(bool* ok) {
+  std::list<Active>::iterator Begin(bool* ok) {
     std::lock_guard<std::mutex> lock(mu);
     *ok = !cancelled.load(std::memory_order_acquire);
     if (!*ok) return active.end();
     return active.emplace(active.end());
   }
-  void End(std::list<pplx::cancellation_token_source>::iterator it) {
+  void End(std::list<Active>::iterator it) {
     std::lock_guard<std::mutex> lock(mu);
     active.erase(it);
   }
@@ -221,9 +237,30 @@ ApiClient::~ApiClient() = default;
 std::string ApiClient::CollectionPath() const { return impl_->path; }
 
 void ApiClient::Cancel() {
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  impl_->cancelled.store(true, std::memory_order_release);
-  for (auto& source : impl_->active) source.cancel();
+  std::vector<Impl::Active> stopped;  // watches whose body is being read
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->cancelled.store(true, std::memory_order_release);
+    for (Impl::Active& request : impl_->active) {
+      if (request.body) {
+        request.body->Stop();  // the response ends at its next write, the reader wakes
+        // Before its headers no body is being read: the request is cancelled.
+        if (request.body->response_attached()) {
+          stopped.push_back(request);
+          continue;
+        }
+      }
+      request.source.cancel();
+    }
+  }
+  const auto deadline = std::chrono::steady_clock::now() + kStoppedWatchGrace;
+  for (Impl::Active& request : stopped) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (!request.body->WaitResponseDone(std::max(left, std::chrono::milliseconds(0)))) {
+      request.source.cancel();  // idle: nothing is being read on its socket
+    }
+  }
 }
 
 // Scope of one request's cancellation source.
@@ -236,13 +273,18 @@ class ApiClient::RequestScope {
   RequestScope(const RequestScope&) = delete;
   RequestScope& operator=(const RequestScope&) = delete;
   bool ok() const { return ok_; }
-  pplx::cancellation_token token() const { return it_->get_token(); }
-  void Cancel() { it_->cancel(); }
+  pplx::cancellation_token token() const { return it_->source.get_token(); }
+  void Cancel() { it_->source.cancel(); }
+  // Registers the watch's body buffer, for Cancel() to stop instead of cancelling.
+  void SetBody(std::shared_ptr<BoundedBodyBuffer> body) {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    it_->body = std::move(body);
+  }
 
  private:
   Impl* impl_;
   bool ok_ = false;
-  std::list<pplx::cancellation_token_source>::iterator it_;
+  std::list<Impl::Active>::iterator it_;
 };
 
 template <class Attempt>
@@ -331,6 +373,7 @@ ApiResponse ApiClient::Watch(const WatchRequest& request, const LineHandler& on_
     http::http_request http_request = impl_->MakeRequest(uri);
     if (!read_lines) {
       bounded = std::make_shared<BoundedBodyBuffer>(impl_->options.watch_read_ahead_bytes);
+      scope.SetBody(bounded);
       http_request.set_response_stream(
           concurrency::streams::streambuf<std::uint8_t>(bounded).create_ostream());
     }

@@ -13,8 +13,12 @@
 // waiting for room, and every later write, fails, and cpprestsdk then ends the request and
 // drops the connection on its own I/O thread. (Cancelling a request instead closes its
 // socket from the cancelling thread while the I/O thread may be in a TLS read on it, which
-// can crash the process.) A request whose connection is idle when Stop() is called ends
-// when the server next sends, closes, or the client's timeout fires.
+// can crash the process; a cancel while the body flows was also seen to hand the body
+// bytes of the chunk framing.) The failed write also closes the buffer with the error
+// (cpprestsdk closes a stream whose write fails), so the reader gets what was buffered,
+// then the error. A request whose connection is idle when Stop() is called ends when the
+// server next sends, closes, or the client's timeout fires; WaitResponseDone tells the
+// owner whether it has ended (ApiClient::Cancel cancels one that stays idle).
 //
 // The end of the body: cpprestsdk does not close a stream it was given, so the owner
 // closes the write side when the response completes (CloseWriteWhenDone).
@@ -30,6 +34,8 @@
 #include <cpprest/producerconsumerstream.h>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -48,9 +54,14 @@ class BoundedBodyBuffer final
       : Base(kMinBlockBytes), limit_(static_cast<std::int64_t>(std::max<std::size_t>(1, limit))) {}
 
   // Closes the write side when `response` has been read to its end (the reader then sees
-  // the end of the stream) or with its error (the reader's next read throws it).
+  // the end of the stream) or with its error (the reader's next read throws it). From the
+  // call on, WaitResponseDone waits for that.
   static void CloseWriteWhenDone(const web::http::http_response& response,
                                  const std::shared_ptr<BoundedBodyBuffer>& buffer) {
+    {
+      std::lock_guard<std::mutex> lock(buffer->mu_);
+      buffer->response_attached_ = true;
+    }
     response.content_ready().then([buffer](pplx::task<web::http::http_response> done) {
       try {
         done.get();
@@ -61,7 +72,25 @@ class BoundedBodyBuffer final
         } catch (...) {
         }
       }
+      {
+        std::lock_guard<std::mutex> lock(buffer->mu_);
+        buffer->response_done_ = true;
+      }
+      buffer->done_cv_.notify_all();
     });
+  }
+
+  // Whether the response given to CloseWriteWhenDone has ended (read to its end or
+  // failed), waiting up to `timeout` for it. True at once when none was given.
+  bool WaitResponseDone(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return done_cv_.wait_for(lock, timeout,
+                             [this] { return !response_attached_ || response_done_; });
+  }
+  // Whether a response was given to CloseWriteWhenDone (its headers have arrived).
+  bool response_attached() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return response_attached_;
   }
 
   // Makes a waiting write and every later one fail. Idempotent.
@@ -150,6 +179,9 @@ class BoundedBodyBuffer final
   std::int64_t peak_ = 0;     // guarded by mu_
   bool waiting_ = false;      // guarded by mu_: room_ has a write waiting on it
   bool stopped_ = false;      // guarded by mu_
+  bool response_attached_ = false;  // guarded by mu_
+  bool response_done_ = false;      // guarded by mu_
+  std::condition_variable done_cv_;
   pplx::task_completion_event<void> room_;  // guarded by mu_
 };
 

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -102,6 +103,12 @@ TEST(BoundedBodyBufferTest, StopFailsTheNextWriteWhenNoneIsWaiting) {
   EXPECT_THROW(buffer.putn_nocopy(Bytes(data), data.size()).get(), std::runtime_error);
 }
 
+TEST(BoundedBodyBufferTest, NoResponseGivenIsDoneAtOnce) {
+  auto [raw, buffer] = Bounded(1000);
+  EXPECT_FALSE(raw->response_attached());
+  EXPECT_TRUE(raw->WaitResponseDone(std::chrono::milliseconds(0)));
+}
+
 TEST(BoundedBodyBufferTest, TheClosedWriteSideEndsTheStreamAfterTheLastByte) {
   auto [raw, buffer] = Bounded(1000);
   const std::string data = "hello";
@@ -162,6 +169,68 @@ TEST(BoundedBodyBufferTest, AStreamThroughTheBufferArrivesWholeAndBounded) {
   EXPECT_EQ(received, kTotal);
   EXPECT_TRUE(in_order);
   EXPECT_LE(raw->peak_unread_bytes(), kLimit + kPiece);
+}
+
+// Stop() from a third thread while bytes flow: the writer's next (or waiting) write fails,
+// which closes the buffer with the error (as cpprestsdk's putn does): the reader gets the
+// bytes written before, in order, then the error. Run many times so
+// that Stop() lands before, during and after a write's copy.
+TEST(BoundedBodyBufferTest, StopWhileAStreamFlowsEndsTheWriterAndTheReader) {
+  constexpr std::size_t kLimit = 4096;
+  constexpr std::size_t kPiece = 1000;
+  (void)pplx::get_ambient_scheduler();
+  for (int round = 0; round < 50; ++round) {
+    auto [raw, buffer] = Bounded(kLimit);
+    std::atomic<std::size_t> written{0};
+    std::thread writer([&, buffer = buffer]() mutable {
+      std::vector<std::uint8_t> piece(kPiece);
+      for (std::size_t sent = 0;; sent += kPiece) {
+        for (std::size_t i = 0; i < kPiece; ++i) {
+          piece[i] = static_cast<std::uint8_t>((sent + i) % 251);
+        }
+        try {
+          buffer.putn_nocopy(piece.data(), kPiece).get();
+        } catch (const std::runtime_error&) {
+          return;
+        }
+        written += kPiece;
+      }
+    });
+    std::thread stopper([&, raw = raw] {
+      while (written.load() < static_cast<std::size_t>(round % 10) * kPiece) {
+        std::this_thread::yield();
+      }
+      raw->Stop();
+    });
+    std::size_t received = 0;
+    bool in_order = true;
+    bool threw = false;
+    std::uint8_t one = 0;
+    try {
+      for (;;) {
+        std::uint8_t* data = nullptr;
+        std::size_t count = 0;
+        if (buffer.acquire(data, count) && count > 0) {
+          for (std::size_t i = 0; i < count; ++i) {
+            in_order = in_order && data[i] == static_cast<std::uint8_t>((received + i) % 251);
+          }
+          received += count;
+          buffer.release(data, count);
+          continue;
+        }
+        if (buffer.getn(&one, 1).get() == 0) break;
+        in_order = in_order && one == static_cast<std::uint8_t>(received % 251);
+        ++received;
+      }
+    } catch (const std::runtime_error&) {
+      threw = true;
+    }
+    stopper.join();
+    writer.join();
+    EXPECT_TRUE(threw) << "round " << round;  // the stream ends with the error, never cleanly
+    EXPECT_TRUE(in_order) << "round " << round;
+    EXPECT_LE(received, written.load() + kPiece) << "round " << round;
+  }
 }
 
 }  // namespace
