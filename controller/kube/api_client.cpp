@@ -82,23 +82,6 @@ bool ReadBounded(const concurrency::streams::streambuf<std::uint8_t>& body, std:
   });
 }
 
-// Reads and drops the rest of a response body, at most max_bytes of it. Returns true when
-// the body ended within that. Used instead of cancelling where it can be: cpprestsdk closes
-// a cancelled request's TLS socket from the cancelling thread while its I/O thread may be
-// starting the next read on it, which now and then crashes the process; a body read to its
-// end needs no cancel. Memory stays bounded: every block is released as soon as it is seen.
-bool DrainBounded(const concurrency::streams::streambuf<std::uint8_t>& body, std::size_t max_bytes) {
-  std::size_t seen = 0;
-  return ForEachBodyBlock(body, [&](std::string_view block) {
-    seen += block.size();
-    return seen <= max_bytes;
-  });
-}
-
-// A list page over the cap is read to its end (and dropped) up to this many more bytes
-// rather than cancelled; a longer one is cancelled.
-constexpr std::size_t kMaxListDrainBytes = std::size_t{64} << 20;
-
 // The body of a watch response that is not 200 (a Status) is short; more is not read.
 constexpr std::size_t kMaxWatchErrorBodyBytes = std::size_t{1} << 20;
 
@@ -318,17 +301,25 @@ ApiResponse ApiClient::List(const ListRequest& request) {
   if (!query.empty()) query[0] = '?';
   const std::string uri = impl_->path + query;
   return impl_->WithTokenRetry([this, &uri](RequestScope& scope, ApiResponse& result) {
+    // The page goes through a bounded buffer, as a watch does: cpprestsdk reads at most
+    // options.watch_read_ahead_bytes ahead of the copy into result.body, and a page over the
+    // cap is not read on: the buffer is stopped on return, so its next write fails and
+    // cpprestsdk drops the connection on its own thread (no cancel, no read to the end).
+    auto bounded = std::make_shared<BoundedBodyBuffer>(impl_->options.watch_read_ahead_bytes);
+    scope.SetBody(bounded);
+    http::http_request http_request = impl_->MakeRequest(uri);
+    http_request.set_response_stream(
+        concurrency::streams::streambuf<std::uint8_t>(bounded).create_ostream());
+    std::uint64_t peak_read_ahead_bytes = 0;
+    FinishOnExit finish{bounded, &peak_read_ahead_bytes};
     try {
-      http::http_response response =
-          impl_->list_client->request(impl_->MakeRequest(uri), scope.token()).get();
+      http::http_response response = impl_->list_client->request(http_request, scope.token()).get();
       result.http_status = response.status_code();
       result.retry_after_seconds = RetryAfterSeconds(response.headers());
-      const auto body = response.body().streambuf();
-      if (!ReadBounded(body, impl_->options.max_list_page_bytes, &result.body)) {
-        // Over the cap: the rest is dropped as it comes (a page up to 64 MiB past the cap
-        // is read to its end, which needs no cancel); a longer one closes the connection.
-        result.body_too_large = true;
-        if (!DrainBounded(body, kMaxListDrainBytes)) scope.Cancel();
+      BoundedBodyBuffer::CloseWriteWhenDone(response, bounded);
+      if (!ReadBounded(concurrency::streams::streambuf<std::uint8_t>(bounded),
+                       impl_->options.max_list_page_bytes, &result.body)) {
+        result.body_too_large = true;  // the rest is never read
       }
     } catch (const std::exception& e) {
       result.http_status = 0;

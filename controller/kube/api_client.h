@@ -62,8 +62,8 @@ class ApiClient final : public ListerWatcher {
     std::size_t max_watch_event_bytes = kDefaultMaxWatchEventBytes;
     // The most bytes of one response body (a list page) that are read.
     std::size_t max_list_page_bytes = kDefaultMaxListPageBytes;
-    // The most bytes of a watch stream read from the socket ahead of the decoder
-    // (BoundedBodyBuffer); past it the socket is not read until the decoder catches up.
+    // The most bytes of a watch stream (or a list page) read from the socket ahead of the
+    // decoder (BoundedBodyBuffer); past it the socket is not read until it catches up.
     std::size_t watch_read_ahead_bytes = kDefaultWatchReadAheadBytes;
   };
   // 4 MiB: well above the API server's object limit (~1.5 MiB) for an Event.

@@ -381,6 +381,52 @@ TEST(ApiClientLimitsTest, ErrorBodiesAreReadOnlyUpToTheirCap) {
   EXPECT_EQ(watch.body.size(), kMiB);  // a watch's error Status: at most 1 MiB
 }
 
+TEST(ApiClientLimitsTest, APageOverTheCapIsNotReadOnAndTheNextListWorks) {
+  // The first list's page never ends; the client keeps the cap, drops the connection
+  // without reading on (and without a cancel), and the next list gets its page.
+  std::atomic<int> lists{0};
+  std::atomic<bool> client_gone{false};
+  std::atomic<std::uint64_t> sent{0};
+  LoopbackHttpServer server([&](const std::string&) {
+    LoopbackHttpServer::Response r;
+    if (lists++ == 0) {
+      r.body = [&](const LoopbackHttpServer::Write& write) {
+        const std::string piece(kMiB, 'x');
+        write(R"({"kind":"EventList","apiVersion":"v1","metadata":{"resourceVersion":"7"},)"
+              R"("items":[{"message":")");
+        while (write(piece)) sent += piece.size();
+        client_gone = true;
+      };
+    } else {
+      r.body = [](const LoopbackHttpServer::Write& write) {
+        write(ListPage({EventJson("a", "9")}, "10", 0, 500));
+      };
+    }
+    return r;
+  });
+  ApiClient::Options options;
+  options.max_list_page_bytes = 64 * 1024;
+  LoopbackClient loopback(server, options);
+  ApiClient& client = loopback.client;
+
+  const ApiResponse first = client.List(ListRequest{});
+  EXPECT_EQ(first.http_status, 200);
+  EXPECT_TRUE(first.body_too_large);
+  EXPECT_FALSE(first.cancelled);
+  EXPECT_EQ(first.body.size(), 64u * 1024);
+  for (int i = 0; i < 1000 && !client_gone.load(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(client_gone.load());
+  // Read ahead by at most ~1 MiB plus the sockets' buffers: not drained to any end.
+  EXPECT_LT(sent.load(), 16 * kMiB);
+
+  const ApiResponse second = client.List(ListRequest{});
+  EXPECT_EQ(second.http_status, 200);
+  EXPECT_FALSE(second.body_too_large);
+  EXPECT_EQ(second.body, ListPage({EventJson("a", "9")}, "10", 0, 500));
+}
+
 TEST(ApiClientLimitsTest, AnEventWithAOneMebibyteMessagePassesTheDefaultCap) {
   const std::string message(kMiB, 'y');
   LoopbackHttpServer server([&](const std::string& target) {
