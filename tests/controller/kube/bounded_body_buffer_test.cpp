@@ -41,6 +41,28 @@ std::size_t ReleaseFront(Buffer& buffer, std::size_t n) {
   return take;
 }
 
+// Reads the stream to its end as the API client does (blocks as they come, a one-byte getn
+// when none is buffered), checking each byte against the writers' pattern (position % 251).
+// Counts into *received; a read error is thrown.
+void ReadPattern(Buffer& buffer, std::size_t* received, bool* in_order) {
+  std::uint8_t one = 0;
+  for (;;) {
+    std::uint8_t* data = nullptr;
+    std::size_t count = 0;
+    if (buffer.acquire(data, count) && count > 0) {
+      for (std::size_t i = 0; i < count; ++i) {
+        *in_order = *in_order && data[i] == static_cast<std::uint8_t>((*received + i) % 251);
+      }
+      *received += count;
+      buffer.release(data, count);
+      continue;
+    }
+    if (buffer.getn(&one, 1).get() == 0) return;
+    *in_order = *in_order && one == static_cast<std::uint8_t>(*received % 251);
+    ++*received;
+  }
+}
+
 // A task that is not done yet stays so for a moment (it is completed by another call only).
 bool StaysPending(const pplx::task<std::size_t>& task) {
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -149,22 +171,7 @@ TEST(BoundedBodyBufferTest, AStreamThroughTheBufferArrivesWholeAndBounded) {
   });
   std::size_t received = 0;
   bool in_order = true;
-  std::uint8_t one = 0;
-  for (;;) {
-    std::uint8_t* data = nullptr;
-    std::size_t count = 0;
-    if (buffer.acquire(data, count) && count > 0) {
-      for (std::size_t i = 0; i < count; ++i) {
-        in_order = in_order && data[i] == static_cast<std::uint8_t>((received + i) % 251);
-      }
-      received += count;
-      buffer.release(data, count);
-      continue;
-    }
-    if (buffer.getn(&one, 1).get() == 0) break;
-    in_order = in_order && one == static_cast<std::uint8_t>(received % 251);
-    ++received;
-  }
+  ReadPattern(buffer, &received, &in_order);
   writer.join();
   EXPECT_EQ(received, kTotal);
   EXPECT_TRUE(in_order);
@@ -173,8 +180,8 @@ TEST(BoundedBodyBufferTest, AStreamThroughTheBufferArrivesWholeAndBounded) {
 
 // Stop() from a third thread while bytes flow: the writer's next (or waiting) write fails,
 // which closes the buffer with the error (as cpprestsdk's putn does): the reader gets the
-// bytes written before, in order, then the error. Run many times so
-// that Stop() lands before, during and after a write's copy.
+// bytes written before, in order, then the error. Run many times so that Stop() lands
+// before, during and after a write's copy.
 TEST(BoundedBodyBufferTest, StopWhileAStreamFlowsEndsTheWriterAndTheReader) {
   constexpr std::size_t kLimit = 4096;
   constexpr std::size_t kPiece = 1000;
@@ -205,23 +212,8 @@ TEST(BoundedBodyBufferTest, StopWhileAStreamFlowsEndsTheWriterAndTheReader) {
     std::size_t received = 0;
     bool in_order = true;
     bool threw = false;
-    std::uint8_t one = 0;
     try {
-      for (;;) {
-        std::uint8_t* data = nullptr;
-        std::size_t count = 0;
-        if (buffer.acquire(data, count) && count > 0) {
-          for (std::size_t i = 0; i < count; ++i) {
-            in_order = in_order && data[i] == static_cast<std::uint8_t>((received + i) % 251);
-          }
-          received += count;
-          buffer.release(data, count);
-          continue;
-        }
-        if (buffer.getn(&one, 1).get() == 0) break;
-        in_order = in_order && one == static_cast<std::uint8_t>(received % 251);
-        ++received;
-      }
+      ReadPattern(buffer, &received, &in_order);
     } catch (const std::runtime_error&) {
       threw = true;
     }
