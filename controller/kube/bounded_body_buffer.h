@@ -121,6 +121,19 @@ class BoundedBodyBuffer final
     return waiting_;
   }
 
+  // Returns a close that is already complete. The base closes both halves on the calling
+  // thread (they are synchronous in the producer/consumer buffer) but returns a task that
+  // completes in a continuation on cpprestsdk's thread pool, and cpprestsdk waits for it
+  // (.get()) on a pool thread whenever a write fails, as every write after Stop() does: with
+  // each pool thread in such a wait, nothing is left to run the continuations and the HTTP
+  // client hangs (seen with the tests' two threads: two stopped watches failing a write at
+  // the same time).
+  using Base::close;
+  pplx::task<void> close(std::ios_base::openmode mode) override {
+    Base::close(mode);
+    return pplx::task_from_result();
+  }
+
   void release(std::uint8_t* ptr, std::size_t count) override {
     Base::release(ptr, count);
     if (ptr != nullptr) Consumed(count);

@@ -9,6 +9,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <future>
+#include <mutex>
+#include <utility>
 #include <string>
 #include <thread>
 #include <vector>
@@ -123,6 +126,60 @@ TEST(BoundedBodyBufferTest, StopFailsTheNextWriteWhenNoneIsWaiting) {
   ASSERT_EQ(buffer.putn_nocopy(Bytes(data), data.size()).get(), 20u);
   raw->Stop();
   EXPECT_THROW(buffer.putn_nocopy(Bytes(data), data.size()).get(), std::runtime_error);
+}
+
+// Keeps every thread of pplx's pool busy (more waiting tasks than it has threads) until
+// Release(): a continuation scheduled meanwhile does not run.
+class BusyPool {
+ public:
+  BusyPool() {
+    const std::shared_future<void> gate = gate_.get_future().share();
+    for (int i = 0; i < 64; ++i) tasks_.push_back(pplx::create_task([gate] { gate.wait(); }));
+  }
+  ~BusyPool() { Release(); }
+  void Release() {
+    if (released_) return;
+    released_ = true;
+    gate_.set_value();
+    for (auto& task : tasks_) task.wait();
+  }
+
+ private:
+  std::promise<void> gate_;
+  std::vector<pplx::task<void>> tasks_;
+  bool released_ = false;
+};
+
+// A write after Stop() fails, and cpprestsdk then closes the buffer and waits for the
+// close on the writing thread, a pool thread: the close must not need another one.
+TEST(BoundedBodyBufferTest, AFailedWriteClosesTheBufferWithoutAFreePoolThread) {
+  auto [raw, buffer] = Bounded(1000);
+  raw->Stop();
+  BusyPool busy;
+  std::promise<void> done;
+  std::future<void> finished = done.get_future();
+  std::thread writer([&, buffer = buffer]() mutable {
+    const std::string data = "x";
+    EXPECT_THROW(buffer.putn_nocopy(Bytes(data), data.size()).get(), std::runtime_error);
+    done.set_value();
+  });
+  const bool in_time = finished.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  busy.Release();  // lets a close that waits on the pool finish, so the thread ends
+  writer.join();
+  EXPECT_TRUE(in_time) << "the failed write waited for a free pool thread";
+  std::uint8_t one = 0;
+  EXPECT_THROW(buffer.getn(&one, 1).get(), std::runtime_error);  // closed with the error
+}
+
+TEST(BoundedBodyBufferTest, ACloseIsCompleteWhenItReturns) {
+  auto [raw, buffer] = Bounded(1000);
+  BusyPool busy;
+  EXPECT_TRUE(buffer.close(std::ios_base::out).is_done());
+  EXPECT_TRUE(raw->close(std::ios_base::in, std::make_exception_ptr(std::runtime_error("x")))
+                  .is_done());
+  busy.Release();
+  EXPECT_FALSE(buffer.can_write());
+  EXPECT_FALSE(buffer.can_read());
 }
 
 TEST(BoundedBodyBufferTest, NoResponseGivenIsDoneAtOnce) {
