@@ -97,9 +97,9 @@ struct FinishOnExit {
   }
 };
 
-// How long ApiClient::Cancel lets a stopped watch end on its own before cancelling it: a
-// stream with bytes coming ends at its next write to the stopped buffer (microseconds); one
-// that stays idle this long is cancelled.
+// How long ApiClient::Cancel lets a stopped request (a watch, or a list whose page is being
+// read) end on its own before cancelling it: a body with bytes coming ends at its next write
+// to the stopped buffer (microseconds); one that stays idle this long is cancelled.
 constexpr std::chrono::milliseconds kStoppedWatchGrace{250};
 
 }  // namespace
@@ -151,14 +151,14 @@ struct ApiClient::Impl {
   // ends every request under `mu`; a request registers under `mu` only while `cancelled` is
   // false, so no request can slip past Cancel().
   //
-  // A watch whose response has arrived is not cancelled but stopped: Cancel() stops its body
-  // buffer, which ends the request on cpprestsdk's own thread at the next write (a cancel
-  // closes the socket from the cancelling thread while an I/O thread may be reading it:
-  // corrupt body bytes or a crash). Only a watch still running after kStoppedWatchGrace (an
-  // idle stream, nothing being read on its socket) is cancelled then.
+  // A request whose response has arrived (a watch, a list) is not cancelled but stopped:
+  // Cancel() stops its body buffer, which ends the request on cpprestsdk's own thread at the
+  // next write (a cancel closes the socket from the cancelling thread while an I/O thread
+  // may be reading it: corrupt body bytes or a crash). Only one still running after
+  // kStoppedWatchGrace (an idle stream, nothing being read on its socket) is cancelled then.
   struct Active {
     pplx::cancellation_token_source source;
-    std::shared_ptr<BoundedBodyBuffer> body;  // a watch's bounded body buffer, or null
+    std::shared_ptr<BoundedBodyBuffer> body;  // the request's bounded body buffer, or null
   };
   std::mutex mu;
   std::list<Active> active;  // guarded by mu
@@ -220,7 +220,7 @@ ApiClient::~ApiClient() = default;
 std::string ApiClient::CollectionPath() const { return impl_->path; }
 
 void ApiClient::Cancel() {
-  std::vector<Impl::Active> stopped;  // watches whose body is being read
+  std::vector<Impl::Active> stopped;  // requests whose body is being read
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     impl_->cancelled.store(true, std::memory_order_release);
@@ -258,7 +258,7 @@ class ApiClient::RequestScope {
   bool ok() const { return ok_; }
   pplx::cancellation_token token() const { return it_->source.get_token(); }
   void Cancel() { it_->source.cancel(); }
-  // Registers the watch's body buffer, for Cancel() to stop instead of cancelling.
+  // Registers the request's body buffer, for Cancel() to stop instead of cancelling.
   void SetBody(std::shared_ptr<BoundedBodyBuffer> body) {
     std::lock_guard<std::mutex> lock(impl_->mu);
     it_->body = std::move(body);
