@@ -258,10 +258,15 @@ class ApiClient::RequestScope {
   bool ok() const { return ok_; }
   pplx::cancellation_token token() const { return it_->source.get_token(); }
   void Cancel() { it_->source.cancel(); }
-  // Registers the request's body buffer, for Cancel() to stop instead of cancelling.
-  void SetBody(std::shared_ptr<BoundedBodyBuffer> body) {
+  // Gives `request` a bounded body buffer of `limit` bytes of read-ahead as its response
+  // stream, and registers it for Cancel() to stop instead of cancelling.
+  std::shared_ptr<BoundedBodyBuffer> BoundBody(http::http_request* request, std::size_t limit) {
+    auto body = std::make_shared<BoundedBodyBuffer>(limit);
+    request->set_response_stream(
+        concurrency::streams::streambuf<std::uint8_t>(body).create_ostream());
     std::lock_guard<std::mutex> lock(impl_->mu);
-    it_->body = std::move(body);
+    it_->body = body;
+    return body;
   }
 
  private:
@@ -305,11 +310,9 @@ ApiResponse ApiClient::List(const ListRequest& request) {
     // options.watch_read_ahead_bytes ahead of the copy into result.body, and a page over the
     // cap is not read on: the buffer is stopped on return, so its next write fails and
     // cpprestsdk drops the connection on its own thread (no cancel, no read to the end).
-    auto bounded = std::make_shared<BoundedBodyBuffer>(impl_->options.watch_read_ahead_bytes);
-    scope.SetBody(bounded);
     http::http_request http_request = impl_->MakeRequest(uri);
-    http_request.set_response_stream(
-        concurrency::streams::streambuf<std::uint8_t>(bounded).create_ostream());
+    const std::shared_ptr<BoundedBodyBuffer> bounded =
+        scope.BoundBody(&http_request, impl_->options.watch_read_ahead_bytes);
     std::uint64_t peak_read_ahead_bytes = 0;
     FinishOnExit finish{bounded, &peak_read_ahead_bytes};
     try {
@@ -363,10 +366,7 @@ ApiResponse ApiClient::Watch(const WatchRequest& request, const LineHandler& on_
     std::shared_ptr<BoundedBodyBuffer> bounded;
     http::http_request http_request = impl_->MakeRequest(uri);
     if (!read_lines) {
-      bounded = std::make_shared<BoundedBodyBuffer>(impl_->options.watch_read_ahead_bytes);
-      scope.SetBody(bounded);
-      http_request.set_response_stream(
-          concurrency::streams::streambuf<std::uint8_t>(bounded).create_ostream());
+      bounded = scope.BoundBody(&http_request, impl_->options.watch_read_ahead_bytes);
     }
     FinishOnExit finish{bounded, &result.peak_read_ahead_bytes};
     try {

@@ -48,8 +48,7 @@ struct ApiResponse {
   // Never more than the client's cap: see body_too_large.
   std::string body;
   // The body was longer than the client's cap (a list page over its byte cap): `body`
-  // holds its first cap bytes only, the rest was not read and the connection was closed
-  // (a list page up to 64 MiB over the cap is read to its end and dropped).
+  // holds its first cap bytes only, the rest was not read and the connection was closed.
   bool body_too_large = false;
   // Watch only: the largest allocation of the line buffer during the stream, in bytes
   // (bounded by the client's line cap; for logs and tests).
