@@ -81,12 +81,15 @@ struct Cursor {
 
 // Open-addressing set of records keyed by (Event name, resourceVersion): linear probing
 // over a power-of-two table, at most 3/4 full, erasure by backward shift (no markers). The
-// home slot is taken from the hash's top bits. A slot is the record's address with the
-// hash's top 16 bits in the address's unused top 16 bits (user-space addresses on x86-64
-// and AArch64 Linux fit in 48 bits): probes compare the tag before touching a record,
-// and a table of up to 2^16 slots finds a slot's home from its tag alone, so moving and
-// rehashing never read records. Should an address ever use its top bits, the table drops
-// the tags for good (correct, just slower).
+// home slot is taken from the hash's top bits. A slot is the record's address with a
+// 16-bit tag from the hash in the address's unused top 16 bits (user-space addresses on
+// x86-64 and AArch64 Linux fit in 48 bits): probes compare the tag before touching a
+// record. In a table of up to 2^16 slots the tag is the hash's top 16 bits, so a slot's
+// home follows from its tag alone and moving and rehashing never read records. In a
+// larger one the top bits are the home's own (neighbouring slots would share them and
+// every probe would read its record), so the tag is taken from bits 32-47 instead, and
+// moving and rehashing read the record to find the home (and retag). Should an address
+// ever use its top bits, the table drops the tags for good (correct, just slower).
 class NameTable {
  public:
   static std::uint64_t Hash(const EventRecord& r) { return NameHash(r); }
@@ -143,8 +146,11 @@ class NameTable {
 
  private:
   static constexpr std::uintptr_t kAddressMask = (std::uintptr_t{1} << 48) - 1;
-  static std::uintptr_t TagOf(std::uint64_t hash) {
-    return static_cast<std::uintptr_t>(hash) & ~kAddressMask;
+  // Whether a table of `shift` (home = hash >> shift) takes its tags from the top bits.
+  static bool TopTags(int shift) { return shift >= 48; }
+  // The tag of hash in this table: its top 16 bits, or bits 32-47 in a table over 2^16.
+  std::uintptr_t TagOf(std::uint64_t hash) const {
+    return static_cast<std::uintptr_t>(TopTags(shift_) ? hash : hash << 16) & ~kAddressMask;
   }
   std::size_t mask() const { return slots_.size() - 1; }
   // The first record on hash's probe sequence for which match(record) holds, or null.
@@ -164,7 +170,7 @@ class NameTable {
     return reinterpret_cast<const EventRecord*>(tagged_ ? slot & kAddressMask : slot);
   }
   std::size_t HomeOf(std::uintptr_t slot) const {
-    if (tagged_ && shift_ >= 48) return slot >> shift_;  // the tag holds the bits needed
+    if (tagged_ && TopTags(shift_)) return slot >> shift_;  // the tag holds the bits needed
     return Hash(*RecordOf(slot)) >> shift_;
   }
   void DropTags() {
@@ -174,10 +180,22 @@ class NameTable {
   void Rehash(std::size_t capacity) {
     std::vector<std::uintptr_t> old(capacity, 0);
     old.swap(slots_);
+    const bool top_tags_before = TopTags(shift_);
     shift_ = 64 - std::countr_zero(capacity);
-    for (const std::uintptr_t slot : old) {
+    // The old tags give the new homes when both tables take top tags; otherwise each
+    // record is read for its hash, which gives its home and its tag in the new table.
+    const bool from_tags = tagged_ && top_tags_before && TopTags(shift_);
+    for (std::uintptr_t slot : old) {
       if (slot == 0) continue;
-      std::size_t i = HomeOf(slot);
+      std::size_t i;
+      if (from_tags) {
+        i = slot >> shift_;
+      } else {
+        const EventRecord* r = RecordOf(slot);
+        const std::uint64_t hash = Hash(*r);
+        i = hash >> shift_;
+        if (tagged_) slot = reinterpret_cast<std::uintptr_t>(r) | TagOf(hash);
+      }
       while (slots_[i] != 0) i = (i + 1) & mask();
       slots_[i] = slot;
     }

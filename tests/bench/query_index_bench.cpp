@@ -13,8 +13,9 @@
 //   BM_WalkNamespace             one whole namespace page by page (500 a page, no filter);
 //                                items/s (target >= 200k/s)
 //   BM_Find                      Find by Event name and revision
-//   BM_Add                       ns per Add into an index growing to 1M (in time order but
-//                                for the 1 % that are late); bytes per occurrence when full
+//   BM_Add/N                     ns per Add into an index growing to 1M (in time order but
+//                                for the 1 % that are late) over N namespaces (200, and 1:
+//                                one namespace of 1M); bytes per occurrence when full
 //   BM_RemoveOldest              ns per Remove of the oldest occurrence
 //
 //   build/tests/bench/query_index_bench
@@ -48,10 +49,11 @@ constexpr std::int64_t kStartMs = 1'714'557'600'000;  // 2024-05-01T10:00:00Z
 
 using bench::Rfc3339;
 
-// Occurrence i: object i % kObjects, namespace object % kNamespaces, at about 1 ms apart.
-EventRef MakeOccurrence(std::uint64_t i, std::mt19937_64& rng) {
+// Occurrence i: object i % kObjects, namespace object % namespaces, at about 1 ms apart.
+EventRef MakeOccurrence(std::uint64_t i, std::mt19937_64& rng,
+                        std::uint64_t namespaces = kNamespaces) {
   const std::uint64_t object = i % kObjects;
-  const std::string ns = "team-" + std::to_string(object % kNamespaces);
+  const std::string ns = "team-" + std::to_string(object % namespaces);
   const std::string pod = "api-7c5ddbdf54-" + std::to_string(object);
   const std::string name = pod + ".17cb1e2f3a4b5c6d";
   char uid[40];
@@ -253,6 +255,7 @@ double ThreadCpuSeconds() {
 // needs per occurrence once full. Records are built in chunks of 1024 just before they are
 // added, as the watch decodes them just before the buffer stores them (cache-warm).
 void BM_Add(benchmark::State& state) {
+  const auto namespaces = static_cast<std::uint64_t>(state.range(0));
   std::size_t bytes = 0;
   double total_cpu = 0;
   for (auto _ : state) {
@@ -263,7 +266,7 @@ void BM_Add(benchmark::State& state) {
     for (std::uint64_t first = 0; first < kOccurrences; first += 1024) {
       chunk.clear();
       for (std::uint64_t i = first; i < first + 1024 && i < kOccurrences; ++i) {
-        chunk.push_back(MakeOccurrence(i, rng));
+        chunk.push_back(MakeOccurrence(i, rng, namespaces));
       }
       const double t0 = ThreadCpuSeconds();
       for (const auto& r : chunk) index->Add(r);
@@ -280,7 +283,12 @@ void BM_Add(benchmark::State& state) {
   state.counters["bytes_per_occurrence"] = per;
   state.counters["bytes_beyond_eventref"] = per - static_cast<double>(sizeof(EventRef));
 }
-BENCHMARK(BM_Add)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Add)
+    ->Arg(kNamespaces)
+    ->Arg(1)
+    ->UseManualTime()
+    ->Iterations(3)
+    ->Unit(benchmark::kMillisecond);
 
 // ns (thread CPU time) per Remove, oldest first as retention evicts, from a full index.
 void BM_RemoveOldest(benchmark::State& state) {
