@@ -49,7 +49,8 @@ constexpr std::int64_t kStartMs = 1'714'557'600'000;  // 2024-05-01T10:00:00Z
 
 using bench::Rfc3339;
 
-// Occurrence i: object i % kObjects, namespace object % namespaces, at about 1 ms apart.
+// Occurrence i: object i % kObjects, namespace object % namespaces, i seconds after the
+// start (1 % of them up to 10 s earlier: late arrivals).
 EventRef MakeOccurrence(std::uint64_t i, std::mt19937_64& rng,
                         std::uint64_t namespaces = kNamespaces) {
   const std::uint64_t object = i % kObjects;
