@@ -100,7 +100,7 @@ struct FinishOnExit {
 // How long ApiClient::Cancel lets a stopped request (a watch, or a list whose page is being
 // read) end on its own before cancelling it: a body with bytes coming ends at its next write
 // to the stopped buffer (microseconds); one that stays idle this long is cancelled.
-constexpr std::chrono::milliseconds kStoppedWatchGrace{250};
+constexpr std::chrono::milliseconds kStoppedRequestGrace{250};
 
 }  // namespace
 
@@ -155,7 +155,7 @@ struct ApiClient::Impl {
   // Cancel() stops its body buffer, which ends the request on cpprestsdk's own thread at the
   // next write (a cancel closes the socket from the cancelling thread while an I/O thread
   // may be reading it: corrupt body bytes or a crash). Only one still running after
-  // kStoppedWatchGrace (an idle stream, nothing being read on its socket) is cancelled then.
+  // kStoppedRequestGrace (an idle stream, nothing being read on its socket) is cancelled then.
   struct Active {
     pplx::cancellation_token_source source;
     std::shared_ptr<BoundedBodyBuffer> body;  // the request's bounded body buffer, or null
@@ -236,7 +236,7 @@ void ApiClient::Cancel() {
       request.source.cancel();
     }
   }
-  const auto deadline = std::chrono::steady_clock::now() + kStoppedWatchGrace;
+  const auto deadline = std::chrono::steady_clock::now() + kStoppedRequestGrace;
   for (Impl::Active& request : stopped) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());

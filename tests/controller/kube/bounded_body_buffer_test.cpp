@@ -10,8 +10,6 @@
 #include <chrono>
 #include <cstdint>
 #include <future>
-#include <mutex>
-#include <utility>
 #include <string>
 #include <thread>
 #include <vector>
